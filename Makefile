@@ -1,0 +1,51 @@
+# Build and test entry points. README's test command is `make test`;
+# CI runs it through .ci/run. Shell beyond one line lives in .ci/.
+
+# Targets run one after another, in the order written (services first).
+.NOTPARALLEL:
+.PHONY: test lint vet fmt-check staticcheck frontend-check frontend race ts fuzz bench example services
+
+test: services lint race ts fuzz
+
+lint: vet fmt-check staticcheck frontend-check
+
+# Starts PostgreSQL and Redis if they are down, and waits for them.
+services:
+	bash .ci/setup
+
+vet:
+	go vet ./...
+
+# Fails listing the tracked .go files that gofmt would change.
+fmt-check:
+	bash .ci/gofmt-check
+
+# Pinned staticcheck, installed on first use (see .ci/tools).
+staticcheck:
+	bash .ci/tools run staticcheck ./...
+
+# The chat example's committed TypeScript must match its Go channels.
+frontend-check:
+	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat -check
+
+# Regenerates it.
+frontend:
+	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat
+
+race:
+	go test -race -count=1 -timeout 30m ./...
+
+# The TypeScript runtime's own tests (node's test runner, tsc --strict).
+ts:
+	cd codegen/ts && npm run build && npm test
+
+# Every FuzzXxx target in the module, FUZZTIME each (default 20s):
+# make test FUZZTIME=1m
+fuzz:
+	bash .ci/fuzz
+
+bench: services
+	bash .ci/bench
+
+example: services
+	go run ./examples/chat

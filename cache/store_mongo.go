@@ -1,0 +1,682 @@
+package cache
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// MongoStore keeps streams in MongoDB, so that they survive restarts of the
+// process and can be shared by several servers. Create it with NewMongo.
+//
+// # Layout
+//
+// Each channel has its own collection, named by CollectionName: a prefix,
+// the channel name reduced to safe characters, and a hash of the exact
+// name, so that two channels never share a collection.
+//
+// An instance document holds the instance's fields at the top level (keys
+// escaped so that no '.' or leading '$' reaches MongoDB, values as native
+// BSON when they round-trip to the same JSON bytes: see
+// store_mongo_codec.go) and the meta keys _a (anchor), _g (generation), _t,
+// _i, _o (type, id, owner), _v (version) and _d (tombstone). Instance
+// fields whose names start with '_' are escaped, so they cannot collide
+// with the meta keys.
+//
+// Each stream also has a stream document (_id "s:" + anchor) in the same
+// collection: its current version, resume floor, generation, hot flag, the
+// highest version ever handed out (the counter), the last write time and a
+// pending-write marker. It is never deleted, so versions stay monotonic
+// across Expire, restarts of the process and several MongoStore instances
+// on one database. Keeping it beside the instances lets one Apply lock,
+// write and commit a stream in a single ordered BulkWrite.
+//
+// # Generations
+//
+// Fill writes the new content beside the old one under a new generation
+// (the fill's version) and then switches the stream document to it in one
+// update; documents of older generations are deleted afterwards. A reader
+// never sees a half-filled stream. The unique key of an instance document
+// is (anchor, generation, type, id, owner).
+//
+// # Writes and consistent reads without transactions
+//
+// MongoDB has multi-document transactions, but FerretDB, which the tests
+// use, does not, and the store needs none. Per collection, Apply reads the
+// stream documents and the affected instances with one query and then sends
+// one ordered BulkWrite (several, in order, beyond WriteBatchSize
+// operations) holding, for each changed stream: a conditional
+// update that sets the pending marker (the version being reached and a
+// writer token) only if the stream is still at the version read and not
+// locked; the changed instance documents; and the commit of the new version,
+// which clears the marker. When the stream moved on, the conditional update
+// turns into an insert of an existing _id, fails with a duplicate key
+// error, and the ordered BulkWrite stops before writing anything of that
+// stream. Writes to one stream are expected from one goroutine at a time;
+// a second writer of the same stream (another server) finds the marker and
+// waits for the commit, so concurrent writers are serialized rather than
+// mixing their documents. That relies on MongoDB's atomic single-document
+// updates: FerretDB v1 evaluates an update's filter and applies its change
+// in separate steps, so with FerretDB the one-writer rule is a requirement.
+//
+// Snapshot and Since read the stream document, then the instance documents
+// with one query streamed through a cursor, then the stream document again.
+// The query also returns every document changed after the version read
+// first, tombstones included. The read is kept only if no document is newer
+// than that version and the stream document did not change (same version,
+// generation and floor); otherwise it is retried after a short pause. A
+// document changed by a write in flight carries a version above the one
+// read and forces a retry; a document the write has not reached yet still
+// shows its state at the version read; and documents are only removed by
+// Fill, Expire and tombstone pruning, which change the stream document
+// first. So every accepted read is exactly the content at its version.
+//
+// # Failures
+//
+// Errors from MongoDB are returned wrapped with %w, so callers can inspect
+// them with errors.Is/As and mongo.IsNetworkError or mongo.IsTimeout. After
+// an error from Apply the streams of the call may or may not have taken
+// the write: the caller should rebuild them with Fill. A write that fails
+// half-way leaves its pending marker: the next Apply to that stream marks it
+// cold (at once if the write was this store's, after PendingTimeout
+// otherwise), and Snapshot and Since treat it as cold when they meet the
+// half-written documents.
+type MongoStore struct {
+	db             *mongo.Database
+	prefix         string
+	batchSize      int32
+	maxTombstones  int
+	pendingTimeout time.Duration
+	writeBatch     int          // WriteBatchSize; 0 to detect
+	detected       atomic.Int64 // batch size found for the server; 0 until known
+
+	token string        // random: identifies this store's writes
+	seq   atomic.Uint64 // numbers this store's writes
+
+	ensured sync.Map // collection name → struct{}: indexes created
+	gens    sync.Map // Stream → int64: generation last seen, to read a stream and its instances in one query
+
+	deadMu sync.Mutex
+	dead   map[Stream]string // token of a write of ours that failed half-way; guarded by deadMu
+
+	beforeWrite func() // test hook: called before each BulkWrite of Apply
+}
+
+var _ Store = (*MongoStore)(nil)
+
+// MongoOptions configures NewMongo. The zero value works.
+type MongoOptions struct {
+	// CollectionPrefix starts the name of every collection of the store.
+	// Zero means "rx_".
+	CollectionPrefix string
+
+	// BatchSize is the number of documents per cursor batch when a stream
+	// is read. Zero means 1,000.
+	BatchSize int
+
+	// MaxTombstones bounds the tombstones kept per stream for Since. When a
+	// stream exceeds it, the older half is dropped and Since refuses
+	// versions from before them. Zero means 10,000.
+	MaxTombstones int
+
+	// PendingTimeout is how long a write may stay unfinished before other
+	// stores take its writer for dead: Apply then marks the stream cold, and
+	// Snapshot and Since report it cold when they meet its documents.
+	// Failures this store saw itself count at once. Zero means 30s.
+	PendingTimeout time.Duration
+
+	// WriteBatchSize bounds the operations of one write command of Apply;
+	// a larger flush takes several, sent in order. Zero means 1,000, or 16
+	// when the server is FerretDB (found with buildInfo on the first
+	// Apply): FerretDB v1.24 holds a SQLite connection for each statement of
+	// an update command until the command ends, and stalls once its pool of
+	// 100 connections per database runs out.
+	WriteBatchSize int
+}
+
+// StreamInfo describes a hot stream, for Streams.
+type StreamInfo struct {
+	Stream    Stream
+	Version   uint64
+	LastWrite time.Time // last Fill, or Apply that changed the stream
+}
+
+// streamDoc is a stream document.
+type streamDoc struct {
+	ID         string    `bson:"_id"`
+	Anchor     string    `bson:"_a"`
+	Channel    string    `bson:"c"`
+	Hot        bool      `bson:"hot"`
+	Gen        int64     `bson:"g"`     // generation of the instances; 0 when cold
+	Version    int64     `bson:"v"`     // current version
+	Floor      int64     `bson:"floor"` // Since answers for versions >= Floor
+	High       int64     `bson:"hi"`    // highest version handed out
+	Pending    int64     `bson:"p"`     // version a write in flight is reaching; 0 for none
+	Writer     string    `bson:"pw"`    // token of that write
+	PendingAt  int64     `bson:"pt"`    // when it started, Unix milliseconds
+	Tombstones int64     `bson:"ts"`    // tombstones of the current generation
+	Written    time.Time `bson:"t"`
+}
+
+// sameState reports whether two reads of a stream document show the same
+// content: same generation, version and floor.
+func sameState(a, b *streamDoc) bool {
+	return a != nil && b != nil && a.Hot == b.Hot && a.Gen == b.Gen && a.Version == b.Version && a.Floor == b.Floor
+}
+
+// coldFields is the $set of a stream that becomes cold.
+func coldFields() bson.D {
+	return bson.D{{Key: "hot", Value: false}, {Key: "g", Value: int64(0)}, {Key: "p", Value: int64(0)},
+		{Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)}, {Key: "ts", Value: int64(0)}}
+}
+
+// NewMongo returns a store on db. It does not contact the server: the
+// collection of a channel is created, with its indexes, by its first Fill.
+// ctx is reserved for setup work of later versions.
+func NewMongo(ctx context.Context, db *mongo.Database, opts MongoOptions) (*MongoStore, error) {
+	if db == nil {
+		return nil, errors.New("cache: NewMongo: nil database")
+	}
+	if opts.CollectionPrefix == "" {
+		opts.CollectionPrefix = "rx_"
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.MaxTombstones <= 0 {
+		opts.MaxTombstones = 10000
+	}
+	if opts.PendingTimeout <= 0 {
+		opts.PendingTimeout = 30 * time.Second
+	}
+	var tok [6]byte
+	_, _ = crand.Read(tok[:])
+	return &MongoStore{
+		db:             db,
+		prefix:         opts.CollectionPrefix,
+		batchSize:      int32(min(opts.BatchSize, 1<<30)),
+		maxTombstones:  opts.MaxTombstones,
+		pendingTimeout: opts.PendingTimeout,
+		writeBatch:     opts.WriteBatchSize,
+		token:          hex.EncodeToString(tok[:]),
+		dead:           make(map[Stream]string),
+	}, nil
+}
+
+// ferretDBWriteBatch is the write batch size used with FerretDB.
+const ferretDBWriteBatch = 16
+
+// opsPerWrite returns the number of operations per write command.
+func (m *MongoStore) opsPerWrite(ctx context.Context) int {
+	if m.writeBatch > 0 {
+		return m.writeBatch
+	}
+	if n := m.detected.Load(); n > 0 {
+		return int(n)
+	}
+	raw, err := m.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	if err != nil {
+		return ferretDBWriteBatch // safe on any server; ask again next time
+	}
+	n := 1000
+	if _, err := raw.LookupErr("ferretdbVersion"); err == nil {
+		n = ferretDBWriteBatch
+	}
+	m.detected.Store(int64(n))
+	return n
+}
+
+// CollectionName returns the name of the collection that holds the streams
+// of channel.
+func (m *MongoStore) CollectionName(channel string) string {
+	return collectionName(m.prefix, channel)
+}
+
+func (m *MongoStore) coll(channel string) *mongo.Collection {
+	return m.db.Collection(collectionName(m.prefix, channel))
+}
+
+// ensureIndexes creates the indexes of a channel collection once per store.
+// They are created one per command: FerretDB v1.24 drops the connection
+// when one createIndexes command names several indexes that all exist.
+func (m *MongoStore) ensureIndexes(ctx context.Context, coll *mongo.Collection) error {
+	if _, ok := m.ensured.Load(coll.Name()); ok {
+		return nil
+	}
+	for _, idx := range []mongo.IndexModel{
+		{
+			Keys: bson.D{{Key: keyAnchor, Value: 1}, {Key: keyGen, Value: 1},
+				{Key: keyType, Value: 1}, {Key: keyIDField, Value: 1}, {Key: keyOwner, Value: 1}},
+			Options: options.Index().SetName("stream_key").SetUnique(true),
+		},
+		{
+			Keys:    bson.D{{Key: keyAnchor, Value: 1}, {Key: keyGen, Value: 1}, {Key: keyVersion, Value: 1}},
+			Options: options.Index().SetName("stream_version"),
+		},
+	} {
+		if _, err := coll.Indexes().CreateOne(ctx, idx); err != nil {
+			return fmt.Errorf("create indexes on %s: %w", coll.Name(), err)
+		}
+	}
+	m.ensured.Store(coll.Name(), struct{}{})
+	return nil
+}
+
+// loadStream reads the stream document of s; nil if there is none.
+func (m *MongoStore) loadStream(ctx context.Context, coll *mongo.Collection, s Stream) (*streamDoc, error) {
+	var sd streamDoc
+	err := coll.FindOne(ctx, bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}}).Decode(&sd)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sd.Hot {
+		m.gens.Store(s, sd.Gen)
+	}
+	return &sd, nil
+}
+
+// writerDead reports whether the pending write of sd, a document of
+// stream s, will never finish: it is ours and failed, or it is older than
+// PendingTimeout.
+func (m *MongoStore) writerDead(s Stream, sd *streamDoc) bool {
+	if sd.Pending == 0 {
+		return false
+	}
+	m.deadMu.Lock()
+	tok, ours := m.dead[s]
+	m.deadMu.Unlock()
+	if ours && tok == sd.Writer {
+		return true
+	}
+	return time.Since(time.UnixMilli(sd.PendingAt)) > m.pendingTimeout
+}
+
+func (m *MongoStore) setDead(streams []*applyStream, token string) {
+	m.deadMu.Lock()
+	defer m.deadMu.Unlock()
+	for _, st := range streams {
+		m.dead[st.s] = token
+	}
+}
+
+func (m *MongoStore) forgetDead(s Stream) {
+	m.deadMu.Lock()
+	defer m.deadMu.Unlock()
+	delete(m.dead, s)
+}
+
+// markCold makes s cold if its document still shows the pending write of
+// sd, and reports whether it did.
+func (m *MongoStore) markCold(ctx context.Context, coll *mongo.Collection, s Stream, sd *streamDoc) (bool, error) {
+	res, err := coll.UpdateOne(ctx,
+		bson.D{{Key: keyID, Value: sd.ID}, {Key: "g", Value: sd.Gen}, {Key: "pw", Value: sd.Writer}},
+		bson.D{{Key: "$set", Value: coldFields()}})
+	if err != nil {
+		return false, err
+	}
+	m.forgetDead(s)
+	if res.MatchedCount == 0 {
+		return false, nil
+	}
+	m.dropGenerations(ctx, coll, s.Anchor, sd.Gen)
+	return true, nil
+}
+
+// dropGenerations deletes the instance documents of anchor up to generation
+// gen. Errors are ignored: documents of other generations than the current
+// one are never read, and the next Fill or Expire deletes them.
+func (m *MongoStore) dropGenerations(ctx context.Context, coll *mongo.Collection, anchor string, gen int64) {
+	_, _ = coll.DeleteMany(ctx, bson.D{{Key: keyAnchor, Value: anchor},
+		{Key: keyGen, Value: bson.D{{Key: "$gte", Value: int64(0)}, {Key: "$lte", Value: gen}}}})
+}
+
+// Fill implements Store. The version comes from the stream's counter (the
+// highest version handed out plus one) and is at least the current time in
+// microseconds, as MemoryStore's, so that it also exceeds versions handed
+// out before the database was emptied. If a Fill of the same stream with a
+// later version switches the stream first (two servers loading the same
+// cold stream), Fill discards its documents and returns the other's
+// version. An instance too large for MongoDB fails the Fill with a
+// *TooLargeError before anything is written.
+func (m *MongoStore) Fill(ctx context.Context, s Stream, instances []*Instance) (uint64, error) {
+	v, err := m.fill(ctx, s, instances)
+	if err != nil {
+		var tl *TooLargeError
+		if errors.As(err, &tl) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("cache: mongo: fill %s: %w", s, err)
+	}
+	return v, nil
+}
+
+func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) (uint64, error) {
+	coll := m.coll(s.Channel)
+	if err := m.ensureIndexes(ctx, coll); err != nil {
+		return 0, err
+	}
+	gen, err := m.fillVersion(ctx, coll, s)
+	if err != nil {
+		return 0, err
+	}
+	// Encode everything before writing (a version handed out and never
+	// used does no harm); the last instance of a key wins.
+	index := make(map[Key]int, len(instances))
+	var docs []any
+	for _, in := range instances {
+		if in.Deleted {
+			continue
+		}
+		c := *in
+		c.Version = uint64(gen)
+		doc, err := encodeDoc(nil, s, gen, &c)
+		if err != nil {
+			return 0, err
+		}
+		if i, dup := index[in.Key()]; dup {
+			docs[i] = bson.Raw(doc)
+			continue
+		}
+		index[in.Key()] = len(docs)
+		docs = append(docs, bson.Raw(doc))
+	}
+	if len(docs) > 0 {
+		// The driver splits the insert into batches by count and size.
+		if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+			m.dropGeneration(coll, s.Anchor, gen)
+			return 0, err
+		}
+	}
+
+	res, err := coll.UpdateOne(ctx,
+		bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}, {Key: "g", Value: bson.D{{Key: "$lt", Value: gen}}}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "hot", Value: true}, {Key: "g", Value: gen}, {Key: "v", Value: gen}, {Key: "floor", Value: gen},
+			{Key: "p", Value: int64(0)}, {Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)},
+			{Key: "ts", Value: int64(0)}, {Key: "t", Value: time.Now()},
+		}}})
+	if err != nil {
+		return 0, err
+	}
+	m.forgetDead(s)
+	if res.MatchedCount == 0 {
+		// A Fill with a later version switched the stream first.
+		m.dropGeneration(coll, s.Anchor, gen)
+		sd, err := m.loadStream(ctx, coll, s)
+		if err != nil {
+			return 0, err
+		}
+		if sd == nil || !sd.Hot {
+			return 0, errors.New("concurrent Fill and Expire of the stream")
+		}
+		return uint64(sd.Version), nil
+	}
+	m.gens.Store(s, gen)
+	// Older generations are invisible now.
+	m.dropGenerations(ctx, coll, s.Anchor, gen-1)
+	return uint64(gen), nil
+}
+
+// dropGeneration deletes the documents of an abandoned Fill, best effort.
+func (m *MongoStore) dropGeneration(coll *mongo.Collection, anchor string, gen int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = coll.DeleteMany(ctx, bson.D{{Key: keyAnchor, Value: anchor}, {Key: keyGen, Value: gen}})
+}
+
+// fillVersion hands out the version of a Fill of s, creating the stream
+// document if needed.
+func (m *MongoStore) fillVersion(ctx context.Context, coll *mongo.Collection, s Stream) (int64, error) {
+	id := streamDocID(s.Anchor)
+	var sd streamDoc
+	err := coll.FindOneAndUpdate(ctx, bson.D{{Key: keyID, Value: id}},
+		bson.D{
+			{Key: "$inc", Value: bson.D{{Key: "hi", Value: int64(1)}}},
+			{Key: "$set", Value: bson.D{{Key: "c", Value: s.Channel}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: int64(streamGen)},
+				{Key: "hot", Value: false}, {Key: "g", Value: int64(0)}}},
+		},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&sd)
+	if err != nil {
+		return 0, err
+	}
+	if now := time.Now().UnixMicro(); sd.High < now {
+		err := coll.FindOneAndUpdate(ctx, bson.D{{Key: keyID, Value: id}},
+			bson.D{{Key: "$max", Value: bson.D{{Key: "hi", Value: now}}}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&sd)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return sd.High, nil
+}
+
+// Expire implements Store. The stream document stays, so that versions
+// stay monotonic. Once the stream is cold, Expire deletes its instance
+// documents; should that fail, the next Fill deletes them.
+func (m *MongoStore) Expire(ctx context.Context, s Stream) error {
+	coll := m.coll(s.Channel)
+	var before streamDoc
+	err := coll.FindOneAndUpdate(ctx,
+		bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}, {Key: "hot", Value: true}},
+		bson.D{{Key: "$set", Value: coldFields()}},
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&before)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cache: mongo: expire %s: %w", s, err)
+	}
+	m.forgetDead(s)
+	m.dropGenerations(ctx, coll, s.Anchor, before.Gen)
+	return nil
+}
+
+// ExpireChannel makes every stream of channel cold and deletes their
+// instances, for example after the shape of the channel's instances
+// changed. The stream documents stay, so that versions stay monotonic.
+func (m *MongoStore) ExpireChannel(ctx context.Context, channel string) error {
+	coll := m.coll(channel)
+	if _, err := coll.UpdateMany(ctx, bson.D{{Key: keyGen, Value: int64(streamGen)}, {Key: "hot", Value: true}},
+		bson.D{{Key: "$set", Value: coldFields()}}); err != nil {
+		return fmt.Errorf("cache: mongo: expire channel %q: %w", channel, err)
+	}
+	if _, err := coll.DeleteMany(ctx, bson.D{{Key: keyGen, Value: bson.D{{Key: "$gte", Value: int64(0)}}}}); err != nil {
+		return fmt.Errorf("cache: mongo: expire channel %q: %w", channel, err)
+	}
+	return nil
+}
+
+// Streams lists the hot streams of every channel with their versions and
+// last write times, for example to expire the idle ones. It reads one
+// query per channel collection.
+func (m *MongoStore) Streams(ctx context.Context) ([]StreamInfo, error) {
+	names, err := m.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("cache: mongo: list streams: %w", err)
+	}
+	var out []StreamInfo
+	for _, name := range names {
+		if !isChannelCollection(m.prefix, name) {
+			continue
+		}
+		cur, err := m.db.Collection(name).Find(ctx, bson.D{{Key: keyGen, Value: int64(streamGen)}, {Key: "hot", Value: true}})
+		if err != nil {
+			return nil, fmt.Errorf("cache: mongo: list streams of %s: %w", name, err)
+		}
+		for cur.Next(ctx) {
+			var sd streamDoc
+			if err := cur.Decode(&sd); err != nil {
+				cur.Close(ctx)
+				return nil, fmt.Errorf("cache: mongo: list streams of %s: %w", name, err)
+			}
+			out = append(out, StreamInfo{Stream: Stream{Channel: sd.Channel, Anchor: sd.Anchor},
+				Version: uint64(sd.Version), LastWrite: sd.Written})
+		}
+		err = cur.Err()
+		cur.Close(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cache: mongo: list streams of %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// isChannelCollection reports whether name has the form of collectionName.
+func isChannelCollection(prefix, name string) bool {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || len(rest) < 9 || rest[len(rest)-9] != '_' {
+		return false
+	}
+	_, err := hex.DecodeString(rest[len(rest)-8:])
+	return err == nil
+}
+
+// Snapshot implements Store.
+func (m *MongoStore) Snapshot(ctx context.Context, s Stream) (Snapshot, error) {
+	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) bson.D {
+		// Live documents, and every document changed after the version
+		// read, to detect writes in flight.
+		return bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen},
+			{Key: "$or", Value: bson.A{
+				bson.D{{Key: keyDeleted, Value: false}},
+				bson.D{{Key: keyVersion, Value: bson.D{{Key: "$gt", Value: sd.Version}}}},
+			}}}
+	})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("cache: mongo: snapshot %s: %w", s, err)
+	}
+	if sd == nil {
+		return Snapshot{}, fmt.Errorf("cache: mongo: snapshot %s: %w", s, ErrCold)
+	}
+	live := ins[:0]
+	for _, in := range ins {
+		if !in.Deleted {
+			live = append(live, in)
+		}
+	}
+	return Snapshot{Version: uint64(sd.Version), Instances: live}, nil
+}
+
+// Since implements Store.
+func (m *MongoStore) Since(ctx context.Context, s Stream, version uint64) ([]*Instance, uint64, bool, error) {
+	refused := false
+	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) bson.D {
+		refused = version < uint64(sd.Floor) || version > uint64(sd.Version)
+		if refused || version == uint64(sd.Version) {
+			return nil
+		}
+		return bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen},
+			{Key: keyVersion, Value: bson.D{{Key: "$gt", Value: int64(version)}}}}
+	})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("cache: mongo: since %s: %w", s, err)
+	}
+	if sd == nil {
+		return nil, 0, false, nil
+	}
+	if refused {
+		return nil, uint64(sd.Version), false, nil
+	}
+	return ins, uint64(sd.Version), true, nil
+}
+
+// maxReadAttempts bounds the retries of a read that keeps meeting writes
+// while no write is pending.
+const maxReadAttempts = 1000
+
+// read reads the stream document of s and then the instance documents
+// selected by query (nil: none), retrying until both belong to the same
+// version (see MongoStore). It returns a nil stream document for a cold
+// stream.
+func (m *MongoStore) read(ctx context.Context, s Stream, query func(*streamDoc) bson.D) (*streamDoc, []*Instance, error) {
+	coll := m.coll(s.Channel)
+	for attempt := 0; ; attempt++ {
+		sd, err := m.loadStream(ctx, coll, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sd == nil || !sd.Hot {
+			return nil, nil, nil
+		}
+		filter := query(sd)
+		if filter == nil {
+			return sd, nil, nil
+		}
+		ins, newer, err := m.scan(ctx, coll, filter, sd.Version)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !newer {
+			sd2, err := m.loadStream(ctx, coll, s)
+			if err != nil {
+				return nil, nil, err
+			}
+			if sameState(sd, sd2) {
+				return sd, ins, nil
+			}
+		} else if m.writerDead(s, sd) {
+			return nil, nil, nil // a write died half-way: the content is lost
+		}
+		// A pending write ends or times out; without one, the stream
+		// changed between two reads of its document, which cannot go on
+		// for long unless something else writes it.
+		if sd.Pending == 0 && attempt >= maxReadAttempts {
+			return nil, nil, fmt.Errorf("stream kept changing during %d reads", attempt)
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// scan reads the instance documents of filter. It stops early, with newer
+// set, at a document whose version exceeds version.
+func (m *MongoStore) scan(ctx context.Context, coll *mongo.Collection, filter bson.D, version int64) (ins []*Instance, newer bool, err error) {
+	cur, err := coll.Find(ctx, filter, options.Find().SetBatchSize(m.batchSize).
+		SetProjection(bson.D{{Key: keyID, Value: 0}, {Key: keyAnchor, Value: 0}, {Key: keyGen, Value: 0}}))
+	if err != nil {
+		return nil, false, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		in, _, err := decodeDoc(cur.Current)
+		if err != nil {
+			return nil, false, err
+		}
+		if int64(in.Version) > version {
+			return nil, true, nil
+		}
+		ins = append(ins, in)
+	}
+	return ins, false, cur.Err()
+}
+
+// pause waits before retry number attempt: 1ms doubling up to 32ms, with
+// jitter.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Millisecond << min(attempt, 5)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

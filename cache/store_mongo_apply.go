@@ -1,0 +1,462 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Apply of MongoStore: see the MongoStore documentation for the protocol.
+
+// applyStream is the part of an Apply call that concerns one stream.
+type applyStream struct {
+	s      Stream
+	writes []int // indexes of the stream's writes in the call, in order
+
+	sd     *streamDoc
+	guess  int64             // generation whose instances were read with the stream document; 0 for none
+	stored map[Key]*Instance // affected instances as stored
+	dirty  map[Key]*Instance // instances to write, merged
+	end    int64             // version after the call
+	dts    int64             // change of the tombstone count
+	docs   [][]byte          // encoded documents of dirty
+	docIDs []string          // their _id values
+}
+
+// duplicateKey is MongoDB's error code for a duplicate key.
+const duplicateKey = 11000
+
+// Apply implements Store. Per collection, it reads the stream documents and
+// the affected instances with one query (two when the generation of a
+// stream is not known yet) and sends one ordered BulkWrite that locks,
+// writes and commits every changed stream: a fixed number of round trips
+// whatever the number of instances. Several writes to one stream in one call
+// take consecutive versions. An instance too large for MongoDB fails the
+// call with a *TooLargeError before anything is written.
+func (m *MongoStore) Apply(ctx context.Context, writes []Write) ([]Delta, error) {
+	out := make([]Delta, len(writes))
+	byStream := make(map[Stream]*applyStream)
+	byColl := make(map[string][]*applyStream)
+	var colls []string
+	for i, w := range writes {
+		out[i].Stream = w.Stream
+		st := byStream[w.Stream]
+		if st == nil {
+			st = &applyStream{s: w.Stream}
+			byStream[w.Stream] = st
+			name := m.CollectionName(w.Stream.Channel)
+			if byColl[name] == nil {
+				colls = append(colls, name)
+			}
+			byColl[name] = append(byColl[name], st)
+		}
+		st.writes = append(st.writes, i)
+	}
+	for _, name := range colls {
+		coll := m.db.Collection(name)
+		todo := byColl[name]
+		for attempt := 0; len(todo) > 0; attempt++ {
+			retry, err := m.applyColl(ctx, coll, writes, out, todo)
+			if err != nil {
+				return nil, err
+			}
+			if len(retry) > 0 {
+				if err := pause(ctx, attempt); err != nil {
+					return nil, fmt.Errorf("cache: mongo: apply to %s: waiting for another writer: %w", retry[0].s, err)
+				}
+			}
+			todo = retry
+		}
+	}
+	return out, nil
+}
+
+func setCold(out []Delta, st *applyStream) {
+	for _, i := range st.writes {
+		out[i] = Delta{Stream: st.s, Cold: true}
+	}
+}
+
+// applyColl applies the writes of streams, which share the collection
+// coll, and returns the streams to retry because another writer holds them.
+func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writes []Write, out []Delta, streams []*applyStream) ([]*applyStream, error) {
+	if err := m.readState(ctx, coll, writes, streams); err != nil {
+		return nil, fmt.Errorf("cache: mongo: apply to %s: read: %w", streams[0].s, err)
+	}
+	var retry, active []*applyStream
+	for _, st := range streams {
+		sd := st.sd
+		switch {
+		case sd == nil || !sd.Hot:
+			setCold(out, st)
+		case sd.Pending != 0:
+			if !m.writerDead(st.s, sd) {
+				retry = append(retry, st) // another writer is at it
+				continue
+			}
+			ok, err := m.markCold(ctx, coll, st.s, sd)
+			if err != nil {
+				return nil, fmt.Errorf("cache: mongo: apply to %s: mark cold after a failed write: %w", st.s, err)
+			}
+			if ok {
+				setCold(out, st)
+			} else {
+				retry = append(retry, st)
+			}
+		default:
+			active = append(active, st)
+		}
+	}
+	var changed []*applyStream
+	for _, st := range active {
+		if err := m.merge(writes, out, st); err != nil {
+			return nil, err
+		}
+		if st.end != st.sd.Version {
+			changed = append(changed, st)
+		}
+	}
+	if len(changed) == 0 {
+		return retry, nil
+	}
+
+	token := m.token + "-" + strconv.FormatUint(m.seq.Add(1), 10)
+	models, first := writeModels(changed, token)
+	if m.beforeWrite != nil {
+		m.beforeWrite()
+	}
+	stop, lockFailed, counted, err := m.writeOrdered(ctx, coll, models)
+	if err == nil && counted == int64(len(models)) {
+		m.pruneAll(ctx, coll, changed)
+		return retry, nil
+	}
+	if stop < 0 {
+		m.setDead(changed, token)
+		return nil, fmt.Errorf("cache: mongo: apply to %s: write: %w", changed[0].s, err)
+	}
+
+	// Some stream did not take the write. The writes stopped at the first
+	// failed operation: the streams before it were written in full, the
+	// one whose lock failed (a duplicate key: another writer, or Expire or
+	// Fill, since the read) and those after it not at all.
+	var written, half []*applyStream
+	for i, st := range changed {
+		switch lo, hi := first[i], first[i]+len(st.docs)+1; {
+		case stop > hi:
+			written = append(written, st)
+		case stop == lo && lockFailed:
+			retry = append(retry, st)
+		case stop < lo:
+			retry = append(retry, st)
+		default:
+			half = append(half, st) // part of its documents, or not its commit
+		}
+	}
+	if len(half) > 0 {
+		m.setDead(half, token)
+		return nil, fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)
+	}
+	if len(written) == 0 {
+		return retry, nil
+	}
+	// A written stream whose commit found its lock gone was made cold
+	// meanwhile (Expire, Fill, or a store that took this one for dead).
+	sds, err := m.loadStreams(ctx, coll, written)
+	if err != nil {
+		m.setDead(written, token)
+		return nil, fmt.Errorf("cache: mongo: apply to %s: check commit: %w", written[0].s, err)
+	}
+	var committed []*applyStream
+	for _, st := range written {
+		if sd := sds[st.s.Anchor]; sd == nil || !sd.Hot || sd.Gen != st.sd.Gen || sd.Version < st.end {
+			setCold(out, st)
+		} else {
+			committed = append(committed, st)
+		}
+	}
+	m.pruneAll(ctx, coll, committed)
+	return retry, nil
+}
+
+// writeOrdered sends models in order, in BulkWrites of at most
+// opsPerWrite operations, and stops at the first failed operation. It
+// returns the index of that operation (len(models) if none; -1 if it is
+// not known), whether it failed on a duplicate key, and the number of
+// operations that matched or upserted a document.
+func (m *MongoStore) writeOrdered(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) (stop int, dup bool, counted int64, err error) {
+	batch := m.opsPerWrite(ctx)
+	for lo := 0; lo < len(models); lo += batch {
+		hi := min(lo+batch, len(models))
+		res, err := coll.BulkWrite(ctx, models[lo:hi], options.BulkWrite().SetOrdered(true))
+		if err == nil {
+			counted += res.MatchedCount + res.UpsertedCount
+			continue
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 || bwe.WriteConcernError != nil {
+			return -1, false, counted, err
+		}
+		we := bwe.WriteErrors[0]
+		return lo + we.Index, we.Code == duplicateKey, counted, err
+	}
+	return len(models), false, counted, nil
+}
+
+// writeModels returns the operations of one ordered BulkWrite that locks,
+// writes and commits each of streams, and the index of the first operation
+// of each stream.
+func writeModels(streams []*applyStream, token string) ([]mongo.WriteModel, []int) {
+	now := time.Now()
+	n := 0
+	for _, st := range streams {
+		n += len(st.docs) + 2
+	}
+	models := make([]mongo.WriteModel, 0, n)
+	first := make([]int, len(streams))
+	for i, st := range streams {
+		first[i] = len(models)
+		sid := streamDocID(st.s.Anchor)
+		// The lock: if the stream document does not match, the upsert
+		// inserts its _id again, which fails and stops the BulkWrite.
+		// "hot" is matched with $ne so that the upsert does not copy it
+		// into a document it would create if the stream document were gone.
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: keyID, Value: sid}, {Key: "hot", Value: bson.D{{Key: "$ne", Value: false}}},
+				{Key: "g", Value: st.sd.Gen}, {Key: "v", Value: st.sd.Version}, {Key: "p", Value: int64(0)}}).
+			SetUpdate(bson.D{
+				{Key: "$set", Value: bson.D{{Key: "p", Value: st.end}, {Key: "pw", Value: token}, {Key: "pt", Value: now.UnixMilli()}}},
+				{Key: "$max", Value: bson.D{{Key: "hi", Value: st.end}}},
+				{Key: "$setOnInsert", Value: bson.D{{Key: keyAnchor, Value: st.s.Anchor}, {Key: keyGen, Value: int64(streamGen)},
+					{Key: "c", Value: st.s.Channel}, {Key: "hot", Value: false}}},
+			}).
+			SetUpsert(true))
+		for i, doc := range st.docs {
+			models = append(models, mongo.NewReplaceOneModel().
+				SetFilter(bson.D{{Key: keyID, Value: st.docIDs[i]}}).SetReplacement(bson.Raw(doc)).SetUpsert(true))
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: keyID, Value: sid}, {Key: "pw", Value: token}}).
+			SetUpdate(bson.D{
+				{Key: "$set", Value: bson.D{{Key: "v", Value: st.end}, {Key: "p", Value: int64(0)},
+					{Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)}, {Key: "t", Value: now}}},
+				{Key: "$inc", Value: bson.D{{Key: "ts", Value: st.dts}}},
+			}))
+	}
+	return models, first
+}
+
+// readState reads the stream documents of streams and the stored instances
+// their changes touch. The instances are read in the same query as the
+// stream documents at the generation last seen, and again if the stream
+// turns out to be at another one.
+func (m *MongoStore) readState(ctx context.Context, coll *mongo.Collection, writes []Write, streams []*applyStream) error {
+	byAnchor := make(map[string]*applyStream, len(streams))
+	ids := make([]string, 0, len(streams))
+	for _, st := range streams {
+		byAnchor[st.s.Anchor] = st
+		st.sd, st.guess = nil, 0
+		st.stored = make(map[Key]*Instance)
+		ids = append(ids, streamDocID(st.s.Anchor))
+		if g, ok := m.gens.Load(st.s); ok {
+			st.guess = g.(int64)
+			ids = append(ids, st.keyIDs(writes, st.guess)...)
+		}
+	}
+	take := func(doc bson.Raw) error {
+		if id, _ := doc.Lookup(keyID).StringValueOK(); strings.HasPrefix(id, "s:") {
+			var sd streamDoc
+			if err := bson.Unmarshal(doc, &sd); err != nil {
+				return err
+			}
+			if st := byAnchor[sd.Anchor]; st != nil {
+				st.sd = &sd
+			}
+			return nil
+		}
+		in, meta, err := decodeDoc(doc)
+		if err != nil {
+			return err
+		}
+		if st := byAnchor[meta.anchor]; st != nil && meta.gen == st.guess {
+			st.stored[in.Key()] = in
+		}
+		return nil
+	}
+	if err := findIDs(ctx, coll, ids, take); err != nil {
+		return err
+	}
+	ids = ids[:0]
+	for _, st := range streams {
+		if st.sd == nil || !st.sd.Hot {
+			continue
+		}
+		m.gens.Store(st.s, st.sd.Gen)
+		if st.sd.Gen != st.guess {
+			clear(st.stored)
+			st.guess = st.sd.Gen
+			ids = append(ids, st.keyIDs(writes, st.guess)...)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return findIDs(ctx, coll, ids, take)
+}
+
+// keyIDs returns the _id values of the instances the writes of st touch,
+// at generation gen.
+func (st *applyStream) keyIDs(writes []Write, gen int64) []string {
+	seen := make(map[Key]bool)
+	var ids []string
+	for _, wi := range st.writes {
+		for _, ch := range writes[wi].Changes {
+			if k := ch.Key(); !seen[k] {
+				seen[k] = true
+				ids = append(ids, docID(st.s.Anchor, gen, k))
+			}
+		}
+	}
+	return ids
+}
+
+// findIDs calls fn with each document of coll whose _id is in ids.
+func findIDs(ctx context.Context, coll *mongo.Collection, ids []string, fn func(bson.Raw) error) error {
+	var filter bson.D
+	if len(ids) == 1 {
+		filter = bson.D{{Key: keyID, Value: ids[0]}}
+	} else {
+		filter = bson.D{{Key: keyID, Value: bson.D{{Key: "$in", Value: ids}}}}
+	}
+	cur, err := coll.Find(ctx, filter)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if err := fn(cur.Current); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+// loadStreams reads the stream documents of streams, by anchor.
+func (m *MongoStore) loadStreams(ctx context.Context, coll *mongo.Collection, streams []*applyStream) (map[string]*streamDoc, error) {
+	ids := make([]string, len(streams))
+	for i, st := range streams {
+		ids[i] = streamDocID(st.s.Anchor)
+	}
+	out := make(map[string]*streamDoc, len(ids))
+	err := findIDs(ctx, coll, ids, func(doc bson.Raw) error {
+		var sd streamDoc
+		if err := bson.Unmarshal(doc, &sd); err != nil {
+			return err
+		}
+		out[sd.Anchor] = &sd
+		return nil
+	})
+	return out, err
+}
+
+// merge computes the deltas of the writes of st in order, and encodes the
+// documents to write.
+func (m *MongoStore) merge(writes []Write, out []Delta, st *applyStream) error {
+	cur := make(map[Key]*Instance, len(st.stored))
+	for k, in := range st.stored {
+		cur[k] = in
+	}
+	st.dirty = make(map[Key]*Instance)
+	st.docs, st.docIDs, st.dts = nil, nil, 0
+	v := st.sd.Version
+	for _, wi := range st.writes {
+		next := uint64(v) + 1
+		var delta []*Instance
+		for _, ch := range writes[wi].Changes {
+			k := ch.Key()
+			d, merged := Merge(cur[k], ch, next)
+			if d == nil {
+				continue
+			}
+			cur[k] = merged
+			st.dirty[k] = merged
+			delta = append(delta, d)
+		}
+		if len(delta) > 0 {
+			v = int64(next)
+		}
+		out[wi] = Delta{Stream: st.s, Version: uint64(v), Instances: delta}
+	}
+	st.end = v
+	for k, in := range st.dirty {
+		if old := st.stored[k]; old != nil && old.Deleted {
+			st.dts--
+		}
+		if in.Deleted {
+			st.dts++
+		}
+		doc, err := encodeDoc(nil, st.s, st.sd.Gen, in)
+		if err != nil {
+			return err
+		}
+		st.docs = append(st.docs, doc)
+		st.docIDs = append(st.docIDs, docID(st.s.Anchor, st.sd.Gen, k))
+	}
+	return nil
+}
+
+// pruneAll prunes the streams with too many tombstones.
+func (m *MongoStore) pruneAll(ctx context.Context, coll *mongo.Collection, streams []*applyStream) {
+	for _, st := range streams {
+		if st.sd.Tombstones+st.dts > int64(m.maxTombstones) {
+			m.prune(ctx, coll, st)
+		}
+	}
+}
+
+// prune drops the older half of the tombstones of st and raises its
+// resume floor above them, as MemoryStore does. The floor rises before the
+// tombstones go, so that a concurrent Since notices. It runs after the
+// commit: errors are ignored, and a later write tries again.
+func (m *MongoStore) prune(ctx context.Context, coll *mongo.Collection, st *applyStream) {
+	tombstones := func(upTo int64) bson.D {
+		return bson.D{{Key: keyAnchor, Value: st.s.Anchor}, {Key: keyGen, Value: st.sd.Gen}, {Key: keyDeleted, Value: true},
+			{Key: keyVersion, Value: bson.D{{Key: "$lte", Value: upTo}}}}
+	}
+	cur, err := coll.Find(ctx, tombstones(st.end),
+		options.Find().SetProjection(bson.D{{Key: keyVersion, Value: 1}, {Key: keyID, Value: 0}}).SetBatchSize(m.batchSize))
+	if err != nil {
+		return
+	}
+	var versions []uint64
+	for cur.Next(ctx) {
+		if n, ok := cur.Current.Lookup(keyVersion).AsInt64OK(); ok {
+			versions = append(versions, uint64(n))
+		}
+	}
+	err = cur.Err()
+	cur.Close(ctx)
+	if err != nil {
+		return
+	}
+	n := len(versions) - m.maxTombstones/2
+	if n <= 0 {
+		return
+	}
+	cut := int64(nthSmallest(versions, n-1))
+	stream := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}, {Key: "g", Value: st.sd.Gen}}
+	if _, err := coll.UpdateOne(ctx, stream, bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: cut + 1}}}}); err != nil {
+		return
+	}
+	res, err := coll.DeleteMany(ctx, tombstones(cut))
+	if err != nil {
+		return
+	}
+	_, _ = coll.UpdateOne(ctx, stream, bson.D{{Key: "$inc", Value: bson.D{{Key: "ts", Value: -res.DeletedCount}}}})
+}

@@ -1,0 +1,223 @@
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rxgorm/rxgorm/rx"
+)
+
+// Options configures a Server. The zero value works: anonymous users only,
+// same-origin browsers only, the documented limits.
+type Options struct {
+	// Auth authenticates clients. Nil means every client is anonymous (the
+	// channels' Authorize hooks still decide what they may see).
+	Auth Authenticator
+	// Cookie is the cookie a token may come in. Empty means "rx_token".
+	Cookie string
+	// AllowedOrigins lists the origins (scheme://host[:port]) allowed to
+	// open a socket from a browser besides the server's own; "*" allows
+	// any. Requests without an Origin header (non-browser clients) are
+	// always allowed.
+	AllowedOrigins []string
+	// HelloTimeout is how long a client has to send a valid hello. Zero
+	// means 10 s.
+	HelloTimeout time.Duration
+	// ReadLimit is the largest frame accepted; a larger one closes the
+	// socket with 1009. Zero means 1 MiB.
+	ReadLimit int64
+	// SendQueue is the number of frames that may wait for a slow client;
+	// past it the socket is closed with 4008 and the client resumes. Zero
+	// means 1024.
+	SendQueue int
+	// SnapshotBatch is the most instances per snapshot frame. Zero means 500.
+	SnapshotBatch int
+	// MaxProtocolErrors is how many bad frames in a row close the socket
+	// with 1008. Zero means 10.
+	MaxProtocolErrors int
+	// PingInterval is the keepalive period; a client silent for two of
+	// them is dropped. Zero means 25 s.
+	PingInterval time.Duration
+	// WriteTimeout bounds one frame write. Zero means 10 s.
+	WriteTimeout time.Duration
+	// Logger receives connection errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Cookie == "" {
+		o.Cookie = "rx_token"
+	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = 10 * time.Second
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 1 << 20
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = 1024
+	}
+	if o.SnapshotBatch <= 0 {
+		o.SnapshotBatch = 500
+	}
+	if o.MaxProtocolErrors <= 0 {
+		o.MaxProtocolErrors = 10
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Auth == nil {
+		o.Auth = AuthFunc(func(context.Context, string) (rx.User, error) { return rx.User{}, nil })
+	}
+}
+
+// Server serves a Hub's channels over WebSockets: mount it as an
+// http.Handler. One socket carries any number of subscriptions.
+type Server struct {
+	hub      *rx.Hub
+	opts     Options
+	upgrader websocket.Upgrader
+	unlisten func()
+
+	mu       sync.Mutex
+	sessions map[*session]struct{} // guarded by mu
+	closing  bool                  // guarded by mu
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a Server for hub.
+func NewServer(hub *rx.Hub, opts Options) *Server {
+	opts.defaults()
+	s := &Server{hub: hub, opts: opts, sessions: map[*session]struct{}{}}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+	}
+	s.unlisten = hub.OnBroadcast(s.system)
+	return s
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if slices.Contains(s.opts.AllowedOrigins, "*") || slices.Contains(s.opts.AllowedOrigins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// ServeHTTP upgrades the request to a WebSocket and serves it until it
+// closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	if !s.checkOrigin(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	token := tokenFromRequest(r, s.opts.Cookie)
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	ss := newSession(s, conn, token)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ss.kill(CloseGoingAway, "server shutting down")
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	ss.serve(r.Context())
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
+
+func (s *Server) each(f func(*session)) {
+	s.mu.Lock()
+	ss := make([]*session, 0, len(s.sessions))
+	for x := range s.sessions {
+		ss = append(ss, x)
+	}
+	s.mu.Unlock()
+	for _, x := range ss {
+		f(x)
+	}
+}
+
+// system forwards a hub broadcast to every authenticated socket.
+func (s *Server) system(msg json.RawMessage) {
+	frame := systemFrame(msg)
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
+	if err != nil {
+		return
+	}
+	s.each(func(x *session) {
+		if x.ready() {
+			x.enqueue(outItem{pm: pm})
+		}
+	})
+}
+
+// DisconnectUser closes every socket of a user (for example after logout or
+// account deletion) with code 4001: the client must authenticate again.
+func (s *Server) DisconnectUser(userID string) {
+	s.each(func(x *session) {
+		if x.ready() && x.user.ID == userID {
+			x.kill(CloseAuthFailed, "logged out")
+		}
+	})
+}
+
+// Sockets returns the number of open sockets.
+func (s *Server) Sockets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown stops accepting sockets, tells every client to reconnect
+// elsewhere (close code 1001: they resume from their last version) and
+// waits for the connections to finish, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.unlisten()
+	s.each(func(x *session) { x.kill(CloseGoingAway, "server shutting down") })
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

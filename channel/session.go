@@ -1,0 +1,426 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rxgorm/rxgorm/cache"
+	"github.com/rxgorm/rxgorm/rx"
+)
+
+// session is one client connection. Goroutines: the read loop (ServeHTTP's
+// goroutine), the writer, and one per running action. Events from the
+// engine are queued by the subscriptions' Deliver functions, which never
+// block: a full queue closes the socket with CloseSlowClient.
+type session struct {
+	srv   *Server
+	conn  *websocket.Conn
+	token string // from the upgrade request
+	send  chan outItem
+	ctx   context.Context
+	stop  context.CancelFunc
+	once  sync.Once
+
+	mu       sync.Mutex
+	user     rx.User              // set once at hello
+	authed   bool                 // guarded by mu
+	subs     map[string]*subState // guarded by mu; by sub id
+	lastSent map[cache.Stream]uint64
+}
+
+// subState is one subscription of the socket.
+type subState struct {
+	id      ID
+	channel string
+	rs      *rx.Subscription
+}
+
+// outItem is one frame to write: ready bytes, a shared prepared frame, or an
+// event the writer encodes (snapshots in batches, deltas once per stream).
+type outItem struct {
+	data []byte
+	pm   *websocket.PreparedMessage
+	ev   *rx.Event
+	sub  *subState
+}
+
+func newSession(srv *Server, conn *websocket.Conn, token string) *session {
+	ctx, stop := context.WithCancel(context.Background())
+	return &session{
+		srv:      srv,
+		conn:     conn,
+		token:    token,
+		send:     make(chan outItem, srv.opts.SendQueue),
+		ctx:      ctx,
+		stop:     stop,
+		subs:     map[string]*subState{},
+		lastSent: map[cache.Stream]uint64{},
+	}
+}
+
+func (s *session) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authed
+}
+
+// enqueue queues a frame without blocking; a full queue means the client
+// cannot keep up, and it is told to reconnect and resume.
+func (s *session) enqueue(it outItem) bool {
+	if s.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case s.send <- it:
+		return true
+	default:
+		s.kill(CloseSlowClient, "client too slow; resume")
+		return false
+	}
+}
+
+// kill closes the socket with a close code, from any goroutine, without
+// blocking: it may run on the engine goroutine, and writing the close frame
+// to a stalled client can take up to its deadline.
+func (s *session) kill(code int, reason string) {
+	s.once.Do(func() {
+		s.stop()
+		go func() {
+			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+			_ = s.conn.Close()
+		}()
+	})
+}
+
+func (s *session) serve(reqCtx context.Context) {
+	o := &s.srv.opts
+	s.conn.SetReadLimit(o.ReadLimit)
+	go s.writer()
+	defer s.teardown()
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(2 * o.PingInterval))
+	})
+	_ = s.conn.SetReadDeadline(time.Now().Add(o.HelloTimeout))
+	errs := 0
+	for {
+		typ, data, err := s.conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				s.kill(CloseTooLarge, "message too large")
+			case !s.ready() && !errors.As(err, &ce):
+				s.kill(CloseAuthFailed, "no hello in time")
+			case errors.As(err, &ce):
+				s.kill(websocket.CloseNormalClosure, "") // the client closed
+			default:
+				// A silent or broken connection: the client should
+				// reconnect and resume, not stop.
+				s.kill(CloseGoingAway, "connection lost")
+			}
+			return
+		}
+		if s.ready() {
+			_ = s.conn.SetReadDeadline(time.Now().Add(2 * o.PingInterval))
+		}
+		var m *ClientMessage
+		if typ != websocket.TextMessage {
+			err = rx.Errorf(rx.CodeBadRequest, "binary frames are not part of the protocol")
+		} else {
+			m, err = DecodeClient(data)
+		}
+		if err == nil {
+			errs = 0 // a well-formed frame ends a run of protocol errors
+			if err = s.handle(m); err == nil {
+				continue
+			}
+		}
+		e := rx.Public(err)
+		if e.Code == rx.CodeInternal {
+			o.Logger.Error("channel: session error", "err", err)
+		}
+		var sid *ID
+		var se *subErr
+		if errors.As(err, &se) {
+			sid = &se.id
+		}
+		if !s.enqueue(outItem{data: errorFrame(sid, e)}) {
+			return
+		}
+		if e.Code == rx.CodeBadRequest {
+			if errs++; errs >= o.MaxProtocolErrors {
+				s.kill(ClosePolicyViolation, "too many protocol errors")
+				return
+			}
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// handle dispatches one message. Returned errors become error frames.
+func (s *session) handle(m *ClientMessage) error {
+	if m.Type == "hello" {
+		return s.hello(m)
+	}
+	if !s.ready() {
+		return rx.Errorf(rx.CodeUnauthenticated, "send hello first")
+	}
+	switch m.Type {
+	case "sub":
+		return s.subscribe(m)
+	case "unsub":
+		return s.unsubscribe(m)
+	case "call":
+		return s.call(m)
+	}
+	return rx.Errorf(rx.CodeBadRequest, "unknown message type %q", m.Type)
+}
+
+func (s *session) hello(m *ClientMessage) error {
+	if s.ready() {
+		return rx.Errorf(rx.CodeBadRequest, "hello was already accepted")
+	}
+	if m.V != ProtocolVersion {
+		s.enqueue(outItem{data: errorFrame(nil, rx.Errorf(rx.CodeBadRequest, "unsupported protocol version %d; this server speaks %d", m.V, ProtocolVersion))})
+		s.closeAfterFlush(CloseBadVersion, "unsupported protocol version")
+		return nil
+	}
+	token := m.Token
+	if token == "" {
+		token = s.token
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.HelloTimeout)
+	defer cancel()
+	u, err := s.srv.opts.Auth.Authenticate(ctx, token)
+	if err != nil {
+		e := rx.Public(err)
+		if e.Code != rx.CodeUnauthenticated {
+			s.srv.opts.Logger.Error("channel: authenticator failed", "err", err)
+			e = rx.Errorf(rx.CodeUnauthenticated, "authentication failed")
+		}
+		s.enqueue(outItem{data: errorFrame(nil, e)})
+		s.closeAfterFlush(CloseAuthFailed, "authentication failed")
+		return nil
+	}
+	s.mu.Lock()
+	s.user, s.authed = u, true
+	s.mu.Unlock()
+	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.opts.PingInterval))
+	s.enqueue(outItem{data: welcomeFrame(u.ID, s.srv.opts.ReadLimit)})
+	return nil
+}
+
+// closeAfterFlush lets queued frames go out, then closes with code.
+func (s *session) closeAfterFlush(code int, reason string) {
+	go func() {
+		deadline := time.Now().Add(time.Second)
+		for len(s.send) > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
+		s.kill(code, reason)
+	}()
+}
+
+func (s *session) subscribe(m *ClientMessage) error {
+	key := m.ID.String()
+	st := &subState{id: m.ID, channel: m.Channel}
+	s.mu.Lock()
+	if _, dup := s.subs[key]; dup {
+		s.mu.Unlock()
+		return subError(m.ID, rx.Errorf(rx.CodeBadRequest, "subscription id %s is already in use", key))
+	}
+	s.subs[key] = st
+	user := s.user
+	s.mu.Unlock()
+	rs, err := s.srv.hub.Subscribe(s.ctx, m.Channel, []byte(m.Params), user, rx.SubscribeOptions{
+		Since:   m.Since,
+		Deliver: func(ev *rx.Event) bool { return s.deliver(st, ev) },
+	})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.subs, key)
+		s.mu.Unlock()
+		return subError(m.ID, err)
+	}
+	st.rs = rs
+	s.enqueue(outItem{data: simpleFrame("done", m.ID)})
+	return nil
+}
+
+// subErr is an error answered with the subscription's id.
+type subErr struct {
+	id  ID
+	err error
+}
+
+func (e *subErr) Error() string { return e.err.Error() }
+func (e *subErr) Unwrap() error { return e.err }
+
+func subError(id ID, err error) error { return &subErr{id, err} }
+
+func (s *session) unsubscribe(m *ClientMessage) error {
+	key := m.ID.String()
+	s.mu.Lock()
+	st := s.subs[key]
+	delete(s.subs, key)
+	s.mu.Unlock()
+	if st == nil {
+		return subError(m.ID, rx.Errorf(rx.CodeNotFound, "no subscription %s", key))
+	}
+	if st.rs != nil {
+		st.rs.Close()
+	}
+	s.enqueue(outItem{data: simpleFrame("unsubscribed", m.ID)})
+	return nil
+}
+
+func (s *session) call(m *ClientMessage) error {
+	s.mu.Lock()
+	st := s.subs[m.Sub.String()]
+	s.mu.Unlock()
+	if st == nil || st.rs == nil {
+		frame, _ := resultFrame(m.ID, nil, rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String()))
+		s.enqueue(outItem{data: frame})
+		return nil
+	}
+	go func() {
+		v, err := st.rs.Call(s.ctx, m.Action, m.Args)
+		e := rx.Public(err)
+		var re *rx.Error
+		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
+			// A plain error: log its cause, send nothing of it.
+			s.srv.opts.Logger.Error("channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
+			e = rx.Errorf(rx.CodeInternal, "internal error")
+		}
+		frame, ferr := resultFrame(m.ID, v, e)
+		if ferr != nil {
+			s.srv.opts.Logger.Error("channel: encode action result", "channel", st.channel, "action", m.Action, "err", ferr)
+			frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
+		}
+		s.enqueue(outItem{data: frame})
+	}()
+	return nil
+}
+
+// deliver is a subscription's Deliver function: it runs on the engine
+// goroutine and only queues.
+func (s *session) deliver(st *subState, ev *rx.Event) bool {
+	switch {
+	case ev.End:
+		s.mu.Lock()
+		live := s.subs[st.id.String()] == st
+		if live {
+			delete(s.subs, st.id.String())
+		}
+		s.mu.Unlock()
+		if live && ev.Err != nil && s.ctx.Err() == nil {
+			s.enqueue(outItem{data: errorFrame(&st.id, rx.Public(ev.Err))})
+		}
+		return true
+	case ev.Runtime != nil:
+		for k, v := range ev.Runtime {
+			s.enqueue(outItem{data: runtimeFrame(st.id, k, v)})
+		}
+	case ev.Anchors != nil:
+		s.enqueue(outItem{data: anchorsFrame(st.id, ev.Anchors)})
+	case ev.Initial:
+		key := cache.Stream{Channel: st.channel, Anchor: ev.Anchor}
+		s.mu.Lock()
+		s.lastSent[key] = max(s.lastSent[key], ev.Version)
+		s.mu.Unlock()
+		s.enqueue(outItem{ev: ev, sub: st})
+	default:
+		// One delta frame per stream and version, however many of this
+		// socket's subscriptions hold the stream.
+		key := cache.Stream{Channel: st.channel, Anchor: ev.Anchor}
+		s.mu.Lock()
+		dup := s.lastSent[key] >= ev.Version
+		if !dup {
+			s.lastSent[key] = ev.Version
+		}
+		s.mu.Unlock()
+		if !dup {
+			s.enqueue(outItem{ev: ev, sub: st})
+		}
+	}
+	return true
+}
+
+// writer is the only goroutine writing data frames.
+func (s *session) writer() {
+	o := &s.srv.opts
+	ping := time.NewTicker(o.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(o.WriteTimeout)); err != nil {
+				s.kill(CloseSlowClient, "write failed; resume")
+				return
+			}
+		case it := <-s.send:
+			if err := s.write(it); err != nil {
+				o.Logger.Debug("channel: write failed", "err", err)
+				s.kill(CloseSlowClient, "write failed; resume")
+				return
+			}
+		}
+	}
+}
+
+func (s *session) write(it outItem) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	switch {
+	case it.pm != nil:
+		return s.conn.WritePreparedMessage(it.pm)
+	case it.data != nil:
+		return s.conn.WriteMessage(websocket.TextMessage, it.data)
+	case it.ev.Initial:
+		ev, n := it.ev, s.srv.opts.SnapshotBatch
+		insts := ev.Instances
+		for first := true; first || len(insts) > 0; first = false {
+			batch := insts[:min(n, len(insts))]
+			insts = insts[len(batch):]
+			frame := snapshotFrame(it.sub.id, ev.Anchor, ev.Version, ev.Snapshot && first, len(insts) > 0, batch)
+			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		channel := it.sub.channel
+		pm, _ := it.ev.Memo(func(ev *rx.Event) any {
+			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, deltaFrame(channel, ev.Anchor, ev.Version, ev.Instances))
+			if err != nil {
+				return nil
+			}
+			return pm
+		}).(*websocket.PreparedMessage)
+		if pm == nil {
+			return errors.New("channel: cannot prepare delta frame")
+		}
+		return s.conn.WritePreparedMessage(pm)
+	}
+}
+
+// teardown ends the session's subscriptions and goroutines.
+func (s *session) teardown() {
+	s.kill(websocket.CloseNormalClosure, "")
+	s.mu.Lock()
+	subs := s.subs
+	s.subs = map[string]*subState{}
+	s.mu.Unlock()
+	for _, st := range subs {
+		if st.rs != nil {
+			st.rs.Close()
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package codegen_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rxgorm/rxgorm/channel"
+	"github.com/rxgorm/rxgorm/codegen"
+	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/testdata/codegen/e2eapp"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// TestNodeE2E generates TypeScript for testdata/codegen/e2eapp, compiles it
+// with codegen/ts/e2e/e2e.test.ts, and runs that node test against a live
+// server on this process: snapshot, server writes, actions and their
+// errors, a dropped socket and the resume.
+func TestNodeE2E(t *testing.T) {
+	db, err := gorm.Open(sqlite.Open("file:"+filepath.Join(t.TempDir(), "e2e.db")+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(e2eapp.Models()...); err != nil {
+		t.Fatal(err)
+	}
+	hub, err := rx.New(db, rx.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	if err := hub.Register(&e2eapp.BoardChannel{DB: db}); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := channel.NewTokenAuth(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := auth.Create(context.Background(), "1")
+	db.Create(&e2eapp.Author{Name: "ann"})
+	db.Create(&e2eapp.Board{Title: "board", Posts: []e2eapp.Post{{AuthorID: 1, Text: "first"}, {AuthorID: 1, Text: "second"}}})
+
+	srv := channel.NewServer(hub, channel.Options{Auth: auth})
+	conns := &tracked{}
+	ws := httptest.NewUnstartedServer(srv)
+	ws.Listener = conns.wrap(ws.Listener)
+	ws.Start()
+	defer func() { srv.Shutdown(context.Background()); ws.Close() }()
+	ctl := http.NewServeMux()
+	ctl.HandleFunc("POST /write", func(w http.ResponseWriter, r *http.Request) {
+		db.Create(&e2eapp.Post{BoardID: 1, AuthorID: 1, Text: r.URL.Query().Get("text")})
+	})
+	ctl.HandleFunc("POST /kick-and-write", func(w http.ResponseWriter, r *http.Request) {
+		conns.closeAll()
+		for _, text := range []string{"while away 1", "while away 2", "while away 3"} {
+			db.Create(&e2eapp.Post{BoardID: 1, AuthorID: 1, Text: text})
+		}
+		db.Where("text = ?", "second").Delete(&e2eapp.Post{})
+	})
+	ctl.HandleFunc("POST /state", func(w http.ResponseWriter, r *http.Request) {
+		hub.Wait(r.Context())
+		js, err := hub.Snapshot(r.Context(), "BoardChannel", e2eapp.BoardParams{BoardID: 1}, rx.User{ID: "1"})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(js)
+	})
+	control := httptest.NewServer(ctl)
+	defer control.Close()
+
+	in, err := codegen.Load(context.Background(), "../testdata/codegen/e2eapp", codegen.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := codegen.Generate(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := "ts/e2e-gen"
+	os.RemoveAll(gen)
+	t.Cleanup(func() { os.RemoveAll(gen) })
+	if _, err := codegen.Sync(gen, files, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.MkdirTemp("ts", "e2e-build-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(out) })
+	os.WriteFile(filepath.Join(out, "package.json"), []byte(`{"type":"module"}`), 0o644)
+	tscBin, _ := filepath.Abs("ts/node_modules/.bin/tsc")
+	if _, err := os.Stat(tscBin); err != nil {
+		t.Fatalf("tsc not installed: run npm ci in codegen/ts (make test does): %v", err)
+	}
+	args := []string{"--strict", "--target", "ES2022", "--module", "NodeNext", "--moduleResolution", "NodeNext", "--lib", "ES2022,DOM", "--types", "node", "--rootDir", ".", "--outDir", filepath.Base(out), "e2e/e2e.test.ts"}
+	for name := range files {
+		if strings.HasSuffix(name, ".ts") && !strings.HasSuffix(name, "react.ts") {
+			args = append(args, filepath.Join("e2e-gen", name))
+		}
+	}
+	tsc := exec.Command(tscBin, args...)
+	tsc.Dir = "ts"
+	if b, err := tsc.CombinedOutput(); err != nil {
+		t.Fatalf("tsc: %v\n%s", err, b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node := exec.CommandContext(ctx, "node", "--test", "--test-timeout=60000", filepath.Join(out, "e2e", "e2e.test.js"))
+	node.WaitDelay = 5 * time.Second // a killed runner's children must not hold the pipes
+	node.Env = append(os.Environ(), "RX_URL=ws"+strings.TrimPrefix(ws.URL, "http"), "RX_TOKEN="+token, "RX_CONTROL="+control.URL)
+	b, err := node.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node test failed: %v\n%s", err, b)
+	}
+	t.Logf("%s", b)
+}
+
+// tracked remembers accepted connections so the test can drop them, as a
+// network failure would.
+type tracked struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (t *tracked) wrap(l net.Listener) net.Listener { return &trackingListener{l, t} }
+
+func (t *tracked) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.conns {
+		c.Close()
+	}
+	t.conns = nil
+	time.Sleep(20 * time.Millisecond)
+}
+
+type trackingListener struct {
+	net.Listener
+	t *tracked
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.t.mu.Lock()
+		l.t.conns = append(l.t.conns, c)
+		l.t.mu.Unlock()
+	}
+	return c, err
+}

@@ -1,0 +1,107 @@
+// End-to-end: the classes makefrontend generated for
+// testdata/codegen/e2eapp, against a live Go server started by
+// codegen/e2e_test.go (RX_URL, RX_TOKEN, RX_CONTROL).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { BoardChannel } from "../e2e-gen/e2eapp.channels.js";
+import type { Board } from "../e2e-gen/e2eapp.interfaces.js";
+import { RxError, type WebSocketConstructor } from "../e2e-gen/rxgorm/index.js";
+
+const url = process.env.RX_URL!;
+const token = process.env.RX_TOKEN!;
+const control = process.env.RX_CONTROL!;
+
+async function ctl(path: string): Promise<string> {
+  const r = await fetch(control + path, { method: "POST" });
+  const body = await r.text();
+  assert.equal(r.status, 200, body);
+  return body;
+}
+
+// until resolves once pred holds for the channel's state.
+function until(ch: BoardChannel, pred: (s: Board) => boolean, what: string): Promise<Board> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timeout waiting for ${what}: ${JSON.stringify(ch.getState())}`));
+    }, 10000);
+    const check = (s: Board | null) => {
+      if (s && pred(s)) {
+        clearTimeout(timer);
+        queueMicrotask(() => off());
+        resolve(s);
+      }
+    };
+    const off = ch.subscribe(check);
+    check(ch.getState());
+  });
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, notInMessage?: string): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof RxError, `not an RxError: ${String(e)}`);
+    assert.equal(e.code, code);
+    if (notInMessage) assert.ok(!e.message.includes(notInMessage), e.message);
+    return true;
+  });
+}
+
+test("generated classes against a live server", async () => {
+  const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: 1 });
+  const keep = ch.subscribe(() => {});
+  try {
+    await scenario(ch);
+  } finally {
+    keep();
+    ch.connection.close();
+  }
+});
+
+async function scenario(ch: BoardChannel): Promise<void> {
+
+  // The snapshot.
+  let s = await until(ch, (b) => b.posts.length === 2, "the snapshot");
+  assert.equal(s.title, "board");
+  assert.deepEqual(s.posts.map((p) => p.text), ["first", "second"]);
+  assert.equal(s.posts[0]!.author?.name, "ann");
+
+  // A write made by the server appears.
+  await ctl("/write?text=from+server");
+  s = await until(ch, (b) => b.posts.some((p) => p.text === "from server"), "a server write");
+
+  // An action: typed result, the state and the runtime state follow.
+  const untouched = ch.getState()!.posts[0];
+  const post = await ch.addPost("from client");
+  assert.equal(post?.text, "from client");
+  assert.equal(typeof post?.id, "number");
+  s = await until(ch, (b) => b.posts.some((p) => p.id === post!.id), "the action's post");
+  assert.equal(s.posts[0], untouched, "an untouched row keeps its identity");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(ch.getRuntime().calls, 1);
+
+  // Every error kind, typed, with the server's code.
+  await rejectsWith(ch.addPost(""), "bad_request");
+  await rejectsWith(ch.fail("forbidden"), "forbidden");
+  await rejectsWith(ch.fail("not_found"), "not_found");
+  await rejectsWith(ch.fail("plain"), "internal", "secret");
+  await rejectsWith(ch.crash(), "internal");
+  const raw = ch as unknown as { callAction(name: string, args: unknown[]): Promise<unknown> };
+  await rejectsWith(raw.callAction("nope", []), "unknown_action");
+  await rejectsWith(raw.callAction("addPost", [42]), "bad_request");
+  await rejectsWith(raw.callAction("addPost", []), "bad_request");
+
+  // The server drops the socket; meanwhile rows are added and deleted. The
+  // client reconnects, resumes, and ends with exactly the server's state.
+  await ctl("/kick-and-write");
+  const want = JSON.parse(await ctl("/state")) as Board;
+  s = await until(ch, (b) => JSON.stringify(b) === JSON.stringify(want), "the resumed state");
+  const ids = s.posts.map((p) => p.id);
+  assert.equal(new Set(ids).size, ids.length, "no duplicates");
+  assert.ok(!s.posts.some((p) => p.text === "second"), "the deleted row is gone");
+  assert.ok(s.posts.some((p) => p.text === "while away 3"));
+
+  // Still live after the resume.
+  await ctl("/write?text=after+resume");
+  await until(ch, (b) => b.posts.some((p) => p.text === "after resume"), "a write after resume");
+}

@@ -1,0 +1,149 @@
+// The frames of protocol v1 (docs/PROTOCOL.md), as TypeScript types.
+
+/** A flat instance: one row, or a per-user overlay of a row (owner set). */
+export interface Instance {
+  readonly type: string;
+  /** The canonical string form of the primary key. */
+  readonly id: string;
+  /** Set on per-user rows and overlays; the server only sends the user's own. */
+  readonly owner?: string | undefined;
+  /** Full fields for new rows, changed fields in deltas; absent on tombstones. */
+  readonly fields?: Readonly<Record<string, unknown>> | undefined;
+  /** A tombstone: the row (or, with owner, the overlay) left the stream. */
+  readonly deleted?: boolean | undefined;
+}
+
+/** A subscription or call id: chosen by the client, echoed verbatim. */
+export type WireId = string | number;
+
+// Client → server.
+
+export interface HelloFrame {
+  readonly type: "hello";
+  readonly v: number;
+  readonly token?: string;
+}
+
+export interface SubFrame {
+  readonly type: "sub";
+  readonly id: WireId;
+  readonly channel: string;
+  readonly params?: unknown;
+  /** The last version seen per anchor, to resume. */
+  readonly since?: Readonly<Record<string, number>>;
+}
+
+export interface UnsubFrame {
+  readonly type: "unsub";
+  readonly id: WireId;
+}
+
+export interface CallFrame {
+  readonly type: "call";
+  readonly id: WireId;
+  readonly sub: WireId;
+  readonly action: string;
+  readonly args: readonly unknown[];
+}
+
+export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | CallFrame;
+
+// Server → client.
+
+export interface WelcomeFrame {
+  readonly type: "welcome";
+  readonly v: number;
+  readonly user: string;
+  readonly maxMessage: number;
+}
+
+export interface SnapshotFrame {
+  readonly type: "snapshot";
+  readonly sub: WireId;
+  readonly anchor: string;
+  readonly version: number;
+  readonly reset: boolean;
+  readonly more: boolean;
+  readonly instances: readonly Instance[];
+}
+
+export interface DoneFrame {
+  readonly type: "done";
+  readonly sub: WireId;
+}
+
+export interface DeltaFrame {
+  readonly type: "delta";
+  readonly channel: string;
+  readonly anchor: string;
+  readonly version: number;
+  readonly instances: readonly Instance[];
+}
+
+export interface AnchorsFrame {
+  readonly type: "anchors";
+  readonly sub: WireId;
+  readonly ids: readonly string[];
+}
+
+export interface UnsubscribedFrame {
+  readonly type: "unsubscribed";
+  readonly sub: WireId;
+}
+
+export interface ErrorFrame {
+  readonly type: "error";
+  readonly sub?: WireId;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface ResultFrame {
+  readonly type: "result";
+  readonly id: WireId;
+  readonly value?: unknown;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface RuntimeFrame {
+  readonly type: "runtime";
+  readonly sub: WireId;
+  readonly key: string;
+  readonly value: unknown;
+}
+
+export interface SystemFrame {
+  readonly type: "system";
+  readonly message: unknown;
+}
+
+export type ServerFrame =
+  | WelcomeFrame
+  | SnapshotFrame
+  | DoneFrame
+  | DeltaFrame
+  | AnchorsFrame
+  | UnsubscribedFrame
+  | ErrorFrame
+  | ResultFrame
+  | RuntimeFrame
+  | SystemFrame;
+
+/**
+ * Parses a server frame. It returns null for anything that is not a JSON
+ * object with a string `type`; unknown types are returned as they are and
+ * ignored by the connection (a newer server may add some).
+ */
+export function parseServerFrame(data: unknown): ServerFrame | null {
+  const text = typeof data === "string" ? data : String(data);
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof m !== "object" || m === null || typeof (m as { type?: unknown }).type !== "string") {
+    return null;
+  }
+  return m as ServerFrame;
+}

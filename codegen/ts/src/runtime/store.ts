@@ -1,0 +1,265 @@
+// The normalized index of one stream (a channel and one anchor) and the
+// rebuild of its nested state with structural sharing.
+//
+// Index. Instances are kept by key = type + "\u0000" + id. An entry holds a
+// shared part (the instance without owner) and the user's own overlay (the
+// instance with owner: the server only sends the user's own); its effective
+// fields are the shared fields overlaid by the own fields. Merging an
+// instance overwrites the fields it carries; a tombstone with owner removes
+// the overlay, one without owner the shared part, and an entry left with
+// neither is gone.
+//
+// Rebuild. The object of a row is its effective fields with each relation
+// field (from the layer model) replaced by the object(s) of the referenced
+// rows: missing rows are skipped in lists and null for to-one, and a
+// reference to a row already on the current path (a cycle) keeps the raw id.
+//
+// Structural sharing. Every entry has a revision that changes only when its
+// effective fields change by value. A build remembers, per row, the object
+// it made, the revision it made it from and the values it put in the
+// relation fields. The next build reuses that object when the revision is
+// the same and every relation value is identical (===), which is true
+// exactly when nothing in the subtree changed; the same holds for the arrays
+// of to-many relations. Unchanged subtrees therefore keep their identity, and
+// a changed row gets a new object, as do its ancestors. Objects of types on a
+// cycle of the model can differ by path (where the cycle is cut), so they are
+// remembered per path; all others are one object per row, shared by every
+// place that references the row.
+//
+// A reset (clear) keeps the cleared entries aside until settle(): a row
+// that comes back with the same fields gets its old revision, so a full
+// snapshot after a reconnect leaves unchanged parts of the state identical.
+
+import { compileModel, type ChannelModel, type Plan } from "./model.js";
+import type { Instance } from "./protocol.js";
+
+/** Fields of a flat instance. */
+export type Fields = Readonly<Record<string, unknown>>;
+
+/** The key of an instance in the index. */
+export function instanceKey(type: string, id: string): string {
+  return type + "\u0000" + id;
+}
+
+interface Entry {
+  shared: Fields | undefined;
+  own: Fields | undefined;
+  /** Effective fields: shared overlaid by own. */
+  fields: Fields;
+  rev: number;
+}
+
+const ABSENT: unique symbol = Symbol("absent");
+
+/** What a build made for one row (per path, for types on a cycle). */
+interface Built {
+  readonly obj: Record<string, unknown>;
+  readonly rev: number;
+  /** The value put in each relation field, in plan order (ABSENT if the field is missing). */
+  readonly rels: readonly unknown[];
+}
+
+interface BuildCtx {
+  readonly plan: Plan;
+  readonly next: Map<string, Built>;
+  /** The keys on the current path, with the cycle component of their type. */
+  readonly path: { key: string; cycle: number }[];
+  readonly onPath: Set<string>;
+}
+
+/** The normalized index of one stream, with its last built state. */
+export class Store {
+  #entries = new Map<string, Entry>();
+  /** Entries removed by clear(), until settle(). */
+  #cleared = new Map<string, Entry>();
+  #rev = 0;
+  #memo = new Map<string, Built>();
+  #changed = true;
+  #last: { plan: Plan; key: string; obj: Record<string, unknown> | null } | null = null;
+
+  /** The number of rows in the index. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Reports whether the index holds the row. */
+  has(type: string, id: string): boolean {
+    return this.#entries.has(instanceKey(type, id));
+  }
+
+  /** The effective fields of a row (shared overlaid by own), or undefined. */
+  fields(type: string, id: string): Fields | undefined {
+    return this.#entries.get(instanceKey(type, id))?.fields;
+  }
+
+  /** Merges instances (fields and tombstones) into the index. */
+  apply(instances: readonly Instance[]): void {
+    for (const inst of instances) this.#applyOne(inst);
+  }
+
+  /**
+   * Empties the index at the start of a reset snapshot. Until settle(), a
+   * row applied again with unchanged fields keeps its identity in the state.
+   */
+  clear(): void {
+    for (const [key, entry] of this.#entries) this.#cleared.set(key, entry);
+    if (this.#entries.size > 0) this.#changed = true;
+    this.#entries = new Map();
+  }
+
+  /** Ends a reset: rows cleared and not sent again are forgotten. */
+  settle(): void {
+    this.#cleared.clear();
+  }
+
+  #applyOne(inst: Instance): void {
+    const key = instanceKey(inst.type, String(inst.id));
+    const owned = inst.owner !== undefined && inst.owner !== null && inst.owner !== "";
+    let entry = this.#entries.get(key);
+    if (inst.deleted) {
+      if (!entry) return;
+      if (owned) {
+        if (!entry.own) return;
+        entry.own = undefined;
+      } else {
+        if (!entry.shared) return;
+        entry.shared = undefined;
+      }
+      if (!entry.shared && !entry.own) {
+        this.#entries.delete(key);
+        this.#changed = true;
+        return;
+      }
+    } else {
+      const fields = inst.fields ?? {};
+      if (!entry) {
+        entry = { shared: undefined, own: undefined, fields: {}, rev: -1 };
+        this.#entries.set(key, entry);
+      }
+      if (owned) entry.own = { ...entry.own, ...fields };
+      else entry.shared = { ...entry.shared, ...fields };
+    }
+    const effective =
+      entry.shared && entry.own ? { ...entry.shared, ...entry.own } : (entry.shared ?? entry.own ?? {});
+    if (entry.rev >= 0 && jsonEqual(effective, entry.fields)) {
+      entry.fields = effective;
+      return;
+    }
+    const old = this.#cleared.get(key);
+    entry.fields = effective;
+    entry.rev = old && jsonEqual(old.fields, effective) ? old.rev : ++this.#rev;
+    this.#changed = true;
+  }
+
+  /**
+   * Builds the nested object of the row type/id with model's relations, or
+   * null if the row is not in the index. Objects of rows whose subtree did
+   * not change since the previous build are the same objects as then.
+   */
+  build(model: ChannelModel, type: string, id: string): Record<string, unknown> | null {
+    const plan = compileModel(model);
+    const key = instanceKey(type, id);
+    const last = this.#last;
+    if (!this.#changed && last && last.plan === plan && last.key === key) return last.obj;
+    const ctx: BuildCtx = { plan, next: new Map(), path: [], onPath: new Set() };
+    const obj = this.#node(ctx, type, id)?.obj ?? null;
+    if (this.#cleared.size > 0) {
+      // In the middle of a reset: keep what rows not sent yet looked like.
+      for (const [k, b] of this.#memo) if (!ctx.next.has(k)) ctx.next.set(k, b);
+    }
+    this.#memo = ctx.next;
+    this.#changed = false;
+    this.#last = { plan, key, obj };
+    return obj;
+  }
+
+  #node(ctx: BuildCtx, type: string, id: string): Built | undefined {
+    const key = instanceKey(type, id);
+    const entry = this.#entries.get(key);
+    if (!entry) return undefined;
+    const tp = ctx.plan.type(type);
+    let memoKey = key;
+    if (tp.cycle >= 0) {
+      // The object depends on which rows of its cycle are above it.
+      for (const p of ctx.path) if (p.cycle === tp.cycle) memoKey += "\u0001" + p.key;
+    }
+    const done = ctx.next.get(memoKey);
+    if (done) return done;
+    const prev = this.#memo.get(memoKey);
+
+    ctx.path.push({ key, cycle: tp.cycle });
+    ctx.onPath.add(key);
+    const rels: unknown[] = [];
+    for (let i = 0; i < tp.relations.length; i++) {
+      const rel = tp.relations[i]!;
+      if (!Object.prototype.hasOwnProperty.call(entry.fields, rel.field)) {
+        rels.push(ABSENT);
+        continue;
+      }
+      const raw = entry.fields[rel.field];
+      const before = prev?.rels[i];
+      if (rel.many) {
+        const out: unknown[] = [];
+        if (Array.isArray(raw)) {
+          for (const ref of raw) {
+            const v = this.#ref(ctx, rel.type, ref);
+            if (v !== undefined) out.push(v);
+          }
+        }
+        rels.push(sameArray(before, out) ? before : out);
+      } else {
+        rels.push(this.#ref(ctx, rel.type, raw) ?? null);
+      }
+    }
+    ctx.onPath.delete(key);
+    ctx.path.pop();
+
+    let built: Built;
+    if (prev && prev.rev === entry.rev && rels.every((v, i) => v === prev.rels[i])) {
+      built = prev;
+    } else {
+      const obj: Record<string, unknown> = { ...entry.fields };
+      for (let i = 0; i < tp.relations.length; i++) {
+        const v = rels[i];
+        if (v !== ABSENT) obj[tp.relations[i]!.field] = v;
+      }
+      built = { obj, rev: entry.rev, rels };
+    }
+    ctx.next.set(memoKey, built);
+    return built;
+  }
+
+  // #ref resolves one referenced id: the row's object, the raw id if the row
+  // is on the current path, or undefined if the row is missing.
+  #ref(ctx: BuildCtx, type: string, ref: unknown): unknown {
+    if (ref === null || ref === undefined) return undefined;
+    const id = String(ref);
+    if (ctx.onPath.has(instanceKey(type, id))) return ref;
+    return this.#node(ctx, type, id)?.obj;
+  }
+}
+
+function sameArray(a: unknown, b: readonly unknown[]): boolean {
+  if (!Array.isArray(a) || a.length !== b.length) return false;
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Deep equality of JSON values. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ak = Object.keys(a);
+  if (ak.length !== Object.keys(b).length) return false;
+  for (const k of ak) {
+    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
+    if (!jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}

@@ -1,0 +1,158 @@
+// An in-process fake of the rxgorm server: a ws WebSocketServer whose every
+// frame is sent by the test script, so timing is exact.
+
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { WebSocket, WebSocketServer } from "ws";
+import type { ConnectOptions } from "../src/runtime/index.js";
+
+export type Frame = Record<string, any>;
+
+const TIMEOUT = 2000;
+
+/** A server-side socket, driven by the test. */
+export class FakeSocket {
+  readonly ws: WebSocket;
+  readonly received: Frame[] = [];
+  /** Resolves with the close code the server saw. */
+  readonly closed: Promise<number>;
+  #read = 0;
+  #wake: (() => void) | null = null;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on("message", (data) => {
+      this.received.push(JSON.parse(String(data)) as Frame);
+      this.#wake?.();
+    });
+    this.closed = new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+  }
+
+  /** The next frame the client sent, in order; with type, asserts its type. */
+  async next(type?: string, timeout = TIMEOUT): Promise<Frame> {
+    const deadline = Date.now() + timeout;
+    while (this.#read >= this.received.length) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout waiting for a client frame${type ? ` of type ${type}` : ""}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+    const m = this.received[this.#read++]!;
+    if (type !== undefined && m.type !== type) {
+      throw new Error(`want a ${type} frame, got ${JSON.stringify(m)}`);
+    }
+    return m;
+  }
+
+  /** Fails if the client sends anything within ms. */
+  async expectSilence(ms = 50): Promise<void> {
+    await sleep(ms);
+    if (this.received.length > this.#read) {
+      throw new Error(`unexpected client frame ${JSON.stringify(this.received[this.#read])}`);
+    }
+  }
+
+  send(frame: Frame): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  /** Reads hello and answers welcome; returns the hello. */
+  async handshake(user = "7"): Promise<Frame> {
+    const hello = await this.next("hello");
+    this.send({ type: "welcome", v: 1, user, maxMessage: 1048576 });
+    return hello;
+  }
+
+  /** Closes with a close frame carrying code. */
+  close(code: number, reason = ""): void {
+    this.ws.close(code, reason);
+  }
+
+  /** Drops the TCP connection without a close frame: the client sees 1006. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
+
+/** The fake server. */
+export class FakeServer {
+  readonly wss: WebSocketServer;
+  readonly url: string;
+  readonly sockets: FakeSocket[] = [];
+  #taken = 0;
+  #wake: (() => void) | null = null;
+
+  private constructor(wss: WebSocketServer) {
+    this.wss = wss;
+    this.url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/rx`;
+    wss.on("connection", (ws) => {
+      this.sockets.push(new FakeSocket(ws));
+      this.#wake?.();
+    });
+  }
+
+  static async start(): Promise<FakeServer> {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await once(wss, "listening");
+    return new FakeServer(wss);
+  }
+
+  /** The next socket a client opened, in order. */
+  async accept(timeout = TIMEOUT): Promise<FakeSocket> {
+    const deadline = Date.now() + timeout;
+    while (this.#taken >= this.sockets.length) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("timeout waiting for a client to connect");
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+    return this.sockets[this.#taken++]!;
+  }
+
+  /** Fails if a client connects within ms. */
+  async expectNoConnection(ms = 80): Promise<void> {
+    await sleep(ms);
+    if (this.sockets.length > this.#taken) throw new Error("unexpected client connection");
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls cond until it is true. */
+export async function waitFor(cond: () => boolean, what = "condition", timeout = TIMEOUT): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Client options for tests: ws as WebSocket, short backoff and grace. */
+export function testOptions(extra: ConnectOptions = {}): ConnectOptions {
+  return {
+    WebSocket,
+    backoffBase: 5,
+    backoffMax: 20,
+    idleTimeout: 30,
+    ...extra,
+  };
+}

@@ -1,0 +1,286 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rxgorm/rxgorm/channel"
+	"github.com/rxgorm/rxgorm/rx"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+)
+
+// Accounts: register, log in and out, profile, password, and deleting an
+// account with everything that hangs on it.
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
+
+// Registration is what a new user sends.
+type Registration struct {
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	DisplayName string `json:"displayName"`
+}
+
+// ProfileUpdate changes the caller's profile.
+type ProfileUpdate struct {
+	DisplayName string `json:"displayName"`
+}
+
+func checkPassword(p string) error {
+	if len(p) < 6 || len(p) > 72 {
+		return badRequest("a password has 6 to 72 bytes")
+	}
+	return nil
+}
+
+func cleanDisplayName(name, fallback string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		name = fallback
+	}
+	if name == "" || utf8.RuneCountInString(name) > 64 {
+		return "", badRequest("a display name has 1 to 64 characters")
+	}
+	return name, nil
+}
+
+// Register creates a user with their home and default friend group.
+func (a *App) Register(ctx context.Context, r Registration) (*User, error) {
+	if !usernameRE.MatchString(r.Username) {
+		return nil, badRequest("a username has 3 to 32 letters, digits, '_', '.' or '-'")
+	}
+	if err := checkPassword(r.Password); err != nil {
+		return nil, err
+	}
+	name, err := cleanDisplayName(r.DisplayName, r.Username)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), a.cost)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{Username: r.Username, DisplayName: name, Avatar: AvatarURL(r.Username), PasswordHash: string(hash)}
+	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		var n int64
+		if err := tx.Model(&User{}).Where("username = ?", r.Username).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return badRequest("the username %s is taken", r.Username)
+		}
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return badRequest("the username %s is taken", r.Username)
+			}
+			return err
+		}
+		if err := tx.Create(&Home{ID: u.ID, UserID: u.ID}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&FriendGroup{UserID: u.ID, Name: "Friends", IsDefault: true}).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Login checks a username and password and returns a new token.
+func (a *App) Login(ctx context.Context, username, password string) (string, *User, error) {
+	var u User
+	err := a.DB.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && (u.PasswordHash == "" || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil)) {
+		return "", nil, rx.Errorf(rx.CodeUnauthenticated, "wrong username or password")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	tok, err := a.Tokens.Create(ctx, idString(u.ID))
+	if err != nil {
+		return "", nil, err
+	}
+	return tok, &u, nil
+}
+
+// Logout revokes one token. The client closes its own socket.
+func (a *App) Logout(ctx context.Context, token string) error {
+	return a.Tokens.Revoke(ctx, token)
+}
+
+// UpdateProfile changes the caller's display name. Every stream that shows
+// the user (friends' homes, chats) receives the change.
+func (a *App) UpdateProfile(ctx context.Context, uid uint, p ProfileUpdate) (*User, error) {
+	var u *User
+	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		var err error
+		if u, err = activeUser(tx, uid); err != nil {
+			return err
+		}
+		name, err := cleanDisplayName(p.DisplayName, "")
+		if err != nil {
+			return err
+		}
+		u.DisplayName = name
+		return tx.Model(u).Update("display_name", name).Error
+	})
+	return u, err
+}
+
+// ChangePassword replaces the caller's password after checking the old one.
+func (a *App) ChangePassword(ctx context.Context, uid uint, old, password string) error {
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
+	if err != nil {
+		return err
+	}
+	return a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		u, err := activeUser(tx, uid)
+		if err != nil {
+			return err
+		}
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(old)) != nil {
+			return forbidden("wrong password")
+		}
+		return tx.Model(u).Update("password_hash", string(hash)).Error
+	})
+}
+
+// DeleteAccount deletes the caller's account after checking the password,
+// following the seed's cascade:
+//
+//  1. friends are notified, and their friendship and private chat with
+//     the user disappear from their homes;
+//  2. private chats are deleted;
+//  3. group chats the user owns are deleted, and their members notified;
+//  4. the other group chats are told that the user left, and lose them
+//     from their members and admins;
+//  5. friendships are deleted;
+//  6. every session of the user is logged out (tokens revoked, sockets
+//     closed);
+//  7. the user's sent messages are re-assigned to #DELETED, the user is
+//     removed from read lists, and their friend groups, pending friend and
+//     chat invitations (sent, received or awaiting their decision) and
+//     chat relations are deleted, then their home and profile.
+//
+// It all happens in one transaction; the notices follow the commit. Only
+// messages re-assigned to #DELETED remain of the user.
+func (a *App) DeleteAccount(ctx context.Context, uid uint, password string) error {
+	var u *User
+	err := a.write(ctx, func(tx *gorm.DB, out *outbox) error {
+		var err error
+		if u, err = activeUser(tx, uid); err != nil {
+			return err
+		}
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+			return forbidden("wrong password")
+		}
+		return a.deleteUserTx(tx, u, out)
+	})
+	if err != nil {
+		return err
+	}
+	// Sessions: the tokens went with the transaction; live sockets close
+	// now (with 4001: sign in again).
+	if a.Sessions != nil {
+		a.Sessions.DisconnectUser(idString(uid))
+	}
+	return nil
+}
+
+func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
+	name := u.DisplayName
+	// 1. Friends.
+	var friends []Friendship
+	if err := tx.Where("user_id = ?", u.ID).Find(&friends).Error; err != nil {
+		return err
+	}
+	for _, f := range friends {
+		out.user(f.FriendID, NoticeFriendDeleted, fmt.Sprintf("%s deleted their account", name), 0)
+	}
+	// 2-4. Chats.
+	var rels []UserChatRelation
+	if err := tx.Where("user_id = ?", u.ID).Find(&rels).Error; err != nil {
+		return err
+	}
+	for _, r := range rels {
+		var c Chat
+		if err := take(tx, &c, r.ChatID, "chat"); err != nil {
+			return err
+		}
+		switch {
+		case c.Kind == KindPrivate:
+			if err := deleteChatTx(tx, c.ID); err != nil {
+				return err
+			}
+		case c.OwnerID != nil && *c.OwnerID == u.ID:
+			members, err := memberIDs(tx, c.ID)
+			if err != nil {
+				return err
+			}
+			if err := deleteChatTx(tx, c.ID); err != nil {
+				return err
+			}
+			for _, m := range members {
+				if m != u.ID {
+					out.user(m, NoticeChatDeleted, fmt.Sprintf("%s deleted their account: the chat %s is gone", name, c.Name), c.ID)
+				}
+			}
+			out.chat(c.ID, NoticeChatDeleted, fmt.Sprintf("%s deleted their account: the chat %s is gone", name, c.Name))
+		default:
+			if err := removeMemberTx(tx, c.ID, u.ID); err != nil {
+				return err
+			}
+			out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat (account deleted)", name))
+		}
+	}
+	// 5. Friendships, both sides.
+	if err := tx.Where("user_id = ? OR friend_id = ?", u.ID, u.ID).Delete(&Friendship{}).Error; err != nil {
+		return err
+	}
+	// 6. Sessions: revoke every token in this transaction.
+	if err := tx.Where("user_id = ?", idString(u.ID)).Delete(&channel.Token{}).Error; err != nil {
+		return err
+	}
+	out.user(u.ID, NoticeAccountDeleting, "Your account was deleted", 0)
+	// 7. What remains points at the user.
+	if err := tx.Model(&Message{}).Where("sender_id = ?", u.ID).Update("sender_id", a.deletedID).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("user_id = ?", u.ID).Delete(&MessageRead{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("user_id = ?", u.ID).Delete(&FriendGroup{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("sender_id = ? OR receiver_id = ?", u.ID, u.ID).Delete(&FriendInvitation{}).Error; err != nil {
+		return err
+	}
+	var invIDs []uint
+	if err := tx.Model(&ChatInvitation{}).Where("inviter_id = ? OR invitee_id = ?", u.ID, u.ID).Pluck("id", &invIDs).Error; err != nil {
+		return err
+	}
+	if err := deleteInvitationsTx(tx, invIDs); err != nil {
+		return err
+	}
+	if err := tx.Where("user_id = ?", u.ID).Delete(&ChatInvitationDecider{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Model(&ChatInvitation{}).Where("approved_by_id = ?", u.ID).Update("approved_by_id", nil).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("user_id = ?", u.ID).Delete(&UserChatRelation{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Delete(&Home{ID: u.ID}).Error; err != nil {
+		return err
+	}
+	return tx.Delete(u).Error
+}

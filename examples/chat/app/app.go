@@ -1,0 +1,193 @@
+// Package app is the chat example's backend: the Nova 210 SE chat rebuilt on
+// rxgorm. It holds the GORM models (models.go), the two channels clients
+// subscribe to (HomeChannel in home.go, ChatChannel in chat.go) with an
+// action for every change a client makes, and the operations behind them,
+// one file per concept (account, friends, chats, messages, invitations).
+//
+// Every change is made through GORM inside a transaction, so rxgorm
+// broadcasts it to every affected subscriber after the commit; dependants
+// are deleted through GORM too (database cascades would be invisible).
+// What the seed calls notifications are those state changes plus a notice
+// published to the affected users' groups, which their channels turn into
+// runtime state (a toast).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/rxgorm/rxgorm/cache"
+	"github.com/rxgorm/rxgorm/channel"
+	"github.com/rxgorm/rxgorm/rx"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+)
+
+// Options configure New. The zero value works.
+type Options struct {
+	// Store is the rxgorm cache store. Nil means in memory.
+	Store cache.Store
+	// Logger receives errors. Nil means slog.Default().
+	Logger *slog.Logger
+	// BcryptCost is the cost of password hashes. Zero means
+	// bcrypt.DefaultCost; tests use bcrypt.MinCost.
+	BcryptCost int
+}
+
+// SessionCloser ends a user's live connections; *channel.Server is one.
+type SessionCloser interface {
+	DisconnectUser(userID string)
+}
+
+// App is the chat backend: the database, the rxgorm hub serving the
+// channels, and the token store.
+type App struct {
+	// DB is the rx-enabled database: every write through it is broadcast.
+	DB *gorm.DB
+	// Hub serves HomeChannel and ChatChannel.
+	Hub *rx.Hub
+	// Tokens authenticates clients (REST and WebSocket).
+	Tokens *channel.TokenAuth
+	// Sessions, when set, is told to close the sockets of users whose
+	// account is deleted. The HTTP server sets it to its channel.Server.
+	Sessions SessionCloser
+
+	log       *slog.Logger
+	cost      int
+	deletedID uint
+}
+
+// New migrates the database, installs rxgorm on db, registers the channels
+// and makes sure the #DELETED user exists.
+func New(db *gorm.DB, opts Options) (*App, error) {
+	a := &App{DB: db, log: opts.Logger, cost: opts.BcryptCost}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.cost == 0 {
+		a.cost = bcrypt.DefaultCost
+	}
+	if err := db.AutoMigrate(Models()...); err != nil {
+		return nil, fmt.Errorf("app: migrate: %w", err)
+	}
+	tokens, err := channel.NewTokenAuth(db)
+	if err != nil {
+		return nil, err
+	}
+	tokens.Load = a.loadUser
+	a.Tokens = tokens
+	hub, err := rx.New(db, rx.Config{Store: opts.Store, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	a.Hub = hub
+	if err := hub.Register(a.channels()...); err != nil {
+		hub.Close()
+		return nil, err
+	}
+	if err := a.ensureDeletedUser(); err != nil {
+		hub.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Channels returns the app's channels as makefrontend reads them (without
+// an App: codegen needs only their types).
+func Channels() []any { return (&App{}).channels() }
+
+func (a *App) channels() []any { return []any{&HomeChannel{App: a}, &ChatChannel{App: a}} }
+
+// Close stops the hub.
+func (a *App) Close() error { return a.Hub.Close() }
+
+// DeletedUserID returns the id of the #DELETED user.
+func (a *App) DeletedUserID() uint { return a.deletedID }
+
+// ensureDeletedUser creates the #DELETED user on first start. It has no
+// password hash, so no one can log in as it.
+func (a *App) ensureDeletedUser() error {
+	var u User
+	err := a.DB.Where("username = ?", DeletedUsername).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		u = User{Username: DeletedUsername, DisplayName: "Deleted user", Avatar: AvatarURL(DeletedUsername)}
+		err = a.DB.Transaction(func(tx *gorm.DB) error { return tx.Create(&u).Error })
+	}
+	if err != nil {
+		return fmt.Errorf("app: #DELETED user: %w", err)
+	}
+	a.deletedID = u.ID
+	return nil
+}
+
+// loadUser fills rx.User.Data for an authenticated token: the user's row.
+// A deleted user's tokens are refused.
+func (a *App) loadUser(ctx context.Context, id string) (any, error) {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	var u User
+	if err := a.DB.WithContext(ctx).Take(&u, n).Error; err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// UserID returns the numeric id of an authenticated rx.User.
+func UserID(u rx.User) (uint, error) {
+	n, err := strconv.ParseUint(u.ID, 10, 64)
+	if err != nil || n == 0 {
+		return 0, rx.Errorf(rx.CodeUnauthenticated, "sign in first")
+	}
+	return uint(n), nil
+}
+
+func idString(id uint) string { return strconv.FormatUint(uint64(id), 10) }
+
+func badRequest(format string, args ...any) error {
+	return rx.Errorf(rx.CodeBadRequest, format, args...)
+}
+
+func forbidden(format string, args ...any) error {
+	return rx.Errorf(rx.CodeForbidden, format, args...)
+}
+
+func notFound(format string, args ...any) error {
+	return rx.Errorf(rx.CodeNotFound, format, args...)
+}
+
+// write runs f in a transaction and, after the commit, delivers the
+// notices f left in the outbox. rxgorm broadcasts the transaction's
+// changes after the commit, before the notices reach anyone.
+func (a *App) write(ctx context.Context, f func(tx *gorm.DB, out *outbox) error) error {
+	out := &outbox{}
+	if err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return f(tx, out) }); err != nil {
+		return err
+	}
+	a.deliver(context.WithoutCancel(ctx), out)
+	return nil
+}
+
+// take loads the row with primary key id into dest, or returns a not_found
+// error naming what.
+func take(tx *gorm.DB, dest any, id uint, what string) error {
+	err := tx.Take(dest, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return notFound("no %s %d", what, id)
+	}
+	return err
+}
+
+// activeUser loads the acting user, refusing one that no longer exists.
+func activeUser(tx *gorm.DB, id uint) (*User, error) {
+	var u User
+	err := tx.Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, rx.Errorf(rx.CodeUnauthenticated, "your account no longer exists")
+	}
+	return &u, err
+}

@@ -1,0 +1,183 @@
+package app
+
+import (
+	"context"
+
+	"github.com/rxgorm/rxgorm/rx"
+)
+
+// ChatParams select a chat.
+type ChatParams struct {
+	ChatID uint `json:"chatId"`
+}
+
+// ChatRuntime is the runtime state of a Chat subscription.
+type ChatRuntime struct {
+	// Notices are the latest events of the chat (joins, leaves, renames…),
+	// oldest first.
+	Notices []Notice `json:"notices"`
+	// Closed says the subscriber is no longer in the chat (they left, or
+	// the chat was deleted): the client should unsubscribe.
+	Closed bool `json:"closed"`
+}
+
+// ChatChannel is one chat: its members and admins, the subscriber's own
+// relation (unread count, last read message), pending invitations and the
+// latest 50 messages with read receipts. Its actions are what a member
+// does inside a chat.
+type ChatChannel struct {
+	rx.Channel[Chat, ChatParams]
+	rx.Runtime[ChatRuntime]
+	// App is injected into the registered value and copied into every
+	// subscription.
+	App *App
+}
+
+// Authorize lets members in. Everyone else is told the chat does not
+// exist, whether it does or not.
+func (c *ChatChannel) Authorize(ctx context.Context, u rx.User, p ChatParams) error {
+	uid, err := UserID(u)
+	if err != nil {
+		return err
+	}
+	ok, err := isMember(c.App.DB.WithContext(ctx), p.ChatID, uid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound("no chat %d", p.ChatID)
+	}
+	return nil
+}
+
+// OnConnect joins the chat's notification group.
+func (c *ChatChannel) OnConnect(ctx context.Context) error {
+	c.Join("chat:" + idString(c.Params().ChatID))
+	return nil
+}
+
+// Consumers turn the chat's notices into runtime state.
+func (c *ChatChannel) Consumers() rx.Consumers {
+	return rx.Consumers{"notify": rx.On(c.onNotify)}
+}
+
+func (c *ChatChannel) onNotify(ctx context.Context, n Notice) {
+	closed := n.Kind == NoticeChatDeleted
+	if n.Kind == NoticeChatLeft {
+		// Whether the subscriber is the one who left: ask the database.
+		uid, _ := UserID(c.User())
+		ok, err := isMember(c.App.DB.WithContext(ctx), c.Params().ChatID, uid)
+		closed = err == nil && !ok
+	}
+	c.Runtime.Set(func(r *ChatRuntime) {
+		r.Notices = pushNotice(r.Notices, n)
+		r.Closed = r.Closed || closed
+	})
+}
+
+// Actions lists the actions of ChatChannel.
+func (c *ChatChannel) Actions() []string {
+	return []string{
+		"SendMessage", "MarkRead", "History",
+		"Rename", "SetOwner", "AddAdmin", "RemoveAdmin", "Leave", "Delete",
+		"Invite",
+	}
+}
+
+func (c *ChatChannel) me() (uint, error) { return UserID(c.User()) }
+
+// SendMessage posts a message.
+func (c *ChatChannel) SendMessage(ctx context.Context, text string) (*Message, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	return c.App.SendMessage(ctx, uid, c.Params().ChatID, text)
+}
+
+// MarkRead marks the messages up to upTo (0: all) as read.
+func (c *ChatChannel) MarkRead(ctx context.Context, upTo uint) (*UserChatRelation, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	return c.App.MarkRead(ctx, uid, c.Params().ChatID, upTo)
+}
+
+// History returns up to limit messages older than message before (0: the
+// newest), for paging past the 50 the state holds.
+func (c *ChatChannel) History(ctx context.Context, before uint, limit int) (*MessagePage, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	return c.App.History(ctx, uid, c.Params().ChatID, before, limit)
+}
+
+// Rename renames the group chat (owner and admins).
+func (c *ChatChannel) Rename(ctx context.Context, name string) (*ChatRef, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	return c.App.RenameChat(ctx, uid, c.Params().ChatID, name)
+}
+
+// SetOwner hands the group chat over to another member (owner only).
+func (c *ChatChannel) SetOwner(ctx context.Context, userID uint) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	return c.App.SetOwner(ctx, uid, c.Params().ChatID, userID)
+}
+
+// AddAdmin makes a member an admin (owner only).
+func (c *ChatChannel) AddAdmin(ctx context.Context, userID uint) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	return c.App.AddAdmin(ctx, uid, c.Params().ChatID, userID)
+}
+
+// RemoveAdmin takes the admin role from a member (owner only).
+func (c *ChatChannel) RemoveAdmin(ctx context.Context, userID uint) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	return c.App.RemoveAdmin(ctx, uid, c.Params().ChatID, userID)
+}
+
+// Leave leaves the group chat (not the owner).
+func (c *ChatChannel) Leave(ctx context.Context) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	if err := c.App.LeaveChat(ctx, uid, c.Params().ChatID); err != nil {
+		return err
+	}
+	c.Runtime.Set(func(r *ChatRuntime) { r.Closed = true })
+	return nil
+}
+
+// Delete deletes the group chat (owner only).
+func (c *ChatChannel) Delete(ctx context.Context) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	return c.App.DeleteChat(ctx, uid, c.Params().ChatID)
+}
+
+// Invite invites a friend into the group chat; see invitations.go for the
+// flow.
+func (c *ChatChannel) Invite(ctx context.Context, userID uint) (*ChatInvitation, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	return c.App.InviteToChat(ctx, uid, c.Params().ChatID, userID)
+}

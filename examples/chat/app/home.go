@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+
+	"github.com/rxgorm/rxgorm/rx"
+)
+
+// HomeParams select a user's home: the subscriber's own.
+type HomeParams struct {
+	UserID uint `json:"userId"`
+}
+
+// HomeRuntime is the runtime state of a Home subscription.
+type HomeRuntime struct {
+	// Notices are the latest notifications for the user, oldest first.
+	Notices []Notice `json:"notices"`
+}
+
+// HomeChannel is a user's own state: profile, friend groups with friends,
+// friend invitations both ways, the chat list with unread counts, and the
+// chat invitations awaiting the user's decision or made by them. Its
+// actions are everything a user does outside one chat.
+type HomeChannel struct {
+	rx.Channel[Home, HomeParams]
+	rx.Runtime[HomeRuntime]
+	// App is injected into the registered value and copied into every
+	// subscription.
+	App *App
+}
+
+// Authorize lets users into their own home only.
+func (c *HomeChannel) Authorize(ctx context.Context, u rx.User, p HomeParams) error {
+	uid, err := UserID(u)
+	if err != nil {
+		return err
+	}
+	if uid != p.UserID {
+		return forbidden("this is not your home")
+	}
+	return nil
+}
+
+// OnConnect joins the user's notification group.
+func (c *HomeChannel) OnConnect(ctx context.Context) error {
+	c.Join("user:" + idString(c.Params().UserID))
+	return nil
+}
+
+// Consumers turn notices into runtime state.
+func (c *HomeChannel) Consumers() rx.Consumers {
+	return rx.Consumers{"notify": rx.On(c.onNotify)}
+}
+
+func (c *HomeChannel) onNotify(ctx context.Context, n Notice) {
+	c.Runtime.Set(func(r *HomeRuntime) { r.Notices = pushNotice(r.Notices, n) })
+}
+
+// Actions lists the actions of HomeChannel.
+func (c *HomeChannel) Actions() []string {
+	return []string{
+		"UpdateProfile", "ChangePassword", "DeleteAccount",
+		"InviteFriend", "AcceptFriendInvitation", "RejectFriendInvitation", "CancelFriendInvitation", "DeleteFriend",
+		"CreateFriendGroup", "RenameFriendGroup", "DeleteFriendGroup", "MoveFriend",
+		"CreateGroupChat",
+		"ApproveChatInvitation", "AcceptChatInvitation", "RejectChatInvitation",
+		"DismissNotices",
+	}
+}
+
+// me is the subscriber's user id (Authorize made it the home's).
+func (c *HomeChannel) me() uint { return c.Params().UserID }
+
+// UpdateProfile changes the display name.
+func (c *HomeChannel) UpdateProfile(ctx context.Context, p ProfileUpdate) (*User, error) {
+	return c.App.UpdateProfile(ctx, c.me(), p)
+}
+
+// ChangePassword replaces the password.
+func (c *HomeChannel) ChangePassword(ctx context.Context, old, password string) error {
+	return c.App.ChangePassword(ctx, c.me(), old, password)
+}
+
+// DeleteAccount deletes the account (see App.DeleteAccount). The caller's
+// sockets are closed with 4001 right after.
+func (c *HomeChannel) DeleteAccount(ctx context.Context, password string) error {
+	return c.App.DeleteAccount(ctx, c.me(), password)
+}
+
+// InviteFriend sends a friend invitation by username.
+func (c *HomeChannel) InviteFriend(ctx context.Context, username, message string) (*FriendInvitation, error) {
+	return c.App.InviteFriend(ctx, c.me(), username, message)
+}
+
+// AcceptFriendInvitation accepts a received friend invitation.
+func (c *HomeChannel) AcceptFriendInvitation(ctx context.Context, id uint) (*Friendship, error) {
+	return c.App.AcceptFriendInvitation(ctx, c.me(), id)
+}
+
+// RejectFriendInvitation rejects a received friend invitation.
+func (c *HomeChannel) RejectFriendInvitation(ctx context.Context, id uint) error {
+	return c.App.RejectFriendInvitation(ctx, c.me(), id)
+}
+
+// CancelFriendInvitation withdraws a sent friend invitation.
+func (c *HomeChannel) CancelFriendInvitation(ctx context.Context, id uint) error {
+	return c.App.CancelFriendInvitation(ctx, c.me(), id)
+}
+
+// DeleteFriend ends a friendship and deletes the private chat.
+func (c *HomeChannel) DeleteFriend(ctx context.Context, friendID uint) error {
+	return c.App.DeleteFriend(ctx, c.me(), friendID)
+}
+
+// CreateFriendGroup creates a friend group.
+func (c *HomeChannel) CreateFriendGroup(ctx context.Context, name string) (*FriendGroup, error) {
+	return c.App.CreateFriendGroup(ctx, c.me(), name)
+}
+
+// RenameFriendGroup renames a friend group.
+func (c *HomeChannel) RenameFriendGroup(ctx context.Context, id uint, name string) (*FriendGroup, error) {
+	return c.App.RenameFriendGroup(ctx, c.me(), id, name)
+}
+
+// DeleteFriendGroup deletes a friend group; its friends move to the
+// default group.
+func (c *HomeChannel) DeleteFriendGroup(ctx context.Context, id uint) error {
+	return c.App.DeleteFriendGroup(ctx, c.me(), id)
+}
+
+// MoveFriend moves a friend to another group.
+func (c *HomeChannel) MoveFriend(ctx context.Context, friendID, groupID uint) (*Friendship, error) {
+	return c.App.MoveFriend(ctx, c.me(), friendID, groupID)
+}
+
+// CreateGroupChat creates a group chat with friends as members.
+func (c *HomeChannel) CreateGroupChat(ctx context.Context, name string, memberIDs []uint) (*ChatRef, error) {
+	return c.App.CreateGroupChat(ctx, c.me(), name, memberIDs)
+}
+
+// ApproveChatInvitation approves a chat invitation (owners and admins).
+func (c *HomeChannel) ApproveChatInvitation(ctx context.Context, id uint) (*ChatInvitation, error) {
+	return c.App.ApproveChatInvitation(ctx, c.me(), id)
+}
+
+// AcceptChatInvitation joins the chat of an invitation.
+func (c *HomeChannel) AcceptChatInvitation(ctx context.Context, id uint) (*ChatRef, error) {
+	return c.App.AcceptChatInvitation(ctx, c.me(), id)
+}
+
+// RejectChatInvitation rejects a chat invitation (the invitee, or an admin
+// while it awaits approval).
+func (c *HomeChannel) RejectChatInvitation(ctx context.Context, id uint) error {
+	return c.App.RejectChatInvitation(ctx, c.me(), id)
+}
+
+// DismissNotices clears this subscription's notices.
+func (c *HomeChannel) DismissNotices(ctx context.Context) error {
+	c.Runtime.Set(func(r *HomeRuntime) { r.Notices = nil })
+	return nil
+}

@@ -1,0 +1,165 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// Messages: sending, read receipts and unread counts, history pages.
+
+// MaxMessage is the longest message, in characters.
+const MaxMessage = 4000
+
+// MaxPage is the most messages History returns at once.
+const MaxPage = 100
+
+// MessagePage is a page of older messages, newest first.
+type MessagePage struct {
+	Messages []Message `json:"messages"`
+	// More says older messages remain.
+	More bool `json:"more"`
+}
+
+// preview shortens a message for the chat list.
+func preview(text string) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(text) <= 100 {
+		return text
+	}
+	r := []rune(text)
+	return string(r[:99]) + "…"
+}
+
+// SendMessage posts a message to a chat the caller is a member of. Every
+// other member's unread count grows; the sender has read everything up to
+// their message.
+func (a *App) SendMessage(ctx context.Context, uid, chatID uint, text string) (*Message, error) {
+	text = strings.TrimSpace(text)
+	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
+		return nil, badRequest("a message has 1 to %d characters", MaxMessage)
+	}
+	var m Message
+	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		if _, err := memberChat(tx, chatID, uid); err != nil {
+			return err
+		}
+		m = Message{ChatID: chatID, SenderID: uid, Text: text}
+		if err := tx.Create(&m).Error; err != nil {
+			return err
+		}
+		err := tx.Model(&UserChatRelation{}).Where("chat_id = ?", chatID).Updates(map[string]any{
+			"last_message":    preview(text),
+			"last_message_at": m.CreatedAt,
+			"unread_count":    gorm.Expr("CASE WHEN user_id = ? THEN unread_count ELSE unread_count + 1 END", uid),
+		}).Error
+		if err != nil {
+			return err
+		}
+		_, err = markReadTx(tx, uid, chatID, m.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &m, a.DB.WithContext(ctx).Preload("Sender").Take(&m, m.ID).Error
+}
+
+// MarkRead marks the messages of a chat up to message upTo (0: the latest)
+// as read by the caller: they join the messages' read lists, and the
+// caller's unread count drops to the messages after upTo.
+func (a *App) MarkRead(ctx context.Context, uid, chatID, upTo uint) (*UserChatRelation, error) {
+	var rel *UserChatRelation
+	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		if _, err := memberChat(tx, chatID, uid); err != nil {
+			return err
+		}
+		if upTo == 0 {
+			if err := tx.Model(&Message{}).Where("chat_id = ?", chatID).Select("COALESCE(MAX(id), 0)").Scan(&upTo).Error; err != nil {
+				return err
+			}
+		} else {
+			var n int64
+			if err := tx.Model(&Message{}).Where("chat_id = ? AND id = ?", chatID, upTo).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return notFound("no message %d in chat %d", upTo, chatID)
+			}
+		}
+		var err error
+		rel, err = markReadTx(tx, uid, chatID, upTo)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rel, nil
+}
+
+// markReadTx records that uid read the messages of a chat up to upTo: read
+// receipts for the messages of others not read yet, the last read message
+// and the unread count of the user's chat relation.
+func markReadTx(tx *gorm.DB, uid, chatID, upTo uint) (*UserChatRelation, error) {
+	var rel UserChatRelation
+	if err := tx.Where("chat_id = ? AND user_id = ?", chatID, uid).Take(&rel).Error; err != nil {
+		return nil, err
+	}
+	if upTo <= rel.LastReadMessageID {
+		return &rel, nil // already read
+	}
+	var ids []uint
+	err := tx.Model(&Message{}).
+		Where("chat_id = ? AND id > ? AND id <= ? AND sender_id <> ?", chatID, rel.LastReadMessageID, upTo, uid).
+		Where("id NOT IN (?)", tx.Model(&MessageRead{}).Select("message_id").Where("user_id = ?", uid)).
+		Pluck("id", &ids).Error
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		reads := make([]MessageRead, len(ids))
+		for i, id := range ids {
+			reads[i] = MessageRead{MessageID: id, UserID: uid}
+		}
+		if err := tx.CreateInBatches(reads, 500).Error; err != nil {
+			return nil, err
+		}
+	}
+	var unread int64
+	if err := tx.Model(&Message{}).Where("chat_id = ? AND id > ? AND sender_id <> ?", chatID, upTo, uid).Count(&unread).Error; err != nil {
+		return nil, err
+	}
+	rel.LastReadMessageID, rel.UnreadCount = upTo, int(unread)
+	return &rel, tx.Model(&rel).Updates(map[string]any{"last_read_message_id": upTo, "unread_count": unread}).Error
+}
+
+// History returns up to limit messages of a chat older than message
+// before (0: from the newest), with senders and readers. The channel's
+// state holds the latest 50; clients page further back with this.
+func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) (*MessagePage, error) {
+	if limit <= 0 || limit > MaxPage {
+		return nil, badRequest("a page has 1 to %d messages", MaxPage)
+	}
+	db := a.DB.WithContext(ctx)
+	if _, err := memberChat(db, chatID, uid); err != nil {
+		return nil, err
+	}
+	q := db.Where("chat_id = ?", chatID)
+	if before > 0 {
+		q = q.Where("id < ?", before)
+	}
+	var ms []Message
+	if err := q.Preload("Sender").Preload("Readers").Order("id desc").Limit(limit + 1).Find(&ms).Error; err != nil {
+		return nil, err
+	}
+	page := &MessagePage{Messages: ms, More: len(ms) > limit}
+	if page.More {
+		page.Messages = ms[:limit]
+	}
+	if page.Messages == nil {
+		page.Messages = []Message{}
+	}
+	return page, nil
+}

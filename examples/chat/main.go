@@ -1,0 +1,151 @@
+// Command chat runs the rxgorm chat example: the Nova 210 SE chat backend
+// rebuilt on rxgorm, with its web UI embedded.
+//
+//	go run ./examples/chat
+//
+// starts it on embedded defaults (a SQLite file under ./data, the
+// in-memory cache) and prints its URL. Flags, or the environment variables
+// named in their help, switch the database to PostgreSQL and the cache to
+// MongoDB:
+//
+//	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rxgorm/rxgorm/cache"
+	"github.com/rxgorm/rxgorm/examples/chat/app"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"gorm.io/gorm"
+)
+
+// dist is the built web UI (web/dist; see README.md for rebuilding it).
+//
+//go:embed all:web/dist
+var dist embed.FS
+
+// config is the command line.
+type config struct {
+	addr     string // listen address
+	data     string // SQLite directory
+	postgres string // PostgreSQL DSN; empty: SQLite
+	mongo    string // MongoDB URI of the cache store; empty: in memory
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.addr, "addr", env("CHAT_ADDR", "127.0.0.1:8080"), "listen address (env CHAT_ADDR)")
+	flag.StringVar(&cfg.data, "data", env("CHAT_DATA", "data"), "directory of the SQLite database (env CHAT_DATA)")
+	flag.StringVar(&cfg.postgres, "postgres", env("CHAT_POSTGRES", ""), "PostgreSQL DSN; empty means SQLite under -data (env CHAT_POSTGRES)")
+	flag.StringVar(&cfg.mongo, "mongo", env("CHAT_MONGO", ""), "MongoDB URI for the rxgorm cache store, database from its path (default chat); empty means in memory (env CHAT_MONGO)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves the example until ctx is done, printing its URL to out.
+func run(ctx context.Context, cfg config, out io.Writer) error {
+	var (
+		db  *gorm.DB
+		err error
+	)
+	if cfg.postgres != "" {
+		db, err = app.OpenPostgres(cfg.postgres)
+	} else {
+		db, err = app.OpenSQLite(filepath.Join(cfg.data, "chat.db"))
+	}
+	if err != nil {
+		return err
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	var opts app.Options
+	if cfg.mongo != "" {
+		store, closeStore, err := openMongo(ctx, cfg.mongo)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		opts.Store = store
+	}
+	a, err := app.New(db, opts)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	static, err := fs.Sub(dist, "web/dist")
+	if err != nil {
+		return err
+	}
+	srv := newServer(a, static)
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "rxgorm chat example: http://%s/\n", ln.Addr())
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.rx.Shutdown(sctx) // sockets first: they are hijacked, hs does not track them
+		_ = hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	<-done
+	return nil
+}
+
+// openMongo connects to MongoDB and returns the cache store on the URI's
+// database.
+func openMongo(ctx context.Context, uri string) (cache.Store, func(), error) {
+	name := "chat"
+	if u, err := url.Parse(uri); err == nil && strings.Trim(u.Path, "/") != "" {
+		name = strings.Trim(u.Path, "/")
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, nil, fmt.Errorf("mongo: %w", err)
+	}
+	closeClient := func() { _ = client.Disconnect(context.Background()) }
+	store, err := cache.NewMongo(ctx, client.Database(name), cache.MongoOptions{CollectionPrefix: "chat_"})
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return store, closeClient, nil
+}

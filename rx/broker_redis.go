@@ -1,0 +1,174 @@
+package rx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisBroker is a Broker on Redis pub/sub (github.com/redis/go-redis/v9),
+// for several nodes. Topics are Redis channels under a prefix. One
+// connection carries every subscription of the node; go-redis reconnects it
+// and subscribes again after an outage, which is logged once, and OnRecover
+// functions run when Redis is back (the engine uses them to resync what may
+// have been missed).
+type RedisBroker struct {
+	client *redis.Client
+	prefix string
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	ps       *redis.PubSub
+	next     int
+	handlers map[string]map[int]func([]byte) // guarded by mu
+	down     bool                            // guarded by mu
+	recover  []func()                        // guarded by mu
+	done     chan struct{}
+	stop     context.CancelFunc
+}
+
+var _ Broker = (*RedisBroker)(nil)
+
+// RedisOptions configures NewRedisBroker. The zero value works.
+type RedisOptions struct {
+	// Prefix is put before every topic. Empty means "rx:".
+	Prefix string
+	// Logger receives the outage and recovery lines. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// NewRedisBroker starts a broker on client. Call Close to stop it.
+func NewRedisBroker(client *redis.Client, opts RedisOptions) *RedisBroker {
+	if opts.Prefix == "" {
+		opts.Prefix = "rx:"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	b := &RedisBroker{client: client, prefix: opts.Prefix, log: opts.Logger, handlers: map[string]map[int]func([]byte){}, done: make(chan struct{}), stop: stop}
+	b.ps = client.Subscribe(ctx)
+	go b.run(ctx)
+	return b
+}
+
+// Publish implements Broker.
+func (b *RedisBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+	if err := b.client.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
+		return fmt.Errorf("rx: redis publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Subscribe implements Broker. The subscription is active on Redis when it
+// returns.
+func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([]byte)) (func(), error) {
+	b.mu.Lock()
+	b.next++
+	id := b.next
+	first := len(b.handlers[topic]) == 0
+	if first {
+		b.handlers[topic] = map[int]func([]byte){}
+	}
+	b.handlers[topic][id] = handle
+	b.mu.Unlock()
+	if first {
+		if err := b.ps.Subscribe(ctx, b.prefix+topic); err != nil {
+			b.remove(topic, id)
+			return nil, fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
+		}
+	}
+	return func() { b.remove(topic, id) }, nil
+}
+
+func (b *RedisBroker) remove(topic string, id int) {
+	b.mu.Lock()
+	delete(b.handlers[topic], id)
+	last := len(b.handlers[topic]) == 0
+	if last {
+		delete(b.handlers, topic)
+	}
+	b.mu.Unlock()
+	if last {
+		_ = b.ps.Unsubscribe(context.Background(), b.prefix+topic)
+	}
+}
+
+// OnRecover registers f to run each time Redis answers again after an
+// outage.
+func (b *RedisBroker) OnRecover(f func()) {
+	b.mu.Lock()
+	b.recover = append(b.recover, f)
+	b.mu.Unlock()
+}
+
+func (b *RedisBroker) run(ctx context.Context) {
+	defer close(b.done)
+	for {
+		msg, err := b.ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			b.setDown(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			b.mu.Lock()
+			topic := m.Channel[len(b.prefix):]
+			hs := make([]func([]byte), 0, len(b.handlers[topic]))
+			for _, h := range b.handlers[topic] {
+				hs = append(hs, h)
+			}
+			b.mu.Unlock()
+			for _, h := range hs {
+				h([]byte(m.Payload))
+			}
+		case *redis.Subscription, *redis.Pong:
+			b.setUp()
+		}
+	}
+}
+
+func (b *RedisBroker) setDown(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.down {
+		b.down = true
+		b.log.Error("rx: redis broker unavailable; serving local subscribers until it returns", "err", err)
+	}
+}
+
+func (b *RedisBroker) setUp() {
+	b.mu.Lock()
+	was := b.down
+	b.down = false
+	fs := append([]func(){}, b.recover...)
+	b.mu.Unlock()
+	if was {
+		b.log.Info("rx: redis broker is back")
+		for _, f := range fs {
+			f()
+		}
+	}
+}
+
+// Close stops the broker (not the client).
+func (b *RedisBroker) Close() error {
+	b.stop()
+	err := b.ps.Close()
+	<-b.done
+	return err
+}

@@ -1,0 +1,183 @@
+package rx
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rxgorm/rxgorm/cache"
+)
+
+// The cache's life cycle, all on the engine goroutine:
+//
+//   - Store keys carry a fingerprint of the channel's state model, so a
+//     migration of the models (a new field, a new relation) lands in a new
+//     key instead of serving documents of the old shape.
+//   - A stream cold in the engine but present in the store (kept by a
+//     persistent store across a restart) is reconciled with the database:
+//     the difference is applied as an ordinary versioned delta, so clients
+//     resume across restarts, and a crash between a commit and its broadcast
+//     heals when the stream is next loaded.
+//   - When the store fails, the engine logs it once, switches to an
+//     in-memory store rebuilt from the database (subscribers get fresh
+//     snapshots, live deltas keep flowing) and probes the store until it
+//     answers again; then it rebuilds every hot stream in it.
+//   - Streams without subscribers expire after Config.CacheTTL.
+
+// fingerprint hashes what shapes a channel's instances.
+func fingerprint(def *channelDef) string {
+	h := sha256.New()
+	for _, l := range def.layers {
+		fmt.Fprintf(h, "L%s|%s|%s|%v|", l.name, l.schema.Table, l.pk.DBName, l.pkQuoted)
+		if l.owner != nil {
+			fmt.Fprintf(h, "O%s|", l.owner.DBName)
+		}
+		for _, f := range l.fields {
+			fmt.Fprintf(h, "F%s|%s|", f.name, l.typ.FieldByIndex(f.index).Type)
+		}
+		for _, r := range l.rels {
+			fmt.Fprintf(h, "R%s|%d|%s|%v|%s|%d|", r.name, r.kind, r.to.name, r.follow, r.order, r.limit)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// storeKey is the cache key of a channel's stream for one anchor.
+func storeKey(def *channelDef, anchor string) cache.Stream {
+	return cache.Stream{Channel: def.name + "@" + def.fingerprint, Anchor: anchor}
+}
+
+// fill stores a freshly loaded stream: reconciled with what the store
+// already holds, or filled.
+func (e *engine) fill(ctx context.Context, key cache.Stream, insts []*cache.Instance) error {
+	snap, err := e.active.Snapshot(ctx, key)
+	if err == nil {
+		changes := reconcile(snap.Instances, insts)
+		if len(changes) == 0 {
+			return nil
+		}
+		_, err = e.active.Apply(ctx, []cache.Write{{Stream: key, Changes: changes}})
+		return err
+	}
+	if !errors.Is(err, cache.ErrCold) {
+		return err
+	}
+	_, err = e.active.Fill(ctx, key, insts)
+	return err
+}
+
+// reconcile returns the changes that turn stored into fresh: fresh rows in
+// full (the store keeps only what differs) and tombstones for rows gone.
+func reconcile(stored, fresh []*cache.Instance) []*cache.Instance {
+	keep := make(map[cache.Key]bool, len(fresh))
+	out := make([]*cache.Instance, 0, len(fresh))
+	for _, in := range fresh {
+		keep[in.Key()] = true
+		out = append(out, in)
+	}
+	for _, in := range stored {
+		if !keep[in.Key()] {
+			out = append(out, &cache.Instance{Type: in.Type, ID: in.ID, Owner: in.Owner, Deleted: true})
+		}
+	}
+	return out
+}
+
+// storeFailed switches to the in-memory fallback after a store error.
+func (e *engine) storeFailed(err error) {
+	if e.degraded {
+		return
+	}
+	e.degraded = true
+	e.h.log.Error("rx: cache store unavailable; serving streams from the database and memory until it returns", "err", err)
+	e.active = cache.NewMemory(cache.MemoryOptions{})
+	e.resyncAll()
+	go e.probe()
+}
+
+// probe waits for the primary store to answer, then switches back.
+func (e *engine) probe() {
+	t := time.NewTicker(e.h.cfg.ProbeInterval)
+	defer t.Stop()
+	probeKey := cache.Stream{Channel: "rx-probe", Anchor: "0"}
+	for {
+		select {
+		case <-e.h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(e.h.ctx, e.h.cfg.ProbeInterval)
+		_, err := e.primary.Snapshot(ctx, probeKey)
+		cancel()
+		if err == nil || errors.Is(err, cache.ErrCold) {
+			e.do(func() {
+				e.degraded = false
+				e.active = e.primary
+				e.h.log.Info("rx: cache store is back; rebuilding hot streams in it")
+				e.resyncAll()
+			})
+			return
+		}
+	}
+}
+
+// resyncAll reloads every hot stream into the active store.
+func (e *engine) resyncAll() {
+	for _, s := range e.streams {
+		e.resync(s)
+	}
+}
+
+// streamLister is implemented by stores that keep streams beyond a
+// process (cache.MongoStore): the janitor also expires streams an earlier
+// process left there.
+type streamLister interface {
+	Streams(ctx context.Context) ([]cache.StreamInfo, error)
+}
+
+// expireIdle evicts streams without subscribers unused for the TTL, and
+// expires stored streams no process has written for the TTL.
+func (e *engine) expireIdle(now time.Time) {
+	for _, s := range e.streams {
+		if len(s.subs) == 0 && now.Sub(s.used) >= e.h.cfg.CacheTTL {
+			e.evict(s)
+		}
+	}
+	l, ok := e.active.(streamLister)
+	if !ok || e.degraded {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx(), 5*time.Second)
+	defer cancel()
+	infos, err := l.Streams(ctx)
+	if err != nil {
+		return // the next store operation reports an outage
+	}
+	for _, in := range infos {
+		if _, hot := e.streams[in.Stream]; !hot && now.Sub(in.LastWrite) >= e.h.cfg.CacheTTL {
+			if err := e.active.Expire(ctx, in.Stream); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// janitor runs expireIdle periodically.
+func (e *engine) janitor() {
+	every := max(e.h.cfg.CacheTTL/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.h.ctx.Done():
+			return
+		case now := <-t.C:
+			if !e.do(func() { e.expireIdle(now) }) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package rx
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// Channel marks a single-anchor channel. Embed it in your channel type:
+//
+//	type ChatChannel struct{ rx.Channel[Chat, ChatParams] }
+//
+// The state is one Chat with everything reachable from it. T is the anchor
+// model; P is the parameters a client subscribes with. The anchor id is
+// taken from P (see AnchorIDer), and access is denied unless the channel
+// type implements Authorizer[P].
+type Channel[T any, P any] struct{ binding }
+
+// List marks a list channel: its state is an ordered list of anchors, chosen
+// per subscription by the channel's Anchors method (Lister[P]).
+//
+//	type ChatsChannel struct{ rx.List[Chat, rx.NoParams] }
+type List[T any, P any] struct{ binding }
+
+// NoParams is the parameter type of a channel that takes none.
+type NoParams struct{}
+
+// Authorizer is implemented by a channel type that lets users subscribe.
+// Returning nil allows; any error denies (an *Error chooses the code, any
+// other error is sent as forbidden). Channels without it deny everyone.
+type Authorizer[P any] interface {
+	Authorize(ctx context.Context, u User, p P) error
+}
+
+// AnchorIDer is implemented by a single-anchor channel that computes its
+// anchor's primary key from the parameters. Without it, the anchor id is
+// the field of P tagged rx:"anchor", or P's only field.
+type AnchorIDer[P any] interface {
+	AnchorID(ctx context.Context, u User, p P) (any, error)
+}
+
+// Lister is implemented by every list channel: it returns the query that
+// selects the anchors of one subscription, with its ordering, for example
+// db.Where("owner_id = ?", u.ID).Order("created_at desc").
+type Lister[P any] interface {
+	Anchors(ctx context.Context, db *gorm.DB, u User, p P) *gorm.DB
+}
+
+// Namer is implemented by a channel type that chooses its registered name.
+// The default is the Go type name.
+type Namer interface {
+	ChannelName() string
+}
+
+// declarer is implemented by Channel and List (and promoted to the types
+// that embed them).
+type declarer interface {
+	rxDeclare(outer any) (*channelDef, error)
+}
+
+// channelDef is the registered form of a channel.
+type channelDef struct {
+	name        string
+	goType      reflect.Type
+	elemType    reflect.Type // the channel struct type
+	actions     map[string]*actionDef
+	runtime     reflect.Type // R of an embedded Runtime[R], if any
+	anchorType  reflect.Type
+	paramsType  reflect.Type
+	many        bool
+	anchor      *layer
+	layers      []*layer // reachable from the anchor, anchor first
+	hasLayer    map[*layer]bool
+	fingerprint string // of the state model, part of the store key
+	proto       any    // the value passed to Register
+
+	decode    func(raw any) (any, error) // params from P, *P or JSON
+	authorize func(ctx context.Context, u User, p any) error
+	anchorID  func(ctx context.Context, u User, p any) (any, error)
+	list      func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB
+}
+
+func (Channel[T, P]) rxDeclare(outer any) (*channelDef, error) { return declare[T, P](outer, false) }
+
+func (List[T, P]) rxDeclare(outer any) (*channelDef, error) { return declare[T, P](outer, true) }
+
+func declare[T, P any](outer any, many bool) (*channelDef, error) {
+	d := &channelDef{
+		goType:     reflect.TypeOf(outer),
+		anchorType: reflect.TypeFor[T](),
+		paramsType: reflect.TypeFor[P](),
+		many:       many,
+		proto:      outer,
+	}
+	gt := d.goType
+	for gt.Kind() == reflect.Pointer {
+		gt = gt.Elem()
+	}
+	d.name = gt.Name()
+	d.elemType = gt
+	if r, ok := outer.(interface{ rxRuntimeType() reflect.Type }); ok {
+		d.runtime = r.rxRuntimeType()
+	}
+	if n, ok := outer.(Namer); ok {
+		d.name = n.ChannelName()
+	}
+	if d.name == "" {
+		return nil, &DeclarationError{Type: typeName(d.goType), Reason: "a channel needs a name: use a named type or a ChannelName method"}
+	}
+	at := d.anchorType
+	if at.Kind() != reflect.Struct {
+		return nil, &DeclarationError{Type: typeName(d.goType), Reason: fmt.Sprintf("anchor %s is not a struct model", at)}
+	}
+	d.decode = func(raw any) (any, error) {
+		switch v := raw.(type) {
+		case P:
+			return v, nil
+		case *P:
+			if v != nil {
+				return *v, nil
+			}
+		case nil:
+		case json.RawMessage, []byte:
+			var p P
+			b, _ := v.([]byte)
+			if rm, ok := v.(json.RawMessage); ok {
+				b = rm
+			}
+			if len(b) == 0 || string(b) == "null" {
+				return p, nil
+			}
+			if err := json.Unmarshal(b, &p); err != nil {
+				return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("params of %s: %v", d.name, err), Err: err}
+			}
+			return p, nil
+		default:
+			return nil, Errorf(CodeBadRequest, "params of %s: want %s, got %T", d.name, d.paramsType, raw)
+		}
+		var p P
+		return p, nil
+	}
+	if gt.Kind() != reflect.Struct {
+		return nil, &DeclarationError{Type: typeName(d.goType), Reason: "a channel must be a struct type"}
+	}
+	if err := declareActions(d); err != nil {
+		return nil, err
+	}
+	if a, ok := outer.(Authorizer[P]); ok {
+		d.authorize = func(ctx context.Context, u User, p any) error { return a.Authorize(ctx, u, p.(P)) }
+	}
+	if many {
+		l, ok := outer.(Lister[P])
+		if !ok {
+			return nil, &DeclarationError{Type: typeName(d.goType), Reason: fmt.Sprintf("list channel needs a method Anchors(ctx context.Context, db *gorm.DB, u rx.User, p %s) *gorm.DB", d.paramsType)}
+		}
+		d.list = func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB { return l.Anchors(ctx, db, u, p.(P)) }
+		return d, nil
+	}
+	if a, ok := outer.(AnchorIDer[P]); ok {
+		d.anchorID = func(ctx context.Context, u User, p any) (any, error) { return a.AnchorID(ctx, u, p.(P)) }
+		return d, nil
+	}
+	idx, err := anchorField(d)
+	if err != nil {
+		return nil, err
+	}
+	d.anchorID = func(ctx context.Context, u User, p any) (any, error) {
+		return reflect.ValueOf(p).FieldByIndex(idx).Interface(), nil
+	}
+	return d, nil
+}
+
+// anchorField finds the params field that holds the anchor id.
+func anchorField(d *channelDef) ([]int, error) {
+	pt := d.paramsType
+	if pt.Kind() != reflect.Struct {
+		return nil, &DeclarationError{Type: typeName(d.goType), Reason: fmt.Sprintf("params %s must be a struct, or the channel must implement AnchorID", pt)}
+	}
+	var exported []int
+	for i := 0; i < pt.NumField(); i++ {
+		sf := pt.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		exported = append(exported, i)
+		if strings.Contains(","+sf.Tag.Get("rx")+",", ",anchor,") {
+			return sf.Index, nil
+		}
+	}
+	if len(exported) == 1 {
+		return []int{exported[0]}, nil
+	}
+	return nil, &DeclarationError{Type: typeName(d.goType), Reason: fmt.Sprintf("cannot tell which field of %s is the anchor id: tag it rx:\"anchor\" or implement AnchorID", pt)}
+}

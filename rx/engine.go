@@ -1,0 +1,661 @@
+package rx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rxgorm/rxgorm/cache"
+	"gorm.io/gorm"
+)
+
+// The engine runs on one goroutine that owns every hot stream. Commits,
+// subscriptions and loads are queued to it and run in queue order, so that
+// a snapshot and the deltas that follow it can never race: a subscription
+// is registered at the version of its snapshot, and every later commit is
+// applied after it. Commits only append to the queue; they never wait for
+// fan-out.
+type engine struct {
+	h  *Hub
+	db *gorm.DB // session for reads: no hooks, no statement state
+
+	mu     sync.Mutex
+	queue  []item // guarded by mu
+	closed bool   // guarded by mu
+	wake   chan struct{}
+	done   chan struct{}
+
+	// Owned by the loop goroutine.
+	streams  map[cache.Stream]*hotStream
+	index    map[ikey]map[*hotStream]struct{}
+	layerHot map[*layer]int // hot streams whose channel includes the layer
+	lists    map[*channelDef]map[*Subscription]struct{}
+	primary  cache.Store // the configured store
+	active   cache.Store // primary, or the in-memory fallback while degraded
+	degraded bool
+}
+
+func newEngine(h *Hub, db *gorm.DB) *engine {
+	return &engine{
+		h:        h,
+		db:       db,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		streams:  map[cache.Stream]*hotStream{},
+		index:    map[ikey]map[*hotStream]struct{}{},
+		layerHot: map[*layer]int{},
+		lists:    map[*channelDef]map[*Subscription]struct{}{},
+		primary:  h.store,
+		active:   h.store,
+	}
+}
+
+// enqueue hands a committed transaction's touches to the engine.
+func (e *engine) enqueue(ts []touch) {
+	e.push(item{touches: ts})
+}
+
+// item is one entry of the engine's queue: a commit's touches, or a
+// function to run.
+type item struct {
+	touches []touch
+	f       func()
+}
+
+// do queues f to run on the engine goroutine. It reports false after close.
+func (e *engine) do(f func()) bool { return e.push(item{f: f}) }
+
+func (e *engine) push(it item) bool {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return false
+	}
+	e.queue = append(e.queue, it)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// call runs f on the engine goroutine and waits for it.
+func (e *engine) call(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	if !e.do(func() { f(); close(ran) }) {
+		return errors.New("rx: hub is closed")
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *engine) run() {
+	defer close(e.done)
+	for {
+		e.mu.Lock()
+		q := e.queue
+		e.queue = nil
+		closed := e.closed
+		e.mu.Unlock()
+		// Commits queued back to back are processed as one batch: their
+		// rows are re-read once, and the batch still runs before any
+		// function queued after them, so subscriptions and Wait keep
+		// their order.
+		var batch []touch
+		for _, it := range q {
+			if it.f == nil {
+				batch = append(batch, it.touches...)
+				continue
+			}
+			if len(batch) > 0 {
+				e.process(batch)
+				batch = nil
+			}
+			it.f()
+		}
+		if len(batch) > 0 {
+			e.process(batch)
+		}
+		if len(q) > 0 {
+			continue
+		}
+		if closed {
+			for _, s := range e.streams {
+				for sub := range s.subs {
+					sub.end(errors.New("rx: hub closed"))
+				}
+			}
+			return
+		}
+		<-e.wake
+	}
+}
+
+func (e *engine) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	<-e.done
+}
+
+func (e *engine) ctx() context.Context { return e.h.ctx }
+
+func (e *engine) logf(format string, args ...any) {
+	e.h.log.Error(fmt.Sprintf(format, args...))
+}
+
+func (e *engine) indexAdd(k ikey, s *hotStream) {
+	m := e.index[k]
+	if m == nil {
+		m = map[*hotStream]struct{}{}
+		e.index[k] = m
+	}
+	m[s] = struct{}{}
+}
+
+func (e *engine) unindex(k ikey, s *hotStream) {
+	if m := e.index[k]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(e.index, k)
+		}
+	}
+}
+
+// process turns one commit's touches into deltas for every hot stream.
+func (e *engine) process(ts []touch) {
+	if len(e.streams) == 0 && len(e.lists) == 0 {
+		return
+	}
+	ctx := e.ctx()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = e.processOnce(ctx, ts); err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+	}
+	// The database could not be read: reload every stream the touches may
+	// concern, so that subscribers are not left stale.
+	e.logf("rx: processing a commit failed, resyncing affected streams: %v", err)
+	layers := map[*layer]bool{}
+	for _, t := range ts {
+		layers[t.l] = true
+	}
+	for _, s := range e.streams {
+		for l := range layers {
+			if s.def.hasLayer[l] {
+				e.resync(s)
+				break
+			}
+		}
+	}
+}
+
+type change struct {
+	row     *row // nil: not re-read (list-only) or deleted
+	deleted bool
+	lists   map[*relation][]member
+	full    bool // row and every list known: can enter a stream as is
+}
+
+func (e *engine) processOnce(ctx context.Context, ts []touch) error {
+	// 1. Dedup, keeping only what some hot stream may contain.
+	rowIDs := map[*layer][]string{}
+	seenRow := map[ikey]bool{}
+	listIDs := map[*relation]map[string]bool{}
+	addList := func(r *relation, id string) {
+		if e.layerHot[r.from] == 0 || id == "" {
+			return
+		}
+		if listIDs[r] == nil {
+			listIDs[r] = map[string]bool{}
+		}
+		listIDs[r][id] = true
+	}
+	listed := map[*layer]bool{}
+	for def, subs := range e.lists {
+		if len(subs) > 0 {
+			listed[def.anchor] = true
+		}
+	}
+	for _, t := range ts {
+		if e.layerHot[t.l] == 0 && !(t.rel == nil && listed[t.l]) {
+			continue
+		}
+		if t.rel != nil {
+			addList(t.rel, t.id)
+			continue
+		}
+		k := ikey{t.l, t.id}
+		if !seenRow[k] {
+			seenRow[k] = true
+			rowIDs[t.l] = append(rowIDs[t.l], t.id)
+		}
+	}
+	// 2. Re-read rows.
+	changes := map[ikey]*change{}
+	for l, ids := range rowIDs {
+		rows, err := readRows(ctx, e.db, l, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			k := ikey{l, id}
+			r := rows[id]
+			changes[k] = &change{row: r, deleted: r == nil}
+			_, known := e.index[k]
+			// 3. A child row can change its parents' lists: the old parents
+			// (from the graph) and the new one (from its foreign key).
+			for _, p := range l.parents {
+				newParent := ""
+				if r != nil {
+					newParent = r.fks[p]
+				}
+				var old []string
+				ownerMoved := false
+				for s := range e.index[k] {
+					old = append(old, s.parentsVia(k, p)...)
+					if n := s.nodes[k]; n != nil && r != nil && n.owner != r.owner {
+						ownerMoved = true
+					}
+				}
+				moved := r == nil || !known || ownerMoved || p.order != "" || p.limit > 0 || len(old) != 1 || old[0] != newParent
+				if !moved {
+					continue
+				}
+				for _, o := range old {
+					addList(p, o)
+				}
+				addList(p, newParent)
+			}
+			// A row no stream holds yet needs its lists to enter one.
+			if r != nil && !known {
+				for _, rel := range l.rels {
+					if rel.kind != relBelongsTo {
+						addList(rel, id)
+					}
+				}
+			}
+		}
+	}
+	// 4. Recompute lists.
+	for r, set := range listIDs {
+		ids := make([]string, 0, len(set))
+		for id := range set {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		lists, err := readLists(ctx, e.db, r, ids)
+		if err != nil {
+			return err
+		}
+		for id, ms := range lists {
+			k := ikey{r.from, id}
+			c := changes[k]
+			if c == nil {
+				c = &change{}
+				changes[k] = c
+			}
+			if c.lists == nil {
+				c.lists = map[*relation][]member{}
+			}
+			c.lists[r] = ms
+		}
+	}
+	for k, c := range changes {
+		if c.row == nil {
+			continue
+		}
+		c.full = true
+		for _, r := range k.l.rels {
+			if _, ok := c.lists[r]; !ok && r.kind != relBelongsTo {
+				c.full = false
+				break
+			}
+		}
+	}
+	// 5. Apply to every hot stream holding a changed row.
+	affected := map[*hotStream]bool{}
+	for k := range changes {
+		for s := range e.index[k] {
+			affected[s] = true
+		}
+	}
+	var writes []cache.Write
+	var order []*hotStream
+	for s := range affected {
+		insts, err := e.applyTo(ctx, s, changes)
+		if err != nil {
+			return err
+		}
+		if len(insts) > 0 {
+			writes = append(writes, cache.Write{Stream: s.key, Changes: insts})
+			order = append(order, s)
+		}
+	}
+	if err := e.store(ctx, writes, order); err != nil {
+		return err
+	}
+	return e.updateLists(ctx, changes, listed)
+}
+
+// updateLists refreshes list subscriptions whose anchors may have changed:
+// an anchor row that was deleted while listed, or that exists but is not
+// listed (created, or now matching the subscription's query).
+func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, listed map[*layer]bool) error {
+	if len(listed) == 0 {
+		return nil
+	}
+	refresh := map[*Subscription]bool{}
+	for k, c := range changes {
+		if !listed[k.l] || (c.row == nil && !c.deleted) {
+			continue
+		}
+		for def, subs := range e.lists {
+			if def.anchor != k.l {
+				continue
+			}
+			for sub := range subs {
+				sub.mu.Lock()
+				in := slices.Contains(sub.anchors, k.id)
+				sub.mu.Unlock()
+				if in == c.deleted {
+					refresh[sub] = true
+				}
+			}
+		}
+	}
+	for sub := range refresh {
+		if err := e.refreshList(ctx, sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// store writes to the cache and fans the deltas out.
+func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotStream) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	deltas, err := e.active.Apply(ctx, writes)
+	if err != nil {
+		// The graph already moved on; the fallback reloads every stream
+		// from the database.
+		e.storeFailed(err)
+		return nil
+	}
+	for i, d := range deltas {
+		s := order[i]
+		if d.Cold {
+			e.resync(s)
+			continue
+		}
+		if len(d.Instances) == 0 {
+			continue
+		}
+		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
+		for sub := range s.subs {
+			sub.deliver(ev)
+		}
+	}
+	return nil
+}
+
+// applyTo updates stream s with the changes and returns the instances to
+// write.
+func (e *engine) applyTo(ctx context.Context, s *hotStream, changes map[ikey]*change) ([]*cache.Instance, error) {
+	var out []*cache.Instance
+	var added []ikey
+	dropped := false
+	for k, c := range changes {
+		n := s.nodes[k]
+		if n == nil {
+			continue
+		}
+		if c.deleted {
+			out = append(out, s.remove(e, k)...)
+			dropped = true
+			continue
+		}
+		insts, a, d := s.put(k, &fullRow{row: c.row, lists: c.lists})
+		out = append(out, insts...)
+		added = append(added, a...)
+		dropped = dropped || d
+	}
+	// Rows that entered the stream: take them from this batch when it read
+	// them whole, else load them (and what hangs below them) from the
+	// database.
+	var load []ikey
+	for len(added) > 0 {
+		k := added[0]
+		added = added[1:]
+		if s.nodes[k] != nil {
+			continue
+		}
+		if c := changes[k]; c != nil && c.full {
+			insts, a, _ := s.put(k, &fullRow{row: c.row, lists: c.lists})
+			e.indexAdd(k, s)
+			out = append(out, insts...)
+			added = append(added, a...)
+			continue
+		}
+		if c := changes[k]; c != nil && c.deleted {
+			continue
+		}
+		load = append(load, k)
+	}
+	if len(load) > 0 {
+		insts, err := e.expand(ctx, s, load)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, insts...)
+	}
+	if dropped {
+		swept := s.sweep(e)
+		if len(swept) > 0 {
+			// A row that left the stream is sent as its tombstone only: an
+			// update of it in the same delta would leak its new state.
+			gone := make(map[cache.Key]bool, len(swept))
+			for _, in := range swept {
+				gone[in.Key()] = true
+			}
+			out = slices.DeleteFunc(out, func(in *cache.Instance) bool { return gone[in.Key()] })
+		}
+		out = append(out, swept...)
+	}
+	return out, nil
+}
+
+// expand loads the rows in frontier and everything reachable from them that
+// s does not hold yet, adds them to s and returns their instances. It runs a
+// fixed number of queries per layer and round: one for the rows, one per
+// relation.
+func (e *engine) expand(ctx context.Context, s *hotStream, frontier []ikey) ([]*cache.Instance, error) {
+	var out []*cache.Instance
+	for len(frontier) > 0 {
+		byLayer := map[*layer][]string{}
+		seen := map[ikey]bool{}
+		for _, k := range frontier {
+			if s.nodes[k] == nil && !seen[k] {
+				seen[k] = true
+				byLayer[k.l] = append(byLayer[k.l], k.id)
+			}
+		}
+		frontier = nil
+		for _, l := range orderedLayers(byLayer) {
+			ids := byLayer[l]
+			rows, err := readRows(ctx, e.db, l, ids)
+			if err != nil {
+				return nil, err
+			}
+			found := make([]string, 0, len(rows))
+			for _, id := range ids {
+				if rows[id] != nil {
+					found = append(found, id)
+				}
+			}
+			lists := map[*relation]map[string][]member{}
+			for _, r := range l.rels {
+				if r.kind == relBelongsTo || len(found) == 0 {
+					continue
+				}
+				ls, err := readLists(ctx, e.db, r, found)
+				if err != nil {
+					return nil, err
+				}
+				lists[r] = ls
+			}
+			for _, id := range found {
+				fr := &fullRow{row: rows[id], lists: map[*relation][]member{}}
+				for r, ls := range lists {
+					fr.lists[r] = ls[id]
+				}
+				k := ikey{l, id}
+				insts, added, _ := s.put(k, fr)
+				e.indexAdd(k, s)
+				out = append(out, insts...)
+				frontier = append(frontier, added...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// orderedLayers returns the map's layers in name order, for deterministic
+// query order.
+func orderedLayers[V any](m map[*layer]V) []*layer {
+	ls := make([]*layer, 0, len(m))
+	for l := range m {
+		ls = append(ls, l)
+	}
+	slices.SortFunc(ls, func(a, b *layer) int {
+		switch {
+		case a.name < b.name:
+			return -1
+		case a.name > b.name:
+			return 1
+		}
+		return 0
+	})
+	return ls
+}
+
+// hot returns the stream for (def, anchorID), loading it from the database
+// when it is cold. A missing anchor returns a not_found error.
+func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*hotStream, error) {
+	key := storeKey(def, anchorID)
+	if s := e.streams[key]; s != nil {
+		s.used = time.Now()
+		return s, nil
+	}
+	s := newHotStream(key, def, anchorID)
+	insts, err := e.expand(ctx, s, []ikey{s.anchor})
+	if err != nil {
+		e.dropGraph(s)
+		return nil, err
+	}
+	if s.nodes[s.anchor] == nil {
+		e.dropGraph(s)
+		return nil, Errorf(CodeNotFound, "%s %s not found", def.anchor.name, anchorID)
+	}
+	if err := e.fill(ctx, key, insts); err != nil {
+		if e.degraded {
+			e.dropGraph(s)
+			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
+		}
+		e.storeFailed(err)
+		if err := e.fill(ctx, key, insts); err != nil {
+			e.dropGraph(s)
+			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
+		}
+	}
+	s.used = time.Now()
+	e.streams[key] = s
+	for _, l := range def.layers {
+		e.layerHot[l]++
+	}
+	return s, nil
+}
+
+func (e *engine) dropGraph(s *hotStream) {
+	for k := range s.nodes {
+		e.unindex(k, s)
+	}
+}
+
+// resync reloads a stream from the database after a failure and sends its
+// subscribers a full snapshot.
+func (e *engine) resync(s *hotStream) {
+	ctx := e.ctx()
+	subs := s.subs
+	e.evict(s)
+	if len(subs) == 0 {
+		return
+	}
+	ns, err := e.hot(ctx, s.def, s.anchor.id)
+	if err == nil {
+		var snap cache.Snapshot
+		snap, err = e.snapshot(ctx, ns.key)
+		if err == nil {
+			ev := &Event{Anchor: ns.key.Anchor, Version: snap.Version, Instances: snap.Instances, Snapshot: true, Initial: true, memo: &memo{}}
+			for sub := range subs {
+				ns.subs[sub] = struct{}{}
+				for i, x := range sub.streams {
+					if x == s {
+						sub.streams[i] = ns
+					}
+				}
+				sub.deliver(ev)
+			}
+			return
+		}
+	}
+	e.logf("rx: resync of %s failed: %v", s.key, err)
+	for sub := range subs {
+		sub.end(fmt.Errorf("rx: stream %s lost: %w", s.key, err))
+	}
+}
+
+// snapshot reads a stream from the active store, switching to the fallback
+// when the store fails.
+func (e *engine) snapshot(ctx context.Context, key cache.Stream) (cache.Snapshot, error) {
+	snap, err := e.active.Snapshot(ctx, key)
+	if err != nil && !errors.Is(err, cache.ErrCold) && !e.degraded {
+		e.storeFailed(err)
+		snap, err = e.active.Snapshot(ctx, key)
+	}
+	return snap, err
+}
+
+// evict makes a stream cold.
+func (e *engine) evict(s *hotStream) {
+	if e.streams[s.key] != s {
+		return
+	}
+	delete(e.streams, s.key)
+	e.dropGraph(s)
+	for _, l := range s.def.layers {
+		e.layerHot[l]--
+	}
+	if err := e.active.Expire(e.ctx(), s.key); err != nil && !e.degraded {
+		e.storeFailed(err)
+	}
+}

@@ -1,0 +1,318 @@
+package rx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/rxgorm/rxgorm/cache"
+	"gorm.io/gorm"
+)
+
+// Config configures a Hub. The zero value works.
+type Config struct {
+	// Store keeps the flat instances of hot streams. Nil means a fresh
+	// cache.NewMemory store.
+	Store cache.Store
+	// Logger receives the engine's errors. Nil means slog.Default().
+	Logger *slog.Logger
+	// SubscriptionBuffer is the number of events a Go subscriber may leave
+	// unread before the subscription ends with ErrOverloaded. Zero means 256.
+	SubscriptionBuffer int
+	// CacheTTL is how long a stream without subscribers stays hot. Zero
+	// means one hour.
+	CacheTTL time.Duration
+	// ProbeInterval is how often a failed cache store is probed. Zero means
+	// 2 s.
+	ProbeInterval time.Duration
+	// Broker connects the nodes of a cluster. Nil means an in-process
+	// MemoryBroker: one node.
+	Broker Broker
+}
+
+// Hub is the engine: it captures writes made through its *gorm.DB, keeps
+// the state of hot streams in its cache store, and delivers snapshots and
+// deltas to subscriptions. Create one with New per database.
+type Hub struct {
+	db     *gorm.DB
+	cfg    Config
+	store  cache.Store
+	broker Broker
+	log    *slog.Logger
+	model  *model
+	engine *engine
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+
+	mu       sync.RWMutex
+	channels map[string]*channelDef // guarded by mu
+
+	groups      groups
+	unsubSystem func()
+
+	bmu          sync.RWMutex
+	listeners    map[int]func(json.RawMessage) // guarded by bmu
+	nextListener int                           // guarded by bmu
+}
+
+var gormSession = gorm.Session{NewDB: true, SkipHooks: true}
+
+// New installs the rx plugin on db and starts the engine. Every write made
+// through db (and sessions and transactions derived from it) is captured
+// from now on. Call Close to stop the engine.
+func New(db *gorm.DB, cfg Config) (*Hub, error) {
+	if cfg.Store == nil {
+		cfg.Store = cache.NewMemory(cache.MemoryOptions{})
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SubscriptionBuffer <= 0 {
+		cfg.SubscriptionBuffer = 256
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = time.Hour
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 2 * time.Second
+	}
+	if cfg.Broker == nil {
+		cfg.Broker = NewMemoryBroker()
+	}
+	h := &Hub{
+		db:       db,
+		cfg:      cfg,
+		store:    cfg.Store,
+		broker:   cfg.Broker,
+		log:      cfg.Logger,
+		model:    newModel(db),
+		channels: map[string]*channelDef{},
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.groups.hub = h
+	unsub, err := cfg.Broker.Subscribe(h.ctx, "system", h.system)
+	if err != nil {
+		return nil, fmt.Errorf("rx: subscribe to system broadcasts: %w", err)
+	}
+	h.unsubSystem = unsub
+	if err := db.Use(&capture{hub: h}); err != nil {
+		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
+	}
+	h.engine = newEngine(h, db.Session(&gormSession))
+	go h.engine.run()
+	go h.engine.janitor()
+	return h, nil
+}
+
+// Register declares channels. Each value is a channel type embedding
+// Channel[T, P] or List[T, P] (a pointer or a value). The state tree of
+// each is derived from its anchor model; a bad declaration returns a
+// *DeclarationError naming the type and field, and nothing is registered.
+func (h *Hub) Register(channels ...any) error {
+	defs := make([]*channelDef, 0, len(channels))
+	names := map[string]bool{}
+	for _, c := range channels {
+		d, ok := c.(declarer)
+		if !ok {
+			return &DeclarationError{Type: fmt.Sprintf("%T", c), Reason: "not a channel: embed rx.Channel[Model, Params] or rx.List[Model, Params]"}
+		}
+		def, err := d.rxDeclare(c)
+		if err != nil {
+			return err
+		}
+		l, err := h.model.layerFor(def.anchorType)
+		if err != nil {
+			return err
+		}
+		def.anchor = l
+		def.layers = l.reachable()
+		def.fingerprint = fingerprint(def)
+		def.hasLayer = map[*layer]bool{}
+		for _, x := range def.layers {
+			def.hasLayer[x] = true
+		}
+		h.mu.RLock()
+		_, dup := h.channels[def.name]
+		h.mu.RUnlock()
+		if dup || names[def.name] {
+			return &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("channel name %q is already registered; implement ChannelName to choose another", def.name)}
+		}
+		names[def.name] = true
+		defs = append(defs, def)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, def := range defs {
+		if _, dup := h.channels[def.name]; dup {
+			return &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("channel name %q is already registered", def.name)}
+		}
+	}
+	for _, def := range defs {
+		h.channels[def.name] = def
+	}
+	return nil
+}
+
+// Touch re-reads rows of model (a value or pointer of a registered model
+// type) by primary key and broadcasts what changed, including their
+// relation lists. Use it after writes GORM cannot see, such as raw SQL.
+func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
+	t := reflect.TypeOf(model)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	h.model.mu.Lock()
+	l := h.model.byType[t]
+	h.model.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("rx: Touch: %v is not a model of any registered channel", t)
+	}
+	var ts []touch
+	for _, id := range ids {
+		s, ok := idString(reflect.ValueOf(id))
+		if !ok {
+			return fmt.Errorf("rx: Touch: invalid id %v", id)
+		}
+		ts = append(ts, touch{l: l, id: s})
+		for _, r := range l.rels {
+			if r.kind != relBelongsTo {
+				ts = append(ts, touch{l: l, id: s, rel: r})
+			}
+		}
+	}
+	if len(ts) > 0 {
+		h.engine.enqueue(ts)
+	}
+	return h.Wait(ctx)
+}
+
+// Wait returns once every write committed before the call has been applied
+// to the cache and handed to subscriptions.
+func (h *Hub) Wait(ctx context.Context) error {
+	return h.engine.call(ctx, func() {})
+}
+
+// Snapshot returns the nested JSON state of a channel for user, exactly as a
+// subscribed client rebuilds it, so that a plain HTTP handler can serve the
+// same state as the real-time channel. Access is checked as for Subscribe.
+func (h *Hub) Snapshot(ctx context.Context, channel string, params any, user User) (json.RawMessage, error) {
+	def, p, anchor, err := h.prepare(ctx, channel, params, user)
+	if err != nil {
+		return nil, err
+	}
+	// Only the store reads run on the engine goroutine; the nested value is
+	// built here (store instances are immutable).
+	type part struct {
+		anchor string
+		snap   cache.Snapshot
+	}
+	var (
+		anchors []string
+		parts   []part
+		serr    error
+	)
+	err = h.engine.call(ctx, func() {
+		anchors = []string{anchor}
+		if def.many {
+			if anchors, serr = h.listAnchors(ctx, def, user, p); serr != nil {
+				return
+			}
+		}
+		for _, a := range anchors {
+			s, err := h.engine.hot(ctx, def, a)
+			if err != nil {
+				if def.many && isNotFound(err) {
+					continue
+				}
+				serr = err
+				return
+			}
+			snap, err := h.engine.snapshot(ctx, s.key)
+			if err != nil {
+				serr = err
+				return
+			}
+			parts = append(parts, part{a, snap})
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := newState(def, user)
+	st.anchors = anchors
+	for _, pt := range parts {
+		st.Apply(filterOwner(&Event{Anchor: pt.anchor, Version: pt.snap.Version, Instances: pt.snap.Instances, Snapshot: true}, user.ID))
+	}
+	return st.JSON()
+}
+
+// Expire makes one anchor's stream of a channel cold: its cache entry is
+// dropped and current subscribers receive a fresh snapshot.
+func (h *Hub) Expire(ctx context.Context, channel string, anchorID any) error {
+	id, ok := idString(reflect.ValueOf(anchorID))
+	if !ok {
+		return fmt.Errorf("rx: Expire: invalid anchor id %v", anchorID)
+	}
+	h.mu.RLock()
+	def := h.channels[channel]
+	h.mu.RUnlock()
+	if def == nil {
+		return fmt.Errorf("rx: Expire: no channel %q", channel)
+	}
+	return h.engine.call(ctx, func() {
+		if s := h.engine.streams[storeKey(def, id)]; s != nil {
+			h.engine.resync(s)
+		}
+	})
+}
+
+// Revoke ends the subscriptions of user to one anchor of a channel, with a
+// forbidden error, for when the user loses access (leaves a chat, is
+// removed from a group). Their clients receive the error and stop receiving
+// the stream.
+func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID string) error {
+	id, ok := idString(reflect.ValueOf(anchorID))
+	if !ok {
+		return fmt.Errorf("rx: Revoke: invalid anchor id %v", anchorID)
+	}
+	h.mu.RLock()
+	def := h.channels[channel]
+	h.mu.RUnlock()
+	if def == nil {
+		return fmt.Errorf("rx: Revoke: no channel %q", channel)
+	}
+	return h.engine.call(ctx, func() {
+		s := h.engine.streams[storeKey(def, id)]
+		if s == nil {
+			return
+		}
+		for sub := range s.subs {
+			if sub.user.ID == userID {
+				sub.end(Errorf(CodeForbidden, "access to %s %s was revoked", channel, id))
+			}
+		}
+	})
+}
+
+// Close stops the engine and ends every subscription. Writes committed
+// afterwards are no longer broadcast. Close is idempotent.
+func (h *Hub) Close() error {
+	h.once.Do(func() {
+		h.engine.close()
+		h.unsubSystem()
+		h.cancel()
+	})
+	return nil
+}
+
+func asError(err error, target **Error) bool { return errors.As(err, target) }

@@ -1,0 +1,636 @@
+package rx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// Per-subscription channel instances. Every subscription gets its own value
+// of the channel type (a shallow copy of the value passed to Register, so
+// injected dependencies carry over), bound to the subscription. Actions run
+// on it, its runtime state is pushed to its subscriber, and it can join
+// groups whose events its consumer handlers receive.
+
+// binding is embedded (through Channel and List) in every channel value.
+type binding struct {
+	inst *instance
+}
+
+func (b *binding) rxBind(i *instance) { b.inst = i }
+
+// User returns the subscribing user. It is the zero User on the value passed
+// to Register.
+func (b *binding) User() User {
+	if b.inst == nil {
+		return User{}
+	}
+	return b.inst.sub.user
+}
+
+// Hub returns the hub serving the subscription (nil on the registered
+// prototype).
+func (b *binding) Hub() *Hub {
+	if b.inst == nil {
+		return nil
+	}
+	return b.inst.sub.hub
+}
+
+// Join adds the subscription to a group: events published to the group
+// reach this channel's consumer handlers until Leave or the end of the
+// subscription.
+func (b *binding) Join(group string) {
+	if b.inst != nil {
+		b.inst.sub.hub.groups.join(group, b.inst)
+	}
+}
+
+// Leave removes the subscription from a group.
+func (b *binding) Leave(group string) {
+	if b.inst != nil {
+		b.inst.sub.hub.groups.leave(group, b.inst)
+	}
+}
+
+// Params returns the parameters of the subscription.
+func (c *Channel[T, P]) Params() P {
+	var p P
+	if c.inst != nil {
+		p, _ = c.inst.sub.params.(P)
+	}
+	return p
+}
+
+// Params returns the parameters of the subscription.
+func (c *List[T, P]) Params() P {
+	var p P
+	if c.inst != nil {
+		p, _ = c.inst.sub.params.(P)
+	}
+	return p
+}
+
+// AddAnchor adds an anchor to this list subscription, at the start or the
+// end, even if the channel's Anchors query does not return it. It lasts for
+// the subscription's life; the client receives the new list and the
+// anchor's state.
+func (c *List[T, P]) AddAnchor(id any, atStart bool) error {
+	return c.editAnchors(id, func(sub *Subscription, key string) {
+		delete(sub.hidden, key)
+		sub.pinned = slices.DeleteFunc(sub.pinned, func(p pin) bool { return p.id == key })
+		sub.pinned = append(sub.pinned, pin{key, atStart})
+	})
+}
+
+// RemoveAnchor removes an anchor from this list subscription for the
+// subscription's life, even if the channel's Anchors query returns it.
+func (c *List[T, P]) RemoveAnchor(id any) error {
+	return c.editAnchors(id, func(sub *Subscription, key string) {
+		sub.pinned = slices.DeleteFunc(sub.pinned, func(p pin) bool { return p.id == key })
+		if sub.hidden == nil {
+			sub.hidden = map[string]bool{}
+		}
+		sub.hidden[key] = true
+	})
+}
+
+func (c *List[T, P]) editAnchors(id any, edit func(*Subscription, string)) error {
+	if c.inst == nil {
+		return errors.New("rx: AddAnchor/RemoveAnchor need a subscription")
+	}
+	key, ok := idString(reflect.ValueOf(id))
+	if !ok {
+		return fmt.Errorf("rx: invalid anchor id %v", id)
+	}
+	sub := c.inst.sub
+	e := sub.hub.engine
+	var err error
+	if cerr := e.call(c.inst.ctx, func() {
+		edit(sub, key)
+		err = e.refreshList(e.ctx(), sub)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Runtime adds typed runtime state to a channel: embed it beside Channel or
+// List. R is a struct; each of its JSON fields is pushed to the
+// subscription's client when Set changes it, and sent in full after the
+// snapshot.
+//
+//	type ChatChannel struct {
+//		rx.Channel[Chat, ChatParams]
+//		rx.Runtime[ChatRuntime]
+//	}
+type Runtime[R any] struct {
+	cell *runtimeCell[R]
+}
+
+type runtimeCell[R any] struct {
+	mu   sync.Mutex
+	val  R
+	inst *instance
+}
+
+func (r *Runtime[R]) rxBindRuntime(i *instance) { r.cell = &runtimeCell[R]{inst: i} }
+
+func (r *Runtime[R]) rxRuntimeType() reflect.Type { return reflect.TypeFor[R]() }
+
+func (r *Runtime[R]) rxRuntimeFields() map[string]json.RawMessage {
+	if r.cell == nil {
+		var zero R
+		return encodeFields(zero)
+	}
+	r.cell.mu.Lock()
+	defer r.cell.mu.Unlock()
+	return encodeFields(r.cell.val)
+}
+
+// Get returns a copy of the runtime state.
+func (r *Runtime[R]) Get() R {
+	if r.cell == nil {
+		var zero R
+		return zero
+	}
+	r.cell.mu.Lock()
+	defer r.cell.mu.Unlock()
+	return r.cell.val
+}
+
+// Set changes the runtime state with f and pushes the fields that changed
+// to the subscription's client. On the value passed to Register it does
+// nothing.
+func (r *Runtime[R]) Set(f func(*R)) {
+	c := r.cell
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	before := encodeFields(c.val)
+	f(&c.val)
+	after := encodeFields(c.val)
+	c.mu.Unlock()
+	changed := map[string]json.RawMessage{}
+	for k, v := range after {
+		if string(before[k]) != string(v) {
+			changed[k] = v
+		}
+	}
+	if len(changed) > 0 {
+		sub := c.inst.sub
+		sub.hub.engine.do(func() { sub.push(&Event{Runtime: changed}) })
+	}
+}
+
+// encodeFields encodes a struct's JSON fields one by one.
+func encodeFields(v any) map[string]json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// Connecter is implemented by a channel that runs code when a subscription
+// starts (after its permission check, before its snapshot is sent). An error
+// refuses the subscription with that error.
+type Connecter interface {
+	OnConnect(ctx context.Context) error
+}
+
+// Disconnecter is implemented by a channel that runs code when a
+// subscription ends, for whatever reason.
+type Disconnecter interface {
+	OnDisconnect(ctx context.Context)
+}
+
+// Actioner is implemented by a channel that offers actions: the names of
+// its exported methods that clients may call. An action method takes a
+// context.Context first, then any JSON-decodable arguments, and returns
+// error or (result, error):
+//
+//	func (c *ChatChannel) Actions() []string { return []string{"SendMessage"} }
+//	func (c *ChatChannel) SendMessage(ctx context.Context, text string) (*Message, error)
+//
+// On the wire the action is named in lower camel case ("sendMessage").
+type Actioner interface {
+	Actions() []string
+}
+
+// Consumer is implemented by a channel that handles group events: a
+// handler per event name, made with On.
+//
+//	func (c *ChatChannel) Consumers() rx.Consumers {
+//		return rx.Consumers{"chat.typing": rx.On(c.onTyping)}
+//	}
+type Consumer interface {
+	Consumers() Consumers
+}
+
+// Consumers maps event names to handlers.
+type Consumers map[string]Handler
+
+// Handler handles one kind of group event.
+type Handler interface {
+	handle(ctx context.Context, payload json.RawMessage) error
+}
+
+type handlerFunc[E any] func(ctx context.Context, e E)
+
+func (f handlerFunc[E]) handle(ctx context.Context, payload json.RawMessage) error {
+	var e E
+	if len(payload) > 0 {
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("rx: decode %T event: %w", e, err)
+		}
+	}
+	f(ctx, e)
+	return nil
+}
+
+// On makes a Handler of a typed function: the event's payload is decoded
+// into E.
+func On[E any](f func(ctx context.Context, e E)) Handler { return handlerFunc[E](f) }
+
+// actionDef is one declared action.
+type actionDef struct {
+	name   string // wire name
+	goName string
+	method reflect.Method
+	args   []reflect.Type
+	result reflect.Type // nil when the method returns only error
+}
+
+var (
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
+)
+
+// declareActions validates the actions a channel declares.
+func declareActions(d *channelDef) error {
+	a, ok := d.proto.(Actioner)
+	if !ok {
+		return nil
+	}
+	pt := d.goType
+	if pt.Kind() != reflect.Pointer {
+		pt = reflect.PointerTo(pt)
+	}
+	d.actions = map[string]*actionDef{}
+	for _, name := range a.Actions() {
+		m, ok := pt.MethodByName(name)
+		if !ok {
+			return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: "declared as an action but there is no such exported method"}
+		}
+		ft := m.Type // includes the receiver
+		if ft.NumIn() < 2 || ft.In(1) != ctxType {
+			return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: "an action takes a context.Context first"}
+		}
+		if ft.NumOut() == 0 || ft.NumOut() > 2 || ft.Out(ft.NumOut()-1) != errType {
+			return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: "an action returns error or (result, error)"}
+		}
+		if ft.IsVariadic() {
+			return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: "variadic actions are not supported"}
+		}
+		ad := &actionDef{name: lowerCamel(name), goName: name, method: m}
+		for i := 2; i < ft.NumIn(); i++ {
+			if err := encodable(ft.In(i), map[reflect.Type]bool{}); err != nil {
+				return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: fmt.Sprintf("argument %d: %v", i-1, err)}
+			}
+			ad.args = append(ad.args, ft.In(i))
+		}
+		if ft.NumOut() == 2 {
+			if err := encodable(ft.Out(0), map[reflect.Type]bool{}); err != nil {
+				return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: fmt.Sprintf("result: %v", err)}
+			}
+			ad.result = ft.Out(0)
+		}
+		if _, dup := d.actions[ad.name]; dup {
+			return &DeclarationError{Type: typeName(d.goType), Field: name, Reason: fmt.Sprintf("action %q declared twice", ad.name)}
+		}
+		d.actions[ad.name] = ad
+	}
+	return nil
+}
+
+// lowerCamel turns "SendMessage" into "sendMessage" and "ID" into "id".
+func lowerCamel(s string) string {
+	r := []rune(s)
+	for i := 0; i < len(r); i++ {
+		if !unicode.IsUpper(r[i]) {
+			break
+		}
+		if i > 0 && i+1 < len(r) && !unicode.IsUpper(r[i+1]) {
+			break
+		}
+		r[i] = unicode.ToLower(r[i])
+	}
+	return string(r)
+}
+
+// instance is a subscription's own channel value.
+type instance struct {
+	sub       *Subscription
+	value     reflect.Value // pointer to the channel value
+	consumers Consumers
+	ctx       context.Context
+	cancel    context.CancelFunc
+	mu        sync.Mutex // serializes actions and consumer handlers
+	qmu       sync.Mutex
+	q         []func() // guarded by qmu
+	running   bool     // guarded by qmu
+	runtime   interface {
+		rxRuntimeFields() map[string]json.RawMessage
+	}
+}
+
+func newInstance(sub *Subscription) *instance {
+	d := sub.def
+	v := reflect.New(d.elemType)
+	if pv := reflect.ValueOf(d.proto); pv.Kind() == reflect.Pointer && !pv.IsNil() {
+		v.Elem().Set(pv.Elem())
+	} else if pv.Kind() == reflect.Struct {
+		v.Elem().Set(pv)
+	}
+	i := &instance{sub: sub, value: v}
+	i.ctx, i.cancel = context.WithCancel(sub.hub.ctx)
+	ptr := v.Interface()
+	if b, ok := ptr.(interface{ rxBind(*instance) }); ok {
+		b.rxBind(i)
+	}
+	if r, ok := ptr.(interface{ rxBindRuntime(*instance) }); ok {
+		r.rxBindRuntime(i)
+		i.runtime, _ = ptr.(interface {
+			rxRuntimeFields() map[string]json.RawMessage
+		})
+	}
+	if c, ok := ptr.(Consumer); ok {
+		i.consumers = c.Consumers()
+	}
+	return i
+}
+
+// Call runs an action of the subscription's channel instance with
+// JSON-encoded positional arguments and returns its result. Errors are
+// *Error values with the codes of the protocol: unknown_action,
+// bad_request (naming the argument), the action's own code, or internal
+// (a plain error or a recovered panic, logged). The action's context is
+// cancelled when ctx is or when the subscription ends.
+func (s *Subscription) Call(ctx context.Context, action string, args []json.RawMessage) (result any, err error) {
+	i := s.inst
+	ad := s.def.actions[action]
+	if ad == nil || i == nil {
+		return nil, Errorf(CodeUnknownAction, "%s has no action %q", s.def.name, action)
+	}
+	if len(args) != len(ad.args) {
+		return nil, Errorf(CodeBadRequest, "%s takes %d argument(s), got %d", action, len(ad.args), len(args))
+	}
+	in := make([]reflect.Value, 0, len(args)+2)
+	in = append(in, i.value)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(i.ctx, cancel)
+	defer stop()
+	in = append(in, reflect.ValueOf(cctx))
+	for n, raw := range args {
+		pv := reflect.New(ad.args[n])
+		if err := json.Unmarshal(raw, pv.Interface()); err != nil {
+			return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("%s: argument %d (%s): %s", action, n+1, ad.args[n], jsonProblem(err)), Err: err}
+		}
+		in = append(in, pv.Elem())
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			s.hub.log.Error("rx: action panicked", "channel", s.def.name, "action", action, "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, Errorf(CodeInternal, "internal error")
+		}
+	}()
+	out := ad.method.Func.Call(in)
+	if e := out[len(out)-1]; !e.IsNil() {
+		return nil, e.Interface().(error)
+	}
+	if ad.result != nil {
+		return out[0].Interface(), nil
+	}
+	return nil, nil
+}
+
+// jsonProblem describes a decoding error without Go type internals.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Sprintf("want %s, got %s", te.Type, te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// groups is the hub's group membership on this node. A group with local
+// members is subscribed on the broker, so that events published on any
+// node reach them.
+type groups struct {
+	hub     *Hub
+	mu      sync.RWMutex
+	members map[string]map[*instance]struct{} // guarded by mu
+	unsub   map[string]func()                 // guarded by mu
+}
+
+func (g *groups) join(name string, i *instance) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.members == nil {
+		g.members = map[string]map[*instance]struct{}{}
+		g.unsub = map[string]func(){}
+	}
+	m := g.members[name]
+	if m == nil {
+		m = map[*instance]struct{}{}
+		g.members[name] = m
+		unsub, err := g.hub.broker.Subscribe(g.hub.ctx, "group:"+name, func(raw []byte) { g.hub.deliverGroup(name, raw) })
+		if err != nil {
+			g.hub.log.Error("rx: subscribe group", "group", name, "err", err)
+		} else {
+			g.unsub[name] = unsub
+		}
+	}
+	m[i] = struct{}{}
+}
+
+func (g *groups) leave(name string, i *instance) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.leaveLocked(name, i)
+}
+
+func (g *groups) leaveLocked(name string, i *instance) {
+	if m := g.members[name]; m != nil {
+		delete(m, i)
+		if len(m) == 0 {
+			delete(g.members, name)
+			if u := g.unsub[name]; u != nil {
+				delete(g.unsub, name)
+				go u() // may talk to the broker
+			}
+		}
+	}
+}
+
+func (g *groups) leaveAll(i *instance) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name := range g.members {
+		g.leaveLocked(name, i)
+	}
+}
+
+func (g *groups) list(name string) []*instance {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]*instance, 0, len(g.members[name]))
+	for i := range g.members[name] {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Publish sends an event to every subscription in a group: each runs its
+// own handler for the event name, if it has one, with the payload
+// JSON-encoded and decoded into the handler's type. Handlers of one
+// subscription run one at a time, in publish order.
+// Events go through the Broker, so they reach members on every node.
+func (h *Hub) Publish(ctx context.Context, group, event string, payload any) error {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("rx: publish %s to %s: %w", event, group, err)
+	}
+	msg, _ := json.Marshal(groupMessage{Event: event, Payload: raw})
+	if err := h.broker.Publish(ctx, "group:"+group, msg); err != nil {
+		return fmt.Errorf("rx: publish %s to %s: %w", event, group, err)
+	}
+	return nil
+}
+
+type groupMessage struct {
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// deliverGroup runs a group event's handlers on this node's members.
+func (h *Hub) deliverGroup(group string, raw []byte) {
+	var m groupMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		h.log.Error("rx: bad group message", "group", group, "err", err)
+		return
+	}
+	for _, i := range h.groups.list(group) {
+		if hd := i.consumers[m.Event]; hd != nil {
+			i.handle(hd, m.Event, m.Payload)
+		}
+	}
+}
+
+// handle runs a consumer handler on the instance's queue.
+func (i *instance) handle(hd Handler, event string, raw json.RawMessage) {
+	i.queue(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				i.sub.hub.log.Error("rx: consumer panicked", "channel", i.sub.def.name, "event", event, "panic", p)
+			}
+		}()
+		if err := hd.handle(i.ctx, raw); err != nil {
+			i.sub.hub.log.Error("rx: consumer failed", "channel", i.sub.def.name, "event", event, "err", err)
+		}
+	})
+}
+
+// queue runs f after the instance's earlier queued work, off the caller's
+// goroutine.
+func (i *instance) queue(f func()) {
+	i.qmu.Lock()
+	i.q = append(i.q, f)
+	run := !i.running
+	i.running = true
+	i.qmu.Unlock()
+	if !run {
+		return
+	}
+	go func() {
+		for {
+			i.qmu.Lock()
+			if len(i.q) == 0 {
+				i.running = false
+				i.qmu.Unlock()
+				return
+			}
+			f := i.q[0]
+			i.q = i.q[1:]
+			i.qmu.Unlock()
+			if i.ctx.Err() != nil {
+				continue
+			}
+			i.mu.Lock()
+			f()
+			i.mu.Unlock()
+		}
+	}()
+}
+
+// Broadcast sends a system message to every listener registered with
+// OnBroadcast on every node (the WebSocket servers forward it to every
+// socket).
+func (h *Hub) Broadcast(ctx context.Context, message any) error {
+	raw, err := json.Marshal(message)
+	if err != nil {
+		return fmt.Errorf("rx: broadcast: %w", err)
+	}
+	if err := h.broker.Publish(ctx, "system", raw); err != nil {
+		return fmt.Errorf("rx: broadcast: %w", err)
+	}
+	return nil
+}
+
+// system hands a broadcast from the broker to the local listeners.
+func (h *Hub) system(raw []byte) {
+	h.bmu.RLock()
+	ls := make([]func(json.RawMessage), 0, len(h.listeners))
+	for _, l := range h.listeners {
+		ls = append(ls, l)
+	}
+	h.bmu.RUnlock()
+	for _, l := range ls {
+		l(raw)
+	}
+}
+
+// OnBroadcast registers a listener for system messages and returns a
+// function that removes it.
+func (h *Hub) OnBroadcast(f func(message json.RawMessage)) (remove func()) {
+	h.bmu.Lock()
+	defer h.bmu.Unlock()
+	if h.listeners == nil {
+		h.listeners = map[int]func(json.RawMessage){}
+	}
+	h.nextListener++
+	id := h.nextListener
+	h.listeners[id] = f
+	return func() {
+		h.bmu.Lock()
+		defer h.bmu.Unlock()
+		delete(h.listeners, id)
+	}
+}

@@ -1,0 +1,242 @@
+package rx
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
+)
+
+// Reading state from the database. Every read is batched: one query for the
+// rows of a layer, one per relation for the id lists, whatever the number
+// of rows.
+
+const chunkSize = 500
+
+// row is one freshly read row: its scalar fields (belongs-to relations
+// included as ids), its owner, and its belongs-to targets.
+type row struct {
+	fields  map[string]json.RawMessage
+	owner   string
+	belongs map[*relation]string // target id, "" for none
+	fks     map[*relation]string // for each parent relation: the parent id this row points at
+}
+
+// member is one element of a relation list.
+type member struct {
+	id    string
+	owner string
+}
+
+// readRows reads rows of l by primary key. Missing ids are absent from the
+// result (deleted, soft-deleted or never existed).
+func readRows(ctx context.Context, db *gorm.DB, l *layer, ids []string) (map[string]*row, error) {
+	out := make(map[string]*row, len(ids))
+	for start := 0; start < len(ids); start += chunkSize {
+		end := min(start+chunkSize, len(ids))
+		slice := reflect.New(reflect.SliceOf(l.typ))
+		err := db.WithContext(ctx).Where(map[string]any{l.pk.DBName: keyArgs(l.pk, ids[start:end])}).Find(slice.Interface()).Error
+		if err != nil {
+			return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+		}
+		sv := slice.Elem()
+		for i := 0; i < sv.Len(); i++ {
+			r, id, err := encodeRow(ctx, l, sv.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			out[id] = r
+		}
+	}
+	return out, nil
+}
+
+// keyArgs converts canonical ids back to values of the key's Go type, so
+// that drivers compare them with the right type.
+func keyArgs(f *schema.Field, ids []string) []any {
+	args := make([]any, len(ids))
+	t := f.FieldType
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	kind := t.Kind()
+	for i, id := range ids {
+		args[i] = id
+		switch kind {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+				args[i] = n
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+				args[i] = n
+			}
+		}
+	}
+	return args
+}
+
+// encodeRow serializes one struct value of layer l.
+func encodeRow(ctx context.Context, l *layer, v reflect.Value) (*row, string, error) {
+	id, _ := idString(v.FieldByIndex(l.pk.StructField.Index))
+	r := &row{fields: make(map[string]json.RawMessage, len(l.fields)+len(l.rels))}
+	for _, f := range l.fields {
+		fv, err := v.FieldByIndexErr(f.index)
+		if err != nil {
+			r.fields[f.name] = json.RawMessage("null")
+			continue
+		}
+		b, err := f.enc(fv)
+		if err != nil {
+			return nil, "", fmt.Errorf("rx: encode %s.%s of %s %s: %w", l.name, f.goName, l.name, id, err)
+		}
+		r.fields[f.name] = b
+	}
+	if l.owner != nil {
+		ov, _ := l.owner.ValueOf(ctx, v)
+		r.owner, _ = idString(reflect.ValueOf(ov))
+	}
+	for _, rel := range l.rels {
+		if rel.kind != relBelongsTo {
+			continue
+		}
+		fk := rel.rel.References[0].ForeignKey
+		fv, _ := fk.ValueOf(ctx, v)
+		target, ok := idString(reflect.ValueOf(fv))
+		if r.belongs == nil {
+			r.belongs = map[*relation]string{}
+		}
+		r.belongs[rel] = target
+		if ok {
+			r.fields[rel.name] = rel.to.idJSON(target)
+		} else {
+			r.fields[rel.name] = json.RawMessage("null")
+		}
+	}
+	for _, p := range l.parents {
+		fk := p.rel.References[0].ForeignKey
+		fv, _ := fk.ValueOf(ctx, v)
+		pid, _ := idString(reflect.ValueOf(fv))
+		if r.fks == nil {
+			r.fks = map[*relation]string{}
+		}
+		r.fks[p] = pid
+	}
+	return r, id, nil
+}
+
+// readLists computes relation r's list for each parent id: ordered members,
+// with owners when the target layer has per-user rows. Parents without
+// members are present with an empty list.
+func readLists(ctx context.Context, db *gorm.DB, r *relation, parents []string) (map[string][]member, error) {
+	out := make(map[string][]member, len(parents))
+	for _, p := range parents {
+		out[p] = nil
+	}
+	to := r.to
+	for start := 0; start < len(parents); start += chunkSize {
+		chunk := parents[start:min(start+chunkSize, len(parents))]
+		var (
+			q       *gorm.DB
+			parentC string
+		)
+		stmt := db.Statement
+		pk := stmt.Quote(to.schema.Table + "." + to.pk.DBName)
+		cols := []string{pk + " AS rx_id"}
+		if to.owner != nil {
+			cols = append(cols, stmt.Quote(to.schema.Table+"."+to.owner.DBName)+" AS rx_owner")
+		}
+		order := pk
+		if r.order != "" {
+			order = stmt.Quote(to.schema.Table) + "." + r.order + ", " + pk
+		}
+		switch r.kind {
+		case relHasMany, relHasOne:
+			ref := r.rel.References[0]
+			parentC = stmt.Quote(to.schema.Table + "." + ref.ForeignKey.DBName)
+			q = db.WithContext(ctx).Model(reflect.New(to.typ).Interface()).
+				Where(parentC+" IN ?", keyArgs(r.from.pk, chunk))
+		case relMany2Many:
+			var own, assoc *schema.Reference
+			for _, ref := range r.rel.References {
+				if ref.OwnPrimaryKey {
+					own = ref
+				} else {
+					assoc = ref
+				}
+			}
+			jt := r.rel.JoinTable.Table
+			parentC = stmt.Quote(jt + "." + own.ForeignKey.DBName)
+			q = db.WithContext(ctx).Model(reflect.New(to.typ).Interface()).
+				Joins("JOIN "+stmt.Quote(jt)+" ON "+stmt.Quote(jt+"."+assoc.ForeignKey.DBName)+" = "+stmt.Quote(to.schema.Table+"."+assoc.PrimaryKey.DBName)).
+				Where(parentC+" IN ?", keyArgs(r.from.pk, chunk))
+		default:
+			return nil, fmt.Errorf("rx: relation %s.%s has no list", r.from.name, r.goName)
+		}
+		cols = append(cols, parentC+" AS rx_parent")
+		limit := r.limit
+		if r.kind == relHasOne {
+			limit = 1
+		}
+		var rows []map[string]any
+		if limit > 0 {
+			// Per-user rows are ranked per owner, so that each owner's
+			// first rows are kept (a has-one to per-user rows is one per
+			// owner).
+			partition := parentC
+			if to.owner != nil {
+				partition += ", " + stmt.Quote(to.schema.Table+"."+to.owner.DBName)
+			}
+			inner := q.Select(append(cols, "ROW_NUMBER() OVER (PARTITION BY "+partition+" ORDER BY "+order+") AS rx_rn"))
+			err := db.WithContext(ctx).Table("(?) AS rx_ranked", inner).Where("rx_rn <= ?", limit).Order("rx_rn").Find(&rows).Error
+			if err != nil {
+				return nil, fmt.Errorf("rx: read %s.%s: %w", r.from.name, r.goName, err)
+			}
+		} else if err := q.Select(cols).Order(order).Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("rx: read %s.%s: %w", r.from.name, r.goName, err)
+		}
+		for _, m := range rows {
+			p, ok := idString(reflect.ValueOf(m["rx_parent"]))
+			if !ok {
+				continue
+			}
+			id, ok := idString(reflect.ValueOf(m["rx_id"]))
+			if !ok {
+				continue
+			}
+			owner, _ := idString(reflect.ValueOf(m["rx_owner"]))
+			out[p] = append(out[p], member{id: id, owner: owner})
+		}
+	}
+	return out, nil
+}
+
+// listJSON encodes the view of a relation list that owner may see: members
+// without owner, plus owner's own. owner "" is the public view.
+func listJSON(r *relation, ms []member, owner string) json.RawMessage {
+	if r.kind == relHasOne {
+		for _, m := range ms {
+			if m.owner == "" || m.owner == owner {
+				return r.to.idJSON(m.id)
+			}
+		}
+		return json.RawMessage("null")
+	}
+	b := []byte{'['}
+	n := 0
+	for _, m := range ms {
+		if m.owner != "" && m.owner != owner {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r.to.idJSON(m.id)...)
+		n++
+	}
+	return append(b, ']')
+}
