@@ -53,9 +53,13 @@ func newEngine(h *Hub, db *gorm.DB) *engine {
 	}
 }
 
-// enqueue hands a committed transaction's touches to the engine.
+// enqueue hands a committed transaction's touches to the engine, and to
+// the other nodes' engines.
 func (e *engine) enqueue(ts []touch) {
 	e.push(item{touches: ts})
+	if c := e.h.cluster; c != nil {
+		c.sendTouches(ts)
+	}
 }
 
 // item is one entry of the engine's queue: a commit's touches, or a
@@ -198,6 +202,9 @@ func (e *engine) process(ts []touch) {
 		layers[t.l] = true
 	}
 	for _, s := range e.streams {
+		if s.remote != nil {
+			continue // its owner processes it
+		}
 		for l := range layers {
 			if s.def.hasLayer[l] {
 				e.resync(s)
@@ -410,6 +417,10 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		if len(d.Instances) == 0 {
 			continue
 		}
+		s.version = d.Version
+		if c := e.h.cluster; c != nil && c.lease != nil {
+			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances})
+		}
 		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {
 			sub.deliver(ev)
@@ -559,12 +570,27 @@ func orderedLayers[V any](m map[*layer]V) []*layer {
 }
 
 // hot returns the stream for (def, anchorID), loading it from the database
-// when it is cold. A missing anchor returns a not_found error.
+// when it is cold, or following its owner in cluster mode. A missing anchor
+// returns a not_found error.
 func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*hotStream, error) {
 	key := storeKey(def, anchorID)
 	if s := e.streams[key]; s != nil {
 		s.used = time.Now()
 		return s, nil
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		for {
+			own, err := c.acquire(ctx, key)
+			if err != nil || own {
+				// Owned, or the broker is unreachable: serve it from here;
+				// once the broker is back, rehomeAll settles the owner.
+				break
+			}
+			s, err := e.follow(ctx, def, anchorID, key)
+			if !errors.Is(err, errLeaseFree) {
+				return s, err
+			}
+		}
 	}
 	s := newHotStream(key, def, anchorID)
 	insts, err := e.expand(ctx, s, []ikey{s.anchor})
@@ -576,21 +602,27 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		e.dropGraph(s)
 		return nil, Errorf(CodeNotFound, "%s %s not found", def.anchor.name, anchorID)
 	}
-	if err := e.fill(ctx, key, insts); err != nil {
+	v, err := e.fill(ctx, key, insts)
+	if err != nil {
 		if e.degraded {
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
 		}
 		e.storeFailed(err)
-		if err := e.fill(ctx, key, insts); err != nil {
+		if v, err = e.fill(ctx, key, insts); err != nil {
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
 		}
 	}
+	s.version = v
 	s.used = time.Now()
 	e.streams[key] = s
 	for _, l := range def.layers {
 		e.layerHot[l]++
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		c.setRole(key, true)
+		c.ready(ctx, s)
 	}
 	return s, nil
 }
@@ -602,11 +634,15 @@ func (e *engine) dropGraph(s *hotStream) {
 }
 
 // resync reloads a stream from the database after a failure and sends its
-// subscribers a full snapshot.
+// subscribers a full snapshot. A followed stream catches up from the store.
 func (e *engine) resync(s *hotStream) {
+	if s.remote != nil {
+		e.catchUp(s)
+		return
+	}
 	ctx := e.ctx()
 	subs := s.subs
-	e.evict(s)
+	e.drop(s)
 	if len(subs) == 0 {
 		return
 	}
@@ -645,15 +681,44 @@ func (e *engine) snapshot(ctx context.Context, key cache.Stream) (cache.Snapshot
 	return snap, err
 }
 
-// evict makes a stream cold.
+// evict makes a stream without subscribers cold. In cluster mode the owner
+// lets its lease go and tells the followers, who take the stream over.
 func (e *engine) evict(s *hotStream) {
 	if e.streams[s.key] != s {
 		return
 	}
+	e.drop(s)
+	if c := e.h.cluster; c != nil && c.lease != nil && s.remote == nil {
+		ctx, cancel := context.WithTimeout(e.ctx(), c.ttl/3)
+		if err := c.lease.Release(ctx, c.node, []string{leaseKey(s.key), readyKey(s.key, c.node)}); err != nil {
+			e.h.log.Debug("rx: release stream lease", "stream", s.key, "err", err)
+		}
+		cancel()
+		c.publish(deltaTopic(s.key), deltaMsg{Release: true})
+	}
+}
+
+// drop forgets a stream here. A single node also drops it from the store;
+// in cluster mode the store keeps it for the other nodes (the janitor
+// expires streams no node writes).
+func (e *engine) drop(s *hotStream) {
+	if e.streams[s.key] != s {
+		return
+	}
 	delete(e.streams, s.key)
+	if c := e.h.cluster; c != nil {
+		c.forget(s.key)
+	}
+	if s.remote != nil {
+		s.remote.unsub()
+		return
+	}
 	e.dropGraph(s)
 	for _, l := range s.def.layers {
 		e.layerHot[l]--
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		return
 	}
 	if err := e.active.Expire(e.ctx(), s.key); err != nil && !e.degraded {
 		e.storeFailed(err)

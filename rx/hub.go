@@ -31,8 +31,16 @@ type Config struct {
 	// 2 s.
 	ProbeInterval time.Duration
 	// Broker connects the nodes of a cluster. Nil means an in-process
-	// MemoryBroker: one node.
+	// MemoryBroker: one node. With a RedisBroker and a shared Store
+	// (cache.MongoStore) the hub runs in cluster mode: see docs/SCALING.md.
 	Broker Broker
+	// NodeID names this node in a cluster (stream leases). Empty means a
+	// random id per Hub.
+	NodeID string
+	// LeaseTTL is how long a node owns a stream without renewing its
+	// lease: the time for another node to take over the streams of a node
+	// that died. Zero means 5 s.
+	LeaseTTL time.Duration
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -46,6 +54,9 @@ type Hub struct {
 	log    *slog.Logger
 	model  *model
 	engine *engine
+	// cluster links the hub to other nodes; nil with the in-process
+	// broker.
+	cluster *cluster
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,6 +97,9 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	if cfg.Broker == nil {
 		cfg.Broker = NewMemoryBroker()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 5 * time.Second
+	}
 	h := &Hub{
 		db:       db,
 		cfg:      cfg,
@@ -102,12 +116,22 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("rx: subscribe to system broadcasts: %w", err)
 	}
 	h.unsubSystem = unsub
+	h.engine = newEngine(h, db.Session(&gormSession))
+	if _, local := cfg.Broker.(*MemoryBroker); !local {
+		if h.cluster, err = newCluster(h); err != nil {
+			h.cancel()
+			return nil, err
+		}
+	}
 	if err := db.Use(&capture{hub: h}); err != nil {
+		h.cancel()
 		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
 	}
-	h.engine = newEngine(h, db.Session(&gormSession))
 	go h.engine.run()
 	go h.engine.janitor()
+	if h.cluster != nil {
+		h.cluster.start()
+	}
 	return h, nil
 }
 
@@ -195,8 +219,17 @@ func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
 
 // Wait returns once every write committed before the call has been applied
 // to the cache and handed to subscriptions.
+//
+// In a cluster it also waits until they were handed to the broker for the
+// other nodes.
 func (h *Hub) Wait(ctx context.Context) error {
-	return h.engine.call(ctx, func() {})
+	if err := h.engine.call(ctx, func() {}); err != nil {
+		return err
+	}
+	if h.cluster != nil {
+		return h.cluster.flush(ctx)
+	}
+	return nil
 }
 
 // Snapshot returns the nested JSON state of a channel for user, exactly as a
@@ -309,6 +342,9 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 func (h *Hub) Close() error {
 	h.once.Do(func() {
 		h.engine.close()
+		if h.cluster != nil {
+			h.cluster.close()
+		}
 		h.unsubSystem()
 		h.cancel()
 	})

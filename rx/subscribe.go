@@ -296,6 +296,9 @@ func (e *engine) attach(ctx context.Context, sub *Subscription, a string, since 
 	}
 	s.subs[sub] = struct{}{}
 	sub.streams = append(sub.streams, s)
+	if s.remote != nil && ev.Version > s.version {
+		s.remote.floor[sub] = ev.Version // the owner's deltas up to it are in ev
+	}
 	sub.deliver(ev)
 	return nil
 }
@@ -434,7 +437,10 @@ func (e *engine) refreshList(ctx context.Context, sub *Subscription) error {
 	for _, id := range ids {
 		if !had[id] {
 			if err := e.attach(ctx, sub, id, nil); err != nil {
-				return err
+				// Its anchors already moved on: end it rather than leave
+				// it without the anchor; the client resumes.
+				sub.end(fmt.Errorf("rx: list %s: add anchor %s: %w", sub.def.name, id, err))
+				return nil
 			}
 		}
 	}
