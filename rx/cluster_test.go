@@ -153,6 +153,20 @@ func newClusterLoad(t *testing.T, c *testCluster, seed uint64) *clusterLoad {
 	return l
 }
 
+// startClusterLoad starts n nodes on a fresh SQLite database and joins
+// watchers clients to them in turn.
+func startClusterLoad(t *testing.T, redisAddr string, n, watchers int) (*gorm.DB, *testCluster, *clusterLoad, *rand.Rand) {
+	base := openSQLite(t)
+	migrate(t, base)
+	c := newTestCluster(t, base, redisAddr, n)
+	l := newClusterLoad(t, c, seed(t))
+	r := rand.New(rand.NewPCG(l.seed, 99))
+	for i := 0; i < watchers; i++ {
+		l.join(r, i%n)
+	}
+	return base, c, l, r
+}
+
 // join adds a watcher on node i.
 func (l *clusterLoad) join(r *rand.Rand, i int) {
 	uid := l.setup.users[r.IntN(len(l.setup.users))]
@@ -203,14 +217,7 @@ func clusterOps() int {
 // every node, while they move between nodes resuming by version: every
 // delta exactly once, in version order.
 func TestClusterConvergence(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	c := newTestCluster(t, base, redisAddr(), 3)
-	l := newClusterLoad(t, c, seed(t))
-	r := rand.New(rand.NewPCG(l.seed, 99))
-	for i := 0; i < 9; i++ {
-		l.join(r, i%3)
-	}
+	base, c, l, r := startClusterLoad(t, redisAddr(), 3, 9)
 	var wg sync.WaitGroup
 	for i := range c.nodes {
 		wg.Add(1)
@@ -291,15 +298,8 @@ func TestClusterColdLoadOnce(t *testing.T) {
 // last version and lose nothing; the streams it owned are taken over once
 // its leases run out.
 func TestClusterNodeFailure(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	c := newTestCluster(t, base, redisAddr(), 3)
-	l := newClusterLoad(t, c, seed(t))
-	r := rand.New(rand.NewPCG(l.seed, 7))
 	// Node 0 subscribes first: it owns the streams; the others follow.
-	for i := 0; i < 12; i++ {
-		l.join(r, i%3)
-	}
+	base, c, l, _ := startClusterLoad(t, redisAddr(), 3, 12)
 	var wg sync.WaitGroup
 	for _, i := range []int{1, 2} {
 		wg.Add(1)
@@ -333,14 +333,7 @@ func TestClusterNodeFailure(t *testing.T) {
 // converges, whatever it missed meanwhile.
 func TestClusterRedisRestart(t *testing.T) {
 	srv := startRedis(t)
-	base := openSQLite(t)
-	migrate(t, base)
-	c := newTestCluster(t, base, srv.addr, 2)
-	l := newClusterLoad(t, c, seed(t))
-	r := rand.New(rand.NewPCG(l.seed, 5))
-	for i := 0; i < 8; i++ {
-		l.join(r, i%2)
-	}
+	base, _, l, _ := startClusterLoad(t, srv.addr, 2, 8)
 	l.write(0, clusterOps()/3)
 	l.write(1, clusterOps()/3)
 	srv.stop()
