@@ -142,7 +142,15 @@ func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) 
 	if err := db.AutoMigrate(&User{}, &Room{}, &Post{}, &Note{}); err != nil {
 		t.Fatal(err)
 	}
-	hub, err := rx.New(db, rx.Config{})
+	return startEnv(t, db, rx.Config{}, opts, nil)
+}
+
+// startEnv starts a hub and server on a migrated db. With tokens nil it
+// creates users 1-3 and their tokens; else they exist (another node made
+// them) and tokens are theirs.
+func startEnv(t *testing.T, db *gorm.DB, cfg rx.Config, opts channel.Options, tokens map[string]string) *env {
+	t.Helper()
+	hub, err := rx.New(db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,15 +165,18 @@ func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) 
 	if opts.Auth == nil {
 		opts.Auth = auth
 	}
-	e := &env{t: t, db: db, hub: hub, auth: auth, tokens: map[string]string{}}
-	for _, name := range []string{"ann", "bob", "cyd"} {
-		u := User{Name: name}
-		db.Create(&u)
-		tok, err := auth.Create(context.Background(), fmt.Sprint(u.ID))
-		if err != nil {
-			t.Fatal(err)
+	e := &env{t: t, db: db, hub: hub, auth: auth, tokens: tokens}
+	if tokens == nil {
+		e.tokens = map[string]string{}
+		for _, name := range []string{"ann", "bob", "cyd"} {
+			u := User{Name: name}
+			db.Create(&u)
+			tok, err := auth.Create(context.Background(), fmt.Sprint(u.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.tokens[fmt.Sprint(u.ID)] = tok
 		}
-		e.tokens[fmt.Sprint(u.ID)] = tok
 	}
 	e.srv = channel.NewServer(hub, opts)
 	e.http = httptest.NewServer(e.srv)
