@@ -282,8 +282,8 @@ func connectAll(ctx context.Context, t *target, n, anchors int, progress func(st
 	clients := make([]*client, n)
 	sem := make(chan struct{}, 32)
 	var (
-		wg    sync.WaitGroup
-		once  sync.Once
+		wg     sync.WaitGroup
+		once   sync.Once
 		first  error
 		failed atomic.Bool
 		done   atomic.Int64
