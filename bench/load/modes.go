@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"time"
 
@@ -43,11 +44,19 @@ func runIdle(ctx context.Context, t *target, cfg Config, p *progress) (*Report, 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Profile != "" {
+		// The heap profile (inuse_space) of the server with the sockets open.
+		if err := t.do(ctx, "POST", t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".heap"), nil, nil); err != nil {
+			return nil, err
+		}
+	}
 	n := float64(len(clients))
 	rep := &Report{Mode: "idle", Server: t.dialect, Clients: len(clients), Anchors: cfg.Anchors, Sockets: st1.Sockets,
-		HeapPerSocket: (float64(st1.HeapInuse) - float64(st0.HeapInuse)) / n,
-		RSSPerSocket:  (float64(st1.RSS) - float64(st0.RSS)) / n,
-		ServerMaxRSS:  st1.MaxRSS}
+		HeapPerSocket:       (float64(st1.HeapInuse) - float64(st0.HeapInuse)) / n,
+		RSSPerSocket:        (float64(st1.RSS) - float64(st0.RSS)) / n,
+		StackPerSocket:      (float64(st1.StackInuse) - float64(st0.StackInuse)) / n,
+		GoroutinesPerSocket: float64(st1.Goroutines-st0.Goroutines) / n,
+		ServerMaxRSS:        st1.MaxRSS}
 	if t.dialect == RxGorm {
 		rep.Store, rep.DB = cfg.Server.store(), cfg.Server.db()
 	}

@@ -42,7 +42,10 @@ type Report struct {
 	// Idle.
 	HeapPerSocket float64 `json:"heapPerSocket,omitempty"`
 	RSSPerSocket  float64 `json:"rssPerSocket,omitempty"`
-	Sockets       int     `json:"sockets,omitempty"`
+	// Goroutine stacks are not heap: reported apart.
+	StackPerSocket      float64 `json:"stackPerSocket,omitempty"`
+	GoroutinesPerSocket float64 `json:"goroutinesPerSocket,omitempty"`
+	Sockets             int     `json:"sockets,omitempty"`
 
 	// Snapshot.
 	Snapshots []SnapshotCase `json:"snapshots,omitempty"`
@@ -211,7 +214,8 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20))
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)
-		fmt.Fprintf(w, "  per socket  heap %.1f KiB, RSS %.1f KiB; server peak RSS %.1f MiB\n", r.HeapPerSocket/1024, r.RSSPerSocket/1024, float64(r.ServerMaxRSS)/(1<<20))
+		fmt.Fprintf(w, "  per socket  heap %.1f KiB, stacks %.1f KiB (%.1f goroutines), RSS %.1f KiB; server peak RSS %.1f MiB\n",
+			r.HeapPerSocket/1024, r.StackPerSocket/1024, r.GoroutinesPerSocket, r.RSSPerSocket/1024, float64(r.ServerMaxRSS)/(1<<20))
 	case "snapshot":
 		fmt.Fprintf(w, "%s snapshot: subscribe → done\n", where)
 		for _, c := range r.Snapshots {

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -46,6 +47,10 @@ type Config struct {
 	Repeat int
 	// Hold keeps idle sockets open this long before measuring.
 	Hold time.Duration
+	// Profile, if set, is the file prefix of the server's CPU and
+	// allocation profiles over the writes of a fan-out run
+	// (PREFIX-<server>.cpu, PREFIX-<server>.allocs).
+	Profile string
 	// Progress receives the progress line; nil discards it.
 	Progress io.Writer
 }
@@ -69,6 +74,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
+	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs")
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle mode: how long the sockets stay open before measuring")
 	serve := fs.Bool("serve", false, "run only the rxgorm server (prints RXLOAD_ADDR=host:port)")
 	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "with -serve: exit when standard input closes")
@@ -249,6 +255,11 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Profile != "" {
+		if err := t.do(ctx, "POST", t.base+"/rxload/profile/start?cpu="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".cpu"), nil, nil); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	stopTicker := p.every(func() string {
 		var frames int64
@@ -287,6 +298,11 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	// Late duplicates would land now.
 	time.Sleep(100 * time.Millisecond)
 	stopTicker()
+	if cfg.Profile != "" {
+		if err := t.do(ctx, "POST", t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".allocs"), nil, nil); err != nil {
+			return nil, err
+		}
+	}
 	st1, err := t.stats(ctx, false)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@
 //
 //	POST /rxload/write  WriteRequest → WriteResult: perform the writes
 //	GET  /rxload/stats  → Stats (?gc=1 collects garbage first)
+//	POST /rxload/profile/start?cpu=FILE, /rxload/profile/stop?allocs=FILE:
+//	     CPU and allocation profiles of the server process
 //
 // WebSocket clients connect to /ws.
 package loadctl
@@ -20,8 +22,10 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -73,6 +77,9 @@ type Stats struct {
 	HeapInuse uint64 `json:"heapInuse"`
 	// HeapAlloc is runtime.MemStats.HeapAlloc.
 	HeapAlloc uint64 `json:"heapAlloc"`
+	// StackInuse is runtime.MemStats.StackInuse: goroutine stacks, which
+	// the heap figures leave out.
+	StackInuse uint64 `json:"stackInuse"`
 	// Goroutines is runtime.NumGoroutine.
 	Goroutines int `json:"goroutines"`
 	// Sockets is the number of open client sockets, when the server knows.
@@ -87,7 +94,7 @@ func ReadStats(gc bool) Stats {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, Goroutines: runtime.NumGoroutine(), RSS: currentRSS()}
+	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine(), RSS: currentRSS()}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		st.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -177,6 +184,42 @@ func Handle(mux *http.ServeMux, write func(context.Context, WriteRequest) WriteR
 		}
 		reply(w, write(r.Context(), req))
 	})
+	// Profiles of the server process, written to files named by the
+	// caller (the load tool runs on the same machine).
+	mux.HandleFunc("POST /rxload/profile/start", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Create(r.URL.Query().Get("cpu"))
+		if err == nil {
+			if err = pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		profMu.Lock()
+		profFile = f
+		profMu.Unlock()
+	})
+	mux.HandleFunc("POST /rxload/profile/stop", func(w http.ResponseWriter, r *http.Request) {
+		pprof.StopCPUProfile()
+		profMu.Lock()
+		if profFile != nil {
+			profFile.Close()
+			profFile = nil
+		}
+		profMu.Unlock()
+		if name := r.URL.Query().Get("allocs"); name != "" {
+			f, err := os.Create(name)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+			}
+		}
+	})
 	mux.HandleFunc("GET /rxload/stats", func(w http.ResponseWriter, r *http.Request) {
 		st := ReadStats(r.URL.Query().Get("gc") == "1")
 		if sockets != nil {
@@ -185,6 +228,11 @@ func Handle(mux *http.ServeMux, write func(context.Context, WriteRequest) WriteR
 		reply(w, st)
 	})
 }
+
+var (
+	profMu   sync.Mutex
+	profFile *os.File // guarded by profMu
+)
 
 func reply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
