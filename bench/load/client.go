@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,24 @@ func (t *target) write(ctx context.Context, req loadctl.WriteRequest) (loadctl.W
 
 func (t *target) expire(ctx context.Context, anchor uint) error {
 	return t.do(ctx, http.MethodPost, fmt.Sprintf("%s/rxload/expire?anchor=%d", t.base, anchor), nil, nil)
+}
+
+// startProfile starts the server's CPU profile into prefix-<server>.cpu;
+// an empty prefix does nothing.
+func (t *target) startProfile(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	return t.do(ctx, http.MethodPost, t.base+"/rxload/profile/start?cpu="+url.QueryEscape(prefix+"-"+string(t.dialect)+".cpu"), nil, nil)
+}
+
+// stopProfile stops the CPU profile and writes the allocation profile to
+// prefix-<server><ext>.
+func (t *target) stopProfile(ctx context.Context, prefix, ext string) error {
+	if prefix == "" {
+		return nil
+	}
+	return t.do(ctx, http.MethodPost, t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(prefix+"-"+string(t.dialect)+ext), nil, nil)
 }
 
 func (t *target) do(ctx context.Context, method, url string, in, out any) error {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"time"
 
@@ -44,11 +43,9 @@ func runIdle(ctx context.Context, t *target, cfg Config, p *progress) (*Report, 
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Profile != "" {
-		// The heap profile (inuse_space) of the server with the sockets open.
-		if err := t.do(ctx, "POST", t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".heap"), nil, nil); err != nil {
-			return nil, err
-		}
+	// The heap profile (inuse_space) of the server with the sockets open.
+	if err := t.stopProfile(ctx, cfg.Profile, ".heap"); err != nil {
+		return nil, err
 	}
 	n := float64(len(clients))
 	rep := &Report{Mode: "idle", Server: t.dialect, Clients: len(clients), Anchors: cfg.Anchors, Sockets: st1.Sockets,
@@ -76,6 +73,9 @@ func runSnapshot(ctx context.Context, t *target, cfg Config, p *progress) (*Repo
 		return nil, err
 	}
 	defer c.close()
+	if err := t.startProfile(ctx, cfg.Profile); err != nil {
+		return nil, err
+	}
 	sub := 1
 	for _, sb := range SnapshotBoards {
 		for _, cold := range []bool{true, false} {
@@ -109,7 +109,7 @@ func runSnapshot(ctx context.Context, t *target, cfg Config, p *progress) (*Repo
 			rep.Snapshots = append(rep.Snapshots, sc)
 		}
 	}
-	return rep, nil
+	return rep, t.stopProfile(ctx, cfg.Profile, ".allocs")
 }
 
 // snapshot subscribes to board with subscription id sub and reads until

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -255,10 +254,8 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Profile != "" {
-		if err := t.do(ctx, "POST", t.base+"/rxload/profile/start?cpu="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".cpu"), nil, nil); err != nil {
-			return nil, err
-		}
+	if err := t.startProfile(ctx, cfg.Profile); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	stopTicker := p.every(func() string {
@@ -298,10 +295,8 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	// Late duplicates would land now.
 	time.Sleep(100 * time.Millisecond)
 	stopTicker()
-	if cfg.Profile != "" {
-		if err := t.do(ctx, "POST", t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(cfg.Profile+"-"+string(t.dialect)+".allocs"), nil, nil); err != nil {
-			return nil, err
-		}
+	if err := t.stopProfile(ctx, cfg.Profile, ".allocs"); err != nil {
+		return nil, err
 	}
 	st1, err := t.stats(ctx, false)
 	if err != nil {
