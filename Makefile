@@ -3,7 +3,7 @@
 
 # Targets run one after another, in the order written (services first).
 .NOTPARALLEL:
-.PHONY: test lint vet fmt-check staticcheck frontend-check frontend race ts fuzz bench example services
+.PHONY: test lint vet fmt-check staticcheck frontend-check frontend race ts fuzz bench bench-centrifuge example services
 
 test: services lint race ts fuzz
 
@@ -46,6 +46,13 @@ fuzz:
 
 bench: services
 	bash .ci/bench
+
+# rxgorm against a bare centrifuge server, one run, C=1000 (see
+# docs/BENCHMARKS.md). bench/centrifuge is its own module: the root's
+# `go vet ./...` does not reach it, so it is vetted here.
+bench-centrifuge:
+	cd bench/centrifuge && go vet ./...
+	go run ./bench/cmd/rxload -c 1000 -w 5000 -centrifuge
 
 example: services
 	go run ./examples/chat

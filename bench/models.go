@@ -38,12 +38,14 @@ type List struct {
 }
 
 // Card is the leaf layer of the tree. N is the column the update benchmarks
-// write.
+// write; the load tool (bench/cmd/rxload) also stamps Sent, the write's
+// send time in Unix nanoseconds.
 type Card struct {
 	ID     uint   `gorm:"primaryKey" json:"id"`
 	ListID uint   `gorm:"index" json:"listId"`
 	Title  string `json:"title"`
 	N      int    `json:"n"`
+	Sent   int64  `json:"sent"`
 }
 
 // BoardParams are the parameters of BoardChannel: the anchor board's id.
@@ -108,23 +110,29 @@ var SnapshotTree = Tree{Lists: 100, CardsPerList: 99}
 // Seed inserts one board shaped like t, with explicit sequential ids, in
 // batches, and returns it (lists and cards filled in). Ids start at 1, so
 // seeding a fresh database gives the same rows every time.
-func Seed(db *gorm.DB, t Tree) (*Board, error) {
-	b := &Board{ID: 1, Title: "board"}
+func Seed(db *gorm.DB, t Tree) (*Board, error) { return SeedBoard(db, 1, 1, 1, t) }
+
+// SeedBoard inserts board id shaped like t, its lists numbered from
+// firstList and its cards from firstCard, in batches, and returns it (lists
+// and cards filled in).
+func SeedBoard(db *gorm.DB, id, firstList, firstCard uint, t Tree) (*Board, error) {
+	b := &Board{ID: id, Title: fmt.Sprintf("board %d", id)}
 	if err := db.Create(b).Error; err != nil {
 		return nil, fmt.Errorf("seed board: %w", err)
 	}
 	lists := make([]List, t.Lists)
 	for i := range lists {
-		lists[i] = List{ID: uint(i + 1), BoardID: b.ID, Title: fmt.Sprintf("list %d", i+1)}
+		lid := firstList + uint(i)
+		lists[i] = List{ID: lid, BoardID: b.ID, Title: fmt.Sprintf("list %d", lid)}
 	}
 	cards := make([]Card, 0, t.Lists*t.CardsPerList)
 	for i := range lists {
 		for j := 0; j < t.CardsPerList; j++ {
-			id := len(cards) + 1
-			cards = append(cards, Card{ID: uint(id), ListID: lists[i].ID, Title: fmt.Sprintf("card %d", id)})
+			cid := firstCard + uint(len(cards))
+			cards = append(cards, Card{ID: cid, ListID: lists[i].ID, Title: fmt.Sprintf("card %d", cid)})
 		}
 	}
-	// SQLite allows 32,766 bound variables per statement: 500 cards of 4
+	// SQLite allows 32,766 bound variables per statement: 500 cards of 5
 	// columns stay well below.
 	if len(lists) > 0 {
 		if err := db.CreateInBatches(lists, 500).Error; err != nil {

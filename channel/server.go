@@ -103,9 +103,14 @@ type Server struct {
 func NewServer(hub *rx.Hub, opts Options) *Server {
 	opts.defaults()
 	s := &Server{hub: hub, opts: opts, sessions: map[*session]struct{}{}}
+	// Small read buffers (client frames are small; larger ones are read
+	// in several reads) and pooled write buffers, held only while a
+	// frame is written: an idle socket keeps neither net/http's 4 KiB
+	// buffers nor its own.
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
 	s.unlisten = hub.OnBroadcast(s.system)
@@ -153,11 +158,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
 	s.mu.Unlock()
-	ss.serve(r.Context())
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	s.mu.Unlock()
+	// The session runs on a goroutine of its own and ServeHTTP returns:
+	// net/http's connection goroutine then ends and its buffers (about
+	// 6 KiB a socket, held for as long as the handler runs) are freed.
+	go func() {
+		defer s.wg.Done()
+		ss.serve()
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+	}()
 }
 
 func (s *Server) each(f func(*session)) {

@@ -12,17 +12,24 @@ import (
 )
 
 // session is one client connection. Goroutines: the read loop (ServeHTTP's
-// goroutine), the writer, and one per running action. Events from the
-// engine are queued by the subscriptions' Deliver functions, which never
-// block: a full queue closes the socket with CloseSlowClient.
+// goroutine), a writer while frames are queued, and one per running action.
+// Events from the engine are queued by the subscriptions' Deliver
+// functions, which never block: a full queue closes the socket with
+// CloseSlowClient. An idle socket has no writer goroutine and no queue
+// storage (a goroutine stack and a 1,024-slot channel were most of its
+// memory); its keepalive ping is a timer.
 type session struct {
 	srv   *Server
 	conn  *websocket.Conn
 	token string // from the upgrade request
-	send  chan outItem
 	ctx   context.Context
 	stop  context.CancelFunc
 	once  sync.Once
+	ping  *time.Timer
+
+	qmu     sync.Mutex
+	queue   []outItem // guarded by qmu: frames waiting for the writer
+	writing bool      // guarded by qmu: a writer goroutine is running
 
 	mu       sync.Mutex
 	user     rx.User              // set once at hello
@@ -53,7 +60,6 @@ func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 		srv:      srv,
 		conn:     conn,
 		token:    token,
-		send:     make(chan outItem, srv.opts.SendQueue),
 		ctx:      ctx,
 		stop:     stop,
 		subs:     map[string]*subState{},
@@ -73,13 +79,27 @@ func (s *session) enqueue(it outItem) bool {
 	if s.ctx.Err() != nil {
 		return false
 	}
-	select {
-	case s.send <- it:
-		return true
-	default:
+	s.qmu.Lock()
+	if len(s.queue) >= s.srv.opts.SendQueue {
+		s.qmu.Unlock()
 		s.kill(CloseSlowClient, "client too slow; resume")
 		return false
 	}
+	s.queue = append(s.queue, it)
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		go s.writer()
+	}
+	return true
+}
+
+// pending reports whether frames are queued or being written.
+func (s *session) pending() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.writing
 }
 
 // kill closes the socket with a close code, from any goroutine, without
@@ -95,10 +115,12 @@ func (s *session) kill(code int, reason string) {
 	})
 }
 
-func (s *session) serve(reqCtx context.Context) {
+func (s *session) serve() {
 	o := &s.srv.opts
 	s.conn.SetReadLimit(o.ReadLimit)
-	go s.writer()
+	// Set before it can fire: keepalive reads s.ping.
+	s.ping = time.AfterFunc(time.Hour, s.keepalive)
+	s.ping.Reset(o.PingInterval)
 	defer s.teardown()
 	s.conn.SetPongHandler(func(string) error {
 		return s.conn.SetReadDeadline(time.Now().Add(2 * o.PingInterval))
@@ -219,7 +241,7 @@ func (s *session) hello(m *ClientMessage) error {
 func (s *session) closeAfterFlush(code int, reason string) {
 	go func() {
 		deadline := time.Now().Add(time.Second)
-		for len(s.send) > 0 && time.Now().Before(deadline) {
+		for s.pending() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -352,28 +374,44 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 	return true
 }
 
-// writer is the only goroutine writing data frames.
+// writer writes the queued frames until the queue is empty, then exits;
+// enqueue starts it again. At most one runs at a time: it is the only
+// goroutine writing data frames.
 func (s *session) writer() {
-	o := &s.srv.opts
-	ping := time.NewTicker(o.PingInterval)
-	defer ping.Stop()
+	var batch []outItem
 	for {
-		select {
-		case <-s.ctx.Done():
+		s.qmu.Lock()
+		if len(s.queue) == 0 || s.ctx.Err() != nil {
+			s.queue = nil
+			s.writing = false
+			s.qmu.Unlock()
 			return
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(o.WriteTimeout)); err != nil {
-				s.kill(CloseSlowClient, "write failed; resume")
-				return
-			}
-		case it := <-s.send:
+		}
+		// Swap the queue with the drained batch's storage.
+		batch, s.queue = s.queue, batch[:0]
+		s.qmu.Unlock()
+		for i, it := range batch {
 			if err := s.write(it); err != nil {
-				o.Logger.Debug("channel: write failed", "err", err)
+				s.srv.opts.Logger.Debug("channel: write failed", "err", err)
 				s.kill(CloseSlowClient, "write failed; resume")
-				return
+				return // writing stays set: nothing is written after a failure
 			}
+			batch[i] = outItem{}
 		}
 	}
+}
+
+// keepalive sends a ping and schedules the next one (timer goroutine).
+// gorilla/websocket allows WriteControl beside the writer.
+func (s *session) keepalive() {
+	if s.ctx.Err() != nil {
+		return
+	}
+	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.srv.opts.WriteTimeout)); err != nil {
+		s.kill(CloseSlowClient, "write failed; resume")
+		return
+	}
+	s.ping.Reset(s.srv.opts.PingInterval)
 }
 
 func (s *session) write(it outItem) error {
@@ -414,6 +452,7 @@ func (s *session) write(it outItem) error {
 // teardown ends the session's subscriptions and goroutines.
 func (s *session) teardown() {
 	s.kill(websocket.CloseNormalClosure, "")
+	s.ping.Stop()
 	s.mu.Lock()
 	subs := s.subs
 	s.subs = map[string]*subState{}

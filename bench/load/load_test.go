@@ -1,0 +1,58 @@
+package load
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// runMain runs rxload with args plus -inproc -json and decodes the report.
+func runMain(t *testing.T, args ...string) *Report {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := Main(append(args, "-inproc", "-json"), &out, &errOut); err != nil {
+		t.Fatalf("rxload %v: %v\n%s", args, err, errOut.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report does not parse: %v\n%s", err, out.String())
+	}
+	return &rep
+}
+
+// TestFanoutSmoke runs a tiny fan-out over two anchors: every commit must
+// reach every client of its anchor, once and in order.
+func TestFanoutSmoke(t *testing.T) {
+	rep := runMain(t, "-c", "4", "-a", "2", "-w", "30")
+	if rep.Mode != "fanout" || rep.Server != RxGorm || rep.Writes != 30 {
+		t.Fatalf("report = %+v", rep)
+	}
+	if rep.Lost != 0 || rep.Duplicate != 0 || rep.OutOfOrder != 0 {
+		t.Fatalf("lost %d, duplicate %d, out of order %d", rep.Lost, rep.Duplicate, rep.OutOfOrder)
+	}
+	// 30 writes over 2 anchors, 2 clients per anchor.
+	if rep.Deliveries != 60 {
+		t.Fatalf("deliveries = %d, want 60", rep.Deliveries)
+	}
+	if rep.Frames == 0 || rep.Frames > rep.Deliveries || rep.Latency.Max <= 0 || rep.DeliveriesPerSec <= 0 {
+		t.Fatalf("frames %d, latency %+v, deliveries/s %v", rep.Frames, rep.Latency, rep.DeliveriesPerSec)
+	}
+}
+
+// TestIdleAndSnapshotSmoke checks the other two modes report what they
+// measured: the snapshot sizes are verified against the seeded boards.
+func TestIdleAndSnapshotSmoke(t *testing.T) {
+	idle := runMain(t, "-mode", "idle", "-c", "3", "-hold", "0s")
+	if idle.Clients != 3 || idle.Sockets != 3 || idle.ServerMaxRSS <= 0 {
+		t.Fatalf("idle report = %+v", idle)
+	}
+	snap := runMain(t, "-mode", "snapshot", "-repeat", "1")
+	if len(snap.Snapshots) != 4 {
+		t.Fatalf("snapshot cases = %+v", snap.Snapshots)
+	}
+	for _, c := range snap.Snapshots {
+		if len(c.Ms) != 1 || c.MedianMs <= 0 || (c.Instances != 1001 && c.Instances != 10001) {
+			t.Fatalf("snapshot case = %+v", c)
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rxgorm/rxgorm/bench/loadctl"
+)
+
+// Report is what one rxload run measured. Durations are in milliseconds,
+// sizes in bytes.
+type Report struct {
+	Mode    string  `json:"mode"`
+	Server  Dialect `json:"server"`
+	DB      string  `json:"db,omitempty"`
+	Store   string  `json:"store,omitempty"`
+	Clients int     `json:"clients"`
+	Anchors int     `json:"anchors"`
+	Writes  int     `json:"writes"`
+	Rate    float64 `json:"rate"`
+
+	// Fan-out.
+	WriteRate        float64 `json:"writeRate"`        // writes/s achieved
+	Deliveries       int64   `json:"deliveries"`       // (commit, client) pairs delivered
+	DeliveriesPerSec float64 `json:"deliveriesPerSec"` // Deliveries / (first write → last delivery)
+	Frames           int64   `json:"frames"`           // data frames received
+	FramesPerSec     float64 `json:"framesPerSec"`
+	FrameBytes       float64 `json:"frameBytes"` // mean size of a data frame
+	SpanMs           float64 `json:"spanMs"`     // first write → last delivery
+	Latency          Latency `json:"latency"`
+	Lost             int64   `json:"lost"`
+	Duplicate        int64   `json:"duplicate"`
+	OutOfOrder       int64   `json:"outOfOrder"`
+	ServerCPU        float64 `json:"serverCpuSeconds"`
+	ServerMaxRSS     int64   `json:"serverMaxRss"`
+
+	// Idle.
+	HeapPerSocket float64 `json:"heapPerSocket,omitempty"`
+	RSSPerSocket  float64 `json:"rssPerSocket,omitempty"`
+	// Goroutine stacks are not heap: reported apart.
+	StackPerSocket      float64 `json:"stackPerSocket,omitempty"`
+	GoroutinesPerSocket float64 `json:"goroutinesPerSocket,omitempty"`
+	Sockets             int     `json:"sockets,omitempty"`
+
+	// Snapshot.
+	Snapshots []SnapshotCase `json:"snapshots,omitempty"`
+
+	// The same scenario against centrifuge, and rxgorm's deliveries/s over
+	// centrifuge's.
+	Centrifuge *Report  `json:"centrifuge,omitempty"`
+	Ratio      float64  `json:"ratio,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
+}
+
+// Latency is the distribution of commit → client times over every
+// delivered (commit, client) pair, in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// SnapshotCase is the subscribe → done time of one anchor size, cold or
+// hot, over Repeat subscriptions.
+type SnapshotCase struct {
+	Instances int       `json:"instances"`
+	Cold      bool      `json:"cold"`
+	Store     string    `json:"store"`
+	Ms        []float64 `json:"ms"`
+	MedianMs  float64   `json:"medianMs"`
+}
+
+func (c ServerConfig) store() string {
+	switch c.Mongo {
+	case "":
+		return "memory"
+	case "ferretdb":
+		return "mongodb (ferretdb)"
+	}
+	return "mongodb"
+}
+
+func (c ServerConfig) db() string {
+	if c.DB == "" {
+		return "sqlite"
+	}
+	return c.DB
+}
+
+func baseOf(res loadctl.WriteResult, a int) int {
+	if a < len(res.Base) {
+		return res.Base[a]
+	}
+	return 0
+}
+
+// tally fills the delivery figures from the clients' records: commit k of
+// an anchor reached a client at the first state it received with n ≥ k
+// (a delta may carry several commits: the engine re-reads a row once for
+// the commits queued meanwhile).
+func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
+	var (
+		lat          []int64
+		last         int64
+		bytes        int64
+		perAnchor    = make([]int, r.Anchors)
+		first        int64
+		deliveries   int64
+		lost, frames int64
+	)
+	for i := range res.Sent {
+		a, _ := loadctl.Seq(i, r.Anchors)
+		perAnchor[a]++
+	}
+	if len(res.Sent) > 0 {
+		first = res.Sent[0]
+	}
+	for _, c := range clients {
+		frames += c.frames.Load()
+		bytes += c.bytes.Load()
+		r.Duplicate += c.dup
+		r.OutOfOrder += c.ooo
+		base := int64(baseOf(res, c.anchor))
+		ei := 0
+		for k := 1; k <= perAnchor[c.anchor]; k++ {
+			for ei < len(c.events) && c.events[ei].n-base < int64(k) {
+				ei++
+			}
+			if ei == len(c.events) {
+				lost += int64(perAnchor[c.anchor] - k + 1)
+				break
+			}
+			t := c.events[ei].t
+			lat = append(lat, t-res.Sent[(k-1)*r.Anchors+c.anchor])
+			last = max(last, t)
+			deliveries++
+		}
+	}
+	r.Deliveries, r.Lost, r.Frames = deliveries, lost, frames
+	if frames > 0 {
+		r.FrameBytes = float64(bytes) / float64(frames)
+	}
+	if last > first {
+		span := float64(last-first) / 1e9
+		r.SpanMs = span * 1e3
+		r.DeliveriesPerSec = float64(deliveries) / span
+		r.FramesPerSec = float64(frames) / span
+	}
+	r.Latency = latency(lat)
+}
+
+func latency(ns []int64) Latency {
+	if len(ns) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ns)
+	q := func(p float64) float64 {
+		i := int(p * float64(len(ns)-1))
+		return float64(ns[i]) / 1e6
+	}
+	return Latency{P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: float64(ns[len(ns)-1]) / 1e6}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Print writes the report for people.
+func (r *Report) Print(w io.Writer) {
+	r.print(w, "")
+	if r.Centrifuge != nil {
+		r.Centrifuge.print(w, "")
+		if r.Mode == "fanout" {
+			fmt.Fprintf(w, "ratio rxgorm/centrifuge: deliveries/s %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
+				r.Ratio, r.Latency.P99/r.Centrifuge.Latency.P99, r.ServerCPU/r.Centrifuge.ServerCPU)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func (r *Report) print(w io.Writer, _ string) {
+	pace := "back to back"
+	if r.Rate > 0 {
+		pace = fmt.Sprintf("paced %g/s", r.Rate)
+	}
+	where := string(r.Server)
+	if r.DB != "" {
+		where += fmt.Sprintf(" (%s, %s store)", r.DB, r.Store)
+	}
+	switch r.Mode {
+	case "fanout":
+		fmt.Fprintf(w, "%s fanout: C=%d clients, A=%d anchors, W=%d writes %s\n", where, r.Clients, r.Anchors, r.Writes, pace)
+		fmt.Fprintf(w, "  writes      %.0f/s achieved\n", r.WriteRate)
+		fmt.Fprintf(w, "  deliveries  %d in %.0f ms = %.0f/s; %d frames = %.0f/s, %.0f B/frame, %.2f commits/frame\n",
+			r.Deliveries, r.SpanMs, r.DeliveriesPerSec, r.Frames, r.FramesPerSec, r.FrameBytes, float64(r.Deliveries)/max(1, float64(r.Frames)))
+		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d\n", r.Lost, r.Duplicate, r.OutOfOrder)
+		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20))
+	case "idle":
+		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)
+		fmt.Fprintf(w, "  per socket  heap %.1f KiB, stacks %.1f KiB (%.1f goroutines), RSS %.1f KiB; server peak RSS %.1f MiB\n",
+			r.HeapPerSocket/1024, r.StackPerSocket/1024, r.GoroutinesPerSocket, r.RSSPerSocket/1024, float64(r.ServerMaxRSS)/(1<<20))
+	case "snapshot":
+		fmt.Fprintf(w, "%s snapshot: subscribe → done\n", where)
+		for _, c := range r.Snapshots {
+			kind := "hot "
+			if c.Cold {
+				kind = "cold"
+			}
+			ms := make([]string, len(c.Ms))
+			for i, v := range c.Ms {
+				ms[i] = fmt.Sprintf("%.1f", v)
+			}
+			fmt.Fprintf(w, "  %6d instances %s (%s): median %.1f ms  [%s]\n", c.Instances, kind, c.Store, c.MedianMs, strings.Join(ms, " "))
+		}
+	}
+}
+
+// progress rewrites one status line on a terminal (or any writer).
+type progress struct {
+	mu   sync.Mutex
+	w    io.Writer
+	line bool
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w} }
+
+func (p *progress) set(s string) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\033[K%s", s)
+	p.line = true
+}
+
+// every shows f() once a second until the returned stop is called.
+func (p *progress) every(f func() string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				p.set(f())
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+func (p *progress) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.line && p.w != nil {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.line = false
+	}
+}

@@ -1,0 +1,317 @@
+// Package load is the rxload load tool (bench/cmd/rxload): it drives an
+// rxgorm server, and for comparison the bare centrifuge server of
+// bench/centrifuge, with WebSocket clients on loopback and reports
+// throughput, latency, losses and the server's resource use.
+// docs/BENCHMARKS.md records its figures and how they were taken.
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rxgorm/rxgorm/bench/loadctl"
+)
+
+// Config is one rxload invocation.
+type Config struct {
+	Mode    string  // fanout, idle or snapshot
+	Clients int     // C
+	Anchors int     // A
+	Writes  int     // W
+	Rate    float64 // writes per second; 0: back to back
+	Server  ServerConfig
+	// Connect is the base URL of a running `rxload -serve`; "" starts one.
+	Connect string
+	// InProc runs the rxgorm server in this process instead of a child.
+	InProc bool
+	// Centrifuge also runs the scenario against the centrifuge server.
+	Centrifuge bool
+	// CentrifugeDir is the bench/centrifuge module; "" finds it beside
+	// this package's source.
+	CentrifugeDir string
+	// Repeat is the number of subscriptions per case in snapshot mode.
+	Repeat int
+	// Hold keeps idle sockets open this long before measuring.
+	Hold time.Duration
+	// Profile, if set, is the file prefix of the server's CPU and
+	// allocation profiles over the writes of a fan-out run
+	// (PREFIX-<server>.cpu, PREFIX-<server>.allocs).
+	Profile string
+	// Progress receives the progress line; nil discards it.
+	Progress io.Writer
+}
+
+// Main runs rxload with command-line args, writing the report to stdout
+// and the progress line to stderr.
+func Main(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rxload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	fs.StringVar(&cfg.Mode, "mode", "fanout", "fanout, idle or snapshot")
+	fs.IntVar(&cfg.Clients, "c", 100, "WebSocket clients")
+	fs.IntVar(&cfg.Anchors, "a", 1, "anchors the clients and writes are spread over")
+	fs.IntVar(&cfg.Writes, "w", 1000, "single-row commits")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "writes per second (0: back to back)")
+	fs.StringVar(&cfg.Server.DB, "db", "sqlite", "database: sqlite or postgres (RXGORM_POSTGRES_DSN)")
+	fs.StringVar(&cfg.Server.Mongo, "mongo", "", `MongoDB URI of the cache store ("ferretdb": start cache/mongotest's FerretDB; "": memory)`)
+	fs.StringVar(&cfg.Server.Redis, "redis", "", "Redis address of the broker (\"\": in-process)")
+	fs.StringVar(&cfg.Connect, "connect", "", "base URL of a running `rxload -serve` (\"\": start one)")
+	fs.BoolVar(&cfg.InProc, "inproc", false, "run the rxgorm server in this process, not as a child")
+	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
+	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
+	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
+	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs")
+	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle mode: how long the sockets stay open before measuring")
+	serve := fs.Bool("serve", false, "run only the rxgorm server (prints RXLOAD_ADDR=host:port)")
+	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "with -serve: exit when standard input closes")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if _, err := loadctl.RaiseNoFile(); err != nil {
+		fmt.Fprintln(stderr, err)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if *serve {
+		cfg.Server.Snapshot = true
+		srv, err := StartServer(ctx, cfg.Server)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		fmt.Fprintf(stdout, "%s%s\n", loadctl.AddrPrefix, strings.TrimPrefix(srv.URL, "http://"))
+		if *stdinEOF {
+			go func() {
+				_, _ = io.Copy(io.Discard, os.Stdin)
+				cancel()
+			}()
+		}
+		<-ctx.Done()
+		return nil
+	}
+	cfg.Progress = stderr
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.Print(stdout)
+	return nil
+}
+
+// Run runs one scenario and returns its report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Anchors <= 0 {
+		cfg.Anchors = 1
+	}
+	if cfg.Clients <= 0 && cfg.Mode != "snapshot" {
+		return nil, errors.New("rxload: -c must be at least 1")
+	}
+	if cfg.Repeat <= 0 {
+		cfg.Repeat = 5
+	}
+	cfg.Server.Anchors = cfg.Anchors
+	cfg.Server.Snapshot = cfg.Mode == "snapshot"
+	p := newProgress(cfg.Progress)
+	defer p.end()
+	t, err := startRx(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var rep *Report
+	switch cfg.Mode {
+	case "fanout":
+		rep, err = runFanout(ctx, t, cfg, 0, p)
+	case "idle":
+		rep, err = runIdle(ctx, t, cfg, p)
+	case "snapshot":
+		rep, err = runSnapshot(ctx, t, cfg, p)
+	default:
+		err = fmt.Errorf("rxload: unknown mode %q (fanout, idle or snapshot)", cfg.Mode)
+	}
+	t.stop()
+	if err != nil || !cfg.Centrifuge || cfg.Mode == "snapshot" {
+		return rep, err
+	}
+	ct, err := startCentrifuge(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer ct.stop()
+	var crep *Report
+	switch cfg.Mode {
+	case "fanout":
+		crep, err = runFanout(ctx, ct, cfg, int(rep.FrameBytes), p)
+	case "idle":
+		crep, err = runIdle(ctx, ct, cfg, p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Centrifuge = crep
+	if crep.DeliveriesPerSec > 0 {
+		rep.Ratio = rep.DeliveriesPerSec / crep.DeliveriesPerSec
+	}
+	return rep, nil
+}
+
+// startRx connects to, starts in process, or re-execs as a child the rxgorm
+// server.
+func startRx(ctx context.Context, cfg Config) (*target, error) {
+	switch {
+	case cfg.Connect != "":
+		return newTarget(RxGorm, cfg.Connect, nil), nil
+	case cfg.InProc:
+		srv, err := StartServer(ctx, cfg.Server)
+		if err != nil {
+			return nil, err
+		}
+		return newTarget(RxGorm, srv.URL, srv.Close), nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-serve", "-exit-on-stdin-eof", "-a", strconv.Itoa(cfg.Anchors), "-db", cfg.Server.DB}
+	if cfg.Server.Mongo != "" {
+		args = append(args, "-mongo", cfg.Server.Mongo)
+	}
+	if cfg.Server.Redis != "" {
+		args = append(args, "-redis", cfg.Server.Redis)
+	}
+	addr, stop, err := startChild(exec.Command(exe, args...), loadctl.AddrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return newTarget(RxGorm, "http://"+addr, stop), nil
+}
+
+// startCentrifuge builds and starts the centrifuge server of
+// bench/centrifuge.
+func startCentrifuge(ctx context.Context, cfg Config) (*target, error) {
+	dir := cfg.CentrifugeDir
+	if dir == "" {
+		_, file, _, ok := runtime.Caller(0)
+		if !ok {
+			return nil, errors.New("rxload: cannot locate bench/centrifuge; pass -centrifuge-dir")
+		}
+		dir = filepath.Join(filepath.Dir(file), "..", "centrifuge")
+	}
+	tmp, err := os.MkdirTemp("", "rxload-centrifuge-")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(tmp, "cfserver")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("rxload: build %s: %w\n%s", dir, err, out)
+	}
+	addr, stop, err := startChild(exec.Command(bin, "-exit-on-stdin-eof"), loadctl.AddrPrefix)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return newTarget(Centrifuge, "http://"+addr, func() { stop(); os.RemoveAll(tmp) }), nil
+}
+
+// runFanout runs the writes with every client subscribed and measures what
+// reaches them. payload sets the publication size (centrifuge).
+func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progress) (*Report, error) {
+	clients, err := connectAll(ctx, t, cfg.Clients, cfg.Anchors, p.set)
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() {
+		for _, c := range clients {
+			c.close()
+			<-c.done
+		}
+		clients = nil
+	}
+	defer closeAll()
+	st0, err := t.stats(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.startProfile(ctx, cfg.Profile); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	stopTicker := p.every(func() string {
+		var frames int64
+		for _, c := range clients {
+			frames += c.frames.Load()
+		}
+		el := time.Since(start).Seconds()
+		return fmt.Sprintf("%s: %.0fs, %d frames received (%.0f/s)", t.dialect, el, frames, float64(frames)/el)
+	})
+	res, err := t.write(ctx, loadctl.WriteRequest{Count: cfg.Writes, Rate: cfg.Rate, Anchors: cfg.Anchors, Payload: payload})
+	if err != nil {
+		stopTicker()
+		return nil, err
+	}
+	// Wait until every client holds its anchor's last write, or give up
+	// after a generous grace period (what is missing then is lost).
+	final := make([]int64, cfg.Anchors)
+	for i := range res.Sent {
+		a, seq := loadctl.Seq(i, cfg.Anchors)
+		final[a] = int64(baseOf(res, a) + seq)
+	}
+	grace := time.Now().Add(10*time.Second + 2*time.Since(start))
+	for time.Now().Before(grace) && ctx.Err() == nil {
+		all := true
+		for _, c := range clients {
+			if c.maxN.Load() < final[c.anchor] {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Late duplicates would land now.
+	time.Sleep(100 * time.Millisecond)
+	stopTicker()
+	if err := t.stopProfile(ctx, cfg.Profile, ".allocs"); err != nil {
+		return nil, err
+	}
+	st1, err := t.stats(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	all := clients
+	closeAll()
+	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
+		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS}
+	if t.dialect == RxGorm {
+		rep.Store, rep.DB = cfg.Server.store(), cfg.Server.db()
+	}
+	if len(res.Sent) > 0 {
+		rep.WriteRate = float64(len(res.Sent)) / (float64(res.Done-res.Sent[0]) / 1e9)
+	}
+	rep.tally(all, res)
+	return rep, nil
+}

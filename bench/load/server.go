@@ -1,0 +1,320 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rxgorm/rxgorm/bench"
+	"github.com/rxgorm/rxgorm/bench/loadctl"
+	"github.com/rxgorm/rxgorm/cache"
+	"github.com/rxgorm/rxgorm/cache/mongotest"
+	"github.com/rxgorm/rxgorm/channel"
+	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/rx/rxtest"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// ServerConfig describes the rxgorm server under load.
+type ServerConfig struct {
+	// DB is "sqlite" (a fresh file in a temporary directory; the default)
+	// or "postgres" (a private schema of the database in
+	// RXGORM_POSTGRES_DSN, or of the local test database).
+	DB string
+	// Mongo is the MongoDB URI of the cache store; "ferretdb" starts the
+	// FerretDB of cache/mongotest; "" keeps the cache in memory.
+	Mongo string
+	// Redis is the address of a Redis server for the broker; "" uses the
+	// in-process broker.
+	Redis string
+	// Anchors is the number of boards the writes go to (at least 1).
+	Anchors int
+	// Snapshot also seeds the boards of the snapshot mode.
+	Snapshot bool
+}
+
+// Ids of the seeded rows: board a (from 1) of the writes has one list and
+// one card, all three with id a; the snapshot boards and their rows are
+// numbered from SnapshotBase.
+const SnapshotBase = 1_000_000
+
+// SnapshotBoards are the snapshot mode's boards: 3 levels, board → lists →
+// cards, of about 1,000 and 10,000 instances.
+var SnapshotBoards = []struct {
+	ID   uint
+	Tree bench.Tree
+}{
+	{SnapshotBase + 1, bench.Tree{Lists: 10, CardsPerList: 99}},  // 1,001 instances
+	{SnapshotBase + 2, bench.Tree{Lists: 100, CardsPerList: 99}}, // 10,001 instances
+}
+
+// Server is a running rxgorm server with the benchmark channel.
+type Server struct {
+	// URL is the server's base URL (http://127.0.0.1:port).
+	URL string
+
+	db      *gorm.DB
+	hub     *rx.Hub
+	ws      *channel.Server
+	http    *http.Server
+	mu      sync.Mutex
+	base    []int // per anchor: the last n written
+	cleanup []func()
+}
+
+// StartServer seeds a database and serves BoardChannel on a loopback port.
+func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error) {
+	if cfg.Anchors <= 0 {
+		cfg.Anchors = 1
+	}
+	s := &Server{base: make([]int, cfg.Anchors)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.openDB(cfg.DB); err != nil {
+		return nil, err
+	}
+	if err := seed(s.db, cfg); err != nil {
+		return nil, err
+	}
+	rc := rx.Config{Logger: quietLogger()}
+	if cfg.Mongo != "" {
+		if rc.Store, err = s.mongoStore(ctx, cfg.Mongo); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Redis != "" {
+		client := redis.NewClient(&redis.Options{Addr: cfg.Redis})
+		b := rx.NewRedisBroker(client, rx.RedisOptions{Prefix: fmt.Sprintf("rxload:%d:", os.Getpid())})
+		s.cleanup = append(s.cleanup, func() { b.Close(); client.Close() })
+		rc.Broker = b
+	}
+	if s.hub, err = bench.NewHub(s.db, rc); err != nil {
+		return nil, err
+	}
+	s.ws = channel.NewServer(s.hub, channel.Options{Logger: quietLogger()})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", s.ws)
+	loadctl.Handle(mux, s.write, s.ws.Sockets)
+	mux.HandleFunc("POST /rxload/expire", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.URL.Query().Get("anchor"), 10, 64)
+		if err == nil {
+			err = s.hub.Expire(r.Context(), bench.ChannelName, uint(id))
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.URL = "http://" + ln.Addr().String()
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.http.Serve(ln) }()
+	return s, nil
+}
+
+func (s *Server) openDB(kind string) error {
+	var err error
+	switch kind {
+	case "", "sqlite":
+		dir, derr := os.MkdirTemp("", "rxload-")
+		if derr != nil {
+			return derr
+		}
+		s.cleanup = append(s.cleanup, func() { os.RemoveAll(dir) })
+		s.db, err = bench.Open(dir, "load.db")
+		return err
+	case "postgres":
+		schema := fmt.Sprintf("rxload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+		admin, err := gorm.Open(postgres.Open(rxtest.PostgresDSN()), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+			bench.Close(admin)
+			return fmt.Errorf("postgres: %w", err)
+		}
+		s.cleanup = append(s.cleanup, func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE"); bench.Close(admin) })
+		s.db, err = gorm.Open(postgres.Open(rxtest.PostgresDSN()+" search_path="+schema), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			return err
+		}
+		return s.db.AutoMigrate(&bench.Board{}, &bench.List{}, &bench.Card{})
+	}
+	return fmt.Errorf("rxload: unknown database %q (sqlite or postgres)", kind)
+}
+
+func (s *Server) mongoStore(ctx context.Context, uri string) (cache.Store, error) {
+	if uri == "ferretdb" {
+		u, stop, err := startFerretDB()
+		if err != nil {
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, stop)
+		uri = u
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	name := fmt.Sprintf("rxload_%d", os.Getpid())
+	s.cleanup = append(s.cleanup, func() {
+		_ = client.Database(name).Drop(context.Background())
+		_ = client.Disconnect(context.Background())
+	})
+	return cache.NewMongo(ctx, client.Database(name), cache.MongoOptions{})
+}
+
+// startFerretDB runs the FerretDB launcher of cache/mongotest on a free
+// loopback port with a temporary data directory.
+func startFerretDB() (uri string, stop func(), err error) {
+	bin, err := mongotest.Binary()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-dir", "", "-exit-on-stdin-eof")
+	addr, stop, err := startChild(cmd, "MONGODB_URI=")
+	return addr, stop, err
+}
+
+// startChild starts cmd, waits for a line of its standard output starting
+// with prefix and returns the rest of it; stop closes its standard input
+// (the child exits) and waits for it.
+func startChild(cmd *exec.Cmd, prefix string) (string, func(), error) {
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	got := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				got <- v
+				break
+			}
+		}
+		close(got)
+		for sc.Scan() {
+		}
+	}()
+	stop := func() {
+		_ = stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	select {
+	case v, ok := <-got:
+		if ok {
+			return v, stop, nil
+		}
+		stop()
+		return "", nil, fmt.Errorf("%s exited before printing %s", cmd.Path, prefix)
+	case <-time.After(2 * time.Minute):
+		stop()
+		return "", nil, fmt.Errorf("%s did not print %s in time", cmd.Path, prefix)
+	}
+}
+
+// seed creates the write boards and, if asked, the snapshot boards.
+func seed(db *gorm.DB, cfg ServerConfig) error {
+	boards := make([]bench.Board, cfg.Anchors)
+	lists := make([]bench.List, cfg.Anchors)
+	cards := make([]bench.Card, cfg.Anchors)
+	for i := range boards {
+		id := uint(i + 1)
+		boards[i] = bench.Board{ID: id, Title: fmt.Sprintf("board %d", id)}
+		lists[i] = bench.List{ID: id, BoardID: id, Title: "list"}
+		cards[i] = bench.Card{ID: id, ListID: id, Title: "card"}
+	}
+	for _, v := range []any{boards, lists, cards} {
+		if err := db.CreateInBatches(v, 500).Error; err != nil {
+			return fmt.Errorf("rxload: seed: %w", err)
+		}
+	}
+	if cfg.Snapshot {
+		next := uint(SnapshotBase + 1)
+		for _, sb := range SnapshotBoards {
+			if _, err := bench.SeedBoard(db, sb.ID, next, next, sb.Tree); err != nil {
+				return fmt.Errorf("rxload: seed: %w", err)
+			}
+			next += uint(sb.Tree.Instances())
+		}
+	}
+	return nil
+}
+
+// write performs the writes of req: single-row updates of the anchors'
+// cards, each stamping n (the anchor's write count) and its send time.
+func (s *Server) write(ctx context.Context, req loadctl.WriteRequest) loadctl.WriteResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.Anchors > len(s.base) {
+		return loadctl.WriteResult{Error: fmt.Sprintf("the server has %d anchors", len(s.base))}
+	}
+	base := append([]int(nil), s.base...)
+	res := loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) error {
+		a, seq := loadctl.Seq(i, req.Anchors)
+		n := base[a] + seq
+		err := s.db.WithContext(ctx).Model(&bench.Card{ID: uint(a + 1)}).Updates(map[string]any{"n": n, "sent": sent}).Error
+		if err == nil {
+			s.base[a] = n
+		}
+		return err
+	})
+	res.Base = base[:req.Anchors]
+	return res
+}
+
+// Close stops the server and removes what it created.
+func (s *Server) Close() {
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.ws.Shutdown(ctx)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.hub != nil {
+		s.hub.Close()
+	}
+	if s.db != nil {
+		bench.Close(s.db)
+	}
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+}
+
+var errNoAddr = errors.New("rxload: the server printed no address")
