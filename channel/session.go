@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ type session struct {
 	user     rx.User              // set once at hello
 	authed   bool                 // guarded by mu
 	subs     map[string]*subState // guarded by mu; by sub id
+	calls    map[string]bool      // guarded by mu; ids of calls in progress
 	lastSent map[cache.Stream]uint64
 }
 
@@ -63,6 +65,7 @@ func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 		ctx:      ctx,
 		stop:     stop,
 		subs:     map[string]*subState{},
+		calls:    map[string]bool{},
 		lastSent: map[cache.Stream]uint64{},
 	}
 }
@@ -303,11 +306,27 @@ func (s *session) unsubscribe(m *ClientMessage) error {
 }
 
 func (s *session) call(m *ClientMessage) error {
+	key, limit := m.ID.String(), s.srv.opts.MaxCalls
 	s.mu.Lock()
 	st := s.subs[m.Sub.String()]
+	busy, n := s.calls[key], len(s.calls)
+	ok := !busy && st != nil && st.rs != nil && n < limit
+	if ok {
+		s.calls[key] = true
+	}
 	s.mu.Unlock()
-	if st == nil || st.rs == nil {
-		frame, _ := resultFrame(m.ID, nil, rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String()))
+	var refuse *rx.Error
+	switch {
+	case busy:
+		// Not a result: it would settle the call in progress.
+		return rx.Errorf(rx.CodeBadRequest, "call id %s is already in progress", key)
+	case st == nil || st.rs == nil:
+		refuse = rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String())
+	case !ok:
+		refuse = rx.Errorf(rx.CodeOverloaded, "%d calls are in progress; wait for their results", limit)
+	}
+	if refuse != nil {
+		frame, _ := resultFrame(m.ID, nil, refuse)
 		s.enqueue(outItem{data: frame})
 		return nil
 	}
@@ -316,8 +335,13 @@ func (s *session) call(m *ClientMessage) error {
 		e := rx.Public(err)
 		var re *rx.Error
 		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
-			// A plain error: log its cause, send nothing of it.
-			s.srv.opts.Logger.Error("channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
+			// A plain error: log its cause, send nothing of it. A call
+			// cut short by the socket closing is not a fault.
+			level := slog.LevelError
+			if s.ctx.Err() != nil {
+				level = slog.LevelDebug
+			}
+			s.srv.opts.Logger.Log(context.Background(), level, "channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
 			e = rx.Errorf(rx.CodeInternal, "internal error")
 		}
 		frame, ferr := resultFrame(m.ID, v, e)
@@ -325,6 +349,9 @@ func (s *session) call(m *ClientMessage) error {
 			s.srv.opts.Logger.Error("channel: encode action result", "channel", st.channel, "action", m.Action, "err", ferr)
 			frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
 		}
+		s.mu.Lock()
+		delete(s.calls, key) // before the result: the client may reuse the id
+		s.mu.Unlock()
 		s.enqueue(outItem{data: frame})
 	}()
 	return nil

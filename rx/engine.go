@@ -363,8 +363,10 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 }
 
 // updateLists refreshes list subscriptions whose anchors may have changed:
-// an anchor row that was deleted while listed, or that exists but is not
-// listed (created, or now matching the subscription's query).
+// an anchor row that was deleted or updated while listed (it may no longer
+// match the subscription's query: a chat made private must leave the lists
+// of those who may no longer see it), or that exists but is not listed
+// (created, or now matching the query).
 func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, listed map[*layer]bool) error {
 	if len(listed) == 0 {
 		return nil
@@ -382,7 +384,7 @@ func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, list
 				sub.mu.Lock()
 				in := slices.Contains(sub.anchors, k.id)
 				sub.mu.Unlock()
-				if in == c.deleted {
+				if in || !c.deleted {
 					refresh[sub] = true
 				}
 			}
