@@ -33,6 +33,12 @@ type Config struct {
 	// Broker connects the nodes of a cluster. Nil means an in-process
 	// MemoryBroker: one node.
 	Broker Broker
+	// PresenceHeartbeat is how often a node announces its presence table
+	// to the others (presence.go). Zero means 5 s.
+	PresenceHeartbeat time.Duration
+	// PresenceTimeout is how long a node's users stay present after the
+	// node was last heard from. Zero means three heartbeats.
+	PresenceTimeout time.Duration
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -55,6 +61,7 @@ type Hub struct {
 	channels map[string]*channelDef // guarded by mu
 
 	groups      groups
+	presence    *presence
 	unsubSystem func()
 
 	bmu          sync.RWMutex
@@ -86,6 +93,12 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	if cfg.Broker == nil {
 		cfg.Broker = NewMemoryBroker()
 	}
+	if cfg.PresenceHeartbeat <= 0 {
+		cfg.PresenceHeartbeat = 5 * time.Second
+	}
+	if cfg.PresenceTimeout <= 0 {
+		cfg.PresenceTimeout = 3 * cfg.PresenceHeartbeat
+	}
 	h := &Hub{
 		db:       db,
 		cfg:      cfg,
@@ -106,6 +119,10 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
 	}
 	h.engine = newEngine(h, db.Session(&gormSession))
+	if h.presence, err = newPresence(h); err != nil {
+		unsub()
+		return nil, fmt.Errorf("rx: subscribe to presence: %w", err)
+	}
 	go h.engine.run()
 	go h.engine.janitor()
 	return h, nil
@@ -138,6 +155,10 @@ func (h *Hub) Register(channels ...any) error {
 		for _, x := range def.layers {
 			def.hasLayer[x] = true
 		}
+		if err := declareWrites(def); err != nil {
+			return err
+		}
+		declarePresence(def)
 		h.mu.RLock()
 		_, dup := h.channels[def.name]
 		h.mu.RUnlock()
@@ -309,6 +330,7 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 func (h *Hub) Close() error {
 	h.once.Do(func() {
 		h.engine.close()
+		h.presence.close()
 		h.unsubSystem()
 		h.cancel()
 	})
