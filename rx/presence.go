@@ -356,9 +356,11 @@ func (p *presence) enter(place Place, i *instance, anchor string) {
 		return
 	}
 	m[i] = anchor
+	if _, watching := p.watchers[place][i]; !watching {
+		p.replayLocked(place, i)
+	}
 	p.mark(i, place)
 	p.countLocked(place, user, +1)
-	p.replayLocked(place, i)
 }
 
 // exit ends instance i's presence in place.
@@ -404,8 +406,10 @@ func (p *presence) watch(place Place, i *instance) {
 		return
 	}
 	w[i] = struct{}{}
+	if _, member := p.members[place][i]; !member {
+		p.replayLocked(place, i)
+	}
 	p.mark(i, place)
-	p.replayLocked(place, i)
 }
 
 func (p *presence) unwatch(place Place, i *instance) {

@@ -438,6 +438,12 @@ func (s *Subscription) Write(ctx context.Context, req WriteRequest) (string, err
 // holds reports whether the subscription's state holds row k as its user
 // sees it (engine goroutine only).
 func (s *Subscription) holds(k ikey) bool {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return false
+	}
 	for _, st := range s.streams {
 		if n := st.nodes[k]; n != nil && (n.owner == "" || n.owner == s.user.ID) {
 			return true
