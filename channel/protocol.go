@@ -75,10 +75,16 @@ type ClientMessage struct {
 	Channel string            `json:"channel,omitempty"`
 	Params  json.RawMessage   `json:"params,omitempty"`
 	Since   map[string]uint64 `json:"since,omitempty"`
-	// call
+	// call, save, create, delete
 	Sub    ID                `json:"sub"`
 	Action string            `json:"action,omitempty"`
 	Args   []json.RawMessage `json:"args,omitempty"`
+	// save, create, delete (write.go)
+	Layer    string                     `json:"layer,omitempty"`
+	Row      string                     `json:"row,omitempty"`
+	Relation string                     `json:"relation,omitempty"`
+	Parent   string                     `json:"parent,omitempty"`
+	Fields   map[string]json.RawMessage `json:"fields,omitempty"`
 }
 
 // DecodeClient parses one client frame and checks it carries what its type
@@ -112,6 +118,10 @@ func DecodeClient(data []byte) (*ClientMessage, error) {
 	case "call":
 		if m.ID.raw == nil || m.Sub.raw == nil || m.Action == "" {
 			return nil, rx.Errorf(rx.CodeBadRequest, "call needs id, sub and action")
+		}
+	case "save", "create", "delete":
+		if err := checkWrite(&m); err != nil {
+			return nil, err
 		}
 	case "":
 		return nil, rx.Errorf(rx.CodeBadRequest, "message has no type")

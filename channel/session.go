@@ -202,6 +202,8 @@ func (s *session) handle(m *ClientMessage) error {
 		return s.unsubscribe(m)
 	case "call":
 		return s.call(m)
+	case "save", "create", "delete":
+		return s.clientWrite(m)
 	}
 	return rx.Errorf(rx.CodeBadRequest, "unknown message type %q", m.Type)
 }
@@ -372,6 +374,8 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 			s.enqueue(outItem{data: errorFrame(&st.id, rx.Public(ev.Err))})
 		}
 		return true
+	case ev.Presence != nil:
+		s.enqueue(outItem{data: presenceFrame(st.id, ev.Presence)})
 	case ev.Runtime != nil:
 		for k, v := range ev.Runtime {
 			s.enqueue(outItem{data: runtimeFrame(st.id, k, v)})

@@ -41,6 +41,12 @@ type Config struct {
 	// lease: the time for another node to take over the streams of a node
 	// that died. Zero means 5 s.
 	LeaseTTL time.Duration
+	// PresenceHeartbeat is how often a node announces its presence table
+	// to the others (presence.go). Zero means 5 s.
+	PresenceHeartbeat time.Duration
+	// PresenceTimeout is how long a node's users stay present after the
+	// node was last heard from. Zero means three heartbeats.
+	PresenceTimeout time.Duration
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -66,6 +72,7 @@ type Hub struct {
 	channels map[string]*channelDef // guarded by mu
 
 	groups      groups
+	presence    *presence
 	unsubSystem func()
 
 	bmu          sync.RWMutex
@@ -100,6 +107,12 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 5 * time.Second
 	}
+	if cfg.PresenceHeartbeat <= 0 {
+		cfg.PresenceHeartbeat = 5 * time.Second
+	}
+	if cfg.PresenceTimeout <= 0 {
+		cfg.PresenceTimeout = 3 * cfg.PresenceHeartbeat
+	}
 	h := &Hub{
 		db:       db,
 		cfg:      cfg,
@@ -126,6 +139,11 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	if err := db.Use(&capture{hub: h}); err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
+	}
+	if h.presence, err = newPresence(h); err != nil {
+		h.cancel()
+		unsub()
+		return nil, fmt.Errorf("rx: subscribe to presence: %w", err)
 	}
 	go h.engine.run()
 	go h.engine.janitor()
@@ -162,6 +180,10 @@ func (h *Hub) Register(channels ...any) error {
 		for _, x := range def.layers {
 			def.hasLayer[x] = true
 		}
+		if err := declareWrites(def); err != nil {
+			return err
+		}
+		declarePresence(def)
 		h.mu.RLock()
 		_, dup := h.channels[def.name]
 		h.mu.RUnlock()
@@ -345,6 +367,7 @@ func (h *Hub) Close() error {
 		if h.cluster != nil {
 			h.cluster.close()
 		}
+		h.presence.close()
 		h.unsubSystem()
 		h.cancel()
 	})
