@@ -370,6 +370,7 @@ function Requests() {
                   ) : (
                     <div>
                       <b>{inv.inviter?.displayName}</b> invites you to <b>{inv.chatName}</b>
+                      {inv.approvedBy && <div className="muted small">approved by {inv.approvedBy.displayName}</div>}
                     </div>
                   )}
                   <div className="actions">
