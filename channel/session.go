@@ -141,6 +141,9 @@ func (s *session) serve(reqCtx context.Context) {
 				continue
 			}
 		}
+		if s.ctx.Err() != nil {
+			return // the socket closed while the message was handled
+		}
 		e := rx.Public(err)
 		if e.Code == rx.CodeInternal {
 			o.Logger.Error("channel: session error", "err", err)

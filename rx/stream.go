@@ -37,6 +37,7 @@ type hotStream struct {
 	in     map[ikey]map[edge]struct{}
 	subs   map[*Subscription]struct{}
 	used   time.Time // last load or subscription, for TTL expiry
+	lost   bool      // a reload failed (logged once); parked until one succeeds
 }
 
 func newHotStream(key cache.Stream, def *channelDef, anchorID string) *hotStream {
