@@ -32,10 +32,10 @@ type relTableFault struct {
 	table          string
 	plain          *gorm.DB
 	failAt, healAt int64
-	armed  atomic.Bool
-	reads  atomic.Int64
-	mu     sync.Mutex
-	away   bool
+	armed          atomic.Bool
+	reads          atomic.Int64
+	mu             sync.Mutex
+	away           bool
 }
 
 func relFault(t *testing.T, db *gorm.DB, table string, failAt, healAt int64) *relTableFault {
