@@ -138,11 +138,16 @@ var dbs = map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres":
 
 func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) *env {
 	t.Helper()
-	db := open(t)
+	return newEnvWith(t, open(t), rx.Config{}, opts)
+}
+
+// newEnvWith is newEnv on db, with a hub configured by cfg.
+func newEnvWith(t *testing.T, db *gorm.DB, cfg rx.Config, opts channel.Options) *env {
+	t.Helper()
 	if err := db.AutoMigrate(&User{}, &Room{}, &Post{}, &Note{}); err != nil {
 		t.Fatal(err)
 	}
-	return startEnv(t, db, rx.Config{}, opts, nil)
+	return startEnv(t, db, cfg, opts, nil)
 }
 
 // startEnv starts a hub and server on a migrated db. With tokens nil it

@@ -2,10 +2,13 @@ package channel_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/rx"
 	"gorm.io/gorm"
 )
@@ -21,8 +24,18 @@ type RelTools struct {
 	DB *gorm.DB
 	// Gate, when set, is what Block waits for (or the end of its context).
 	Gate chan struct{}
-	// Started receives a value each time Block starts waiting.
+	// Started receives a value each time Block or Write starts waiting.
 	Started chan struct{}
+	// Cancelled receives a value when Block's context is cancelled.
+	Cancelled chan struct{}
+	// Gone counts ended subscriptions.
+	Gone *atomic.Int64
+}
+
+func (c *RelTools) OnDisconnect(ctx context.Context) {
+	if c.Gone != nil {
+		c.Gone.Add(1)
+	}
 }
 
 // RelOpts is a structured action argument.
@@ -54,6 +67,9 @@ func (c *RelTools) Block(ctx context.Context) (string, error) {
 	case <-c.Gate:
 		return "released", nil
 	case <-ctx.Done():
+		if c.Cancelled != nil {
+			c.Cancelled <- struct{}{}
+		}
 		return "", fmt.Errorf("relTools: block cancelled: %w", ctx.Err())
 	}
 }
@@ -174,4 +190,63 @@ func relWait(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// relEvent turns a snapshot, delta or anchors frame into the rx.Event a
+// client applies, so that a wire client's state can be rebuilt with
+// rx.State and compared with the server's.
+func relEvent(m map[string]any) *rx.Event {
+	ev := &rx.Event{}
+	switch m["type"] {
+	case "anchors":
+		ids, _ := m["ids"].([]any)
+		ev.Anchors = []string{}
+		for _, id := range ids {
+			ev.Anchors = append(ev.Anchors, id.(string))
+		}
+		return ev
+	case "snapshot":
+		ev.Snapshot, ev.Initial = m["reset"] == true, true
+	case "delta":
+	default:
+		return nil
+	}
+	ev.Anchor = m["anchor"].(string)
+	ev.Version = uint64(m["version"].(float64))
+	list, _ := m["instances"].([]any)
+	for _, x := range list {
+		in := x.(map[string]any)
+		ci := &cache.Instance{Type: in["type"].(string), ID: in["id"].(string), Deleted: in["deleted"] == true}
+		ci.Owner, _ = in["owner"].(string)
+		if f, ok := in["fields"].(map[string]any); ok {
+			ci.Fields = map[string]json.RawMessage{}
+			for k, v := range f {
+				ci.Fields[k], _ = json.Marshal(v)
+			}
+		}
+		ev.Instances = append(ev.Instances, ci)
+	}
+	return ev
+}
+
+// relSnapshotJSON is the channel's state as a fresh subscriber of hub sees
+// it, normalized like a state rebuilt from frames (numbers as float64).
+func relSnapshotJSON(t testing.TB, hub *rx.Hub, channel string, params any, user rx.User) string {
+	t.Helper()
+	js, err := hub.Snapshot(context.Background(), channel, params, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return relNorm(t, js)
+}
+
+// relNorm re-encodes JSON through map[string]any.
+func relNorm(t testing.TB, js []byte) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(js, &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }

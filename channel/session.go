@@ -163,6 +163,9 @@ func (s *session) serve() {
 				continue
 			}
 		}
+		if s.ctx.Err() != nil {
+			return // the socket closed while the message was handled
+		}
 		e := rx.Public(err)
 		if e.Code == rx.CodeInternal {
 			o.Logger.Error("channel: session error", "err", err)

@@ -36,6 +36,11 @@ type engine struct {
 	primary  cache.Store // the configured store
 	active   cache.Store // primary, or the in-memory fallback while degraded
 	degraded bool
+	// parked holds streams that could not be reloaded from the database
+	// (it failed): their subscribers keep waiting and get a fresh snapshot
+	// when a retry, every Config.ProbeInterval, succeeds.
+	parked   map[*hotStream]struct{}
+	retrying bool // a retry of the parked streams is scheduled
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
@@ -48,6 +53,7 @@ func newEngine(h *Hub, db *gorm.DB) *engine {
 		index:    map[ikey]map[*hotStream]struct{}{},
 		layerHot: map[*layer]int{},
 		lists:    map[*channelDef]map[*Subscription]struct{}{},
+		parked:   map[*hotStream]struct{}{},
 		primary:  h.store,
 		active:   h.store,
 	}
@@ -137,6 +143,11 @@ func (e *engine) run() {
 					sub.end(errors.New("rx: hub closed"))
 				}
 			}
+			for s := range e.parked {
+				for sub := range s.subs {
+					sub.end(errors.New("rx: hub closed"))
+				}
+			}
 			return
 		}
 		<-e.wake
@@ -195,8 +206,10 @@ func (e *engine) process(ts []touch) {
 		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
 	}
 	// The database could not be read: reload every stream the touches may
-	// concern, so that subscribers are not left stale.
+	// concern, so that subscribers are not left stale (a stream that cannot
+	// be reloaded now is parked and retried), and the lists.
 	e.logf("rx: processing a commit failed, resyncing affected streams: %v", err)
+	e.refreshLists()
 	layers := map[*layer]bool{}
 	for _, t := range ts {
 		layers[t.l] = true
@@ -345,11 +358,16 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 		}
 	}
 	var writes []cache.Write
-	var order []*hotStream
+	var order, broken []*hotStream
 	for s := range affected {
 		insts, err := e.applyTo(ctx, s, changes)
 		if err != nil {
-			return err
+			// The stream's graph is half updated (rows it dropped are
+			// gone from it, so a retry would lose their tombstones):
+			// reload it instead.
+			e.logf("rx: updating %s failed, reloading it: %v", s.key, err)
+			broken = append(broken, s)
+			continue
 		}
 		if len(insts) > 0 {
 			writes = append(writes, cache.Write{Stream: s.key, Changes: insts})
@@ -358,6 +376,9 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 	}
 	if err := e.store(ctx, writes, order); err != nil {
 		return err
+	}
+	for _, s := range broken {
+		e.resync(s)
 	}
 	return e.updateLists(ctx, changes, listed)
 }
@@ -666,9 +687,49 @@ func (e *engine) resync(s *hotStream) {
 			return
 		}
 	}
-	e.logf("rx: resync of %s failed: %v", s.key, err)
-	for sub := range subs {
-		sub.end(fmt.Errorf("rx: stream %s lost: %w", s.key, err))
+	// The database failed: keep the subscribers and retry.
+	if !s.lost {
+		s.lost = true
+		e.logf("rx: reloading %s failed; its subscribers wait for a retry every %v: %v", s.key, e.h.cfg.ProbeInterval, err)
+	}
+	e.park(s)
+}
+
+// park keeps a stream that could not be reloaded, with its subscribers,
+// until a retry succeeds.
+func (e *engine) park(s *hotStream) {
+	e.parked[s] = struct{}{}
+	if e.retrying {
+		return
+	}
+	e.retrying = true
+	time.AfterFunc(e.h.cfg.ProbeInterval, func() { e.do(e.unpark) })
+}
+
+// unpark retries the parked streams; subscribers that left are dropped.
+// Lists are refreshed too: commits that failed may have changed them.
+func (e *engine) unpark() {
+	e.retrying = false
+	parked := e.parked
+	e.parked = map[*hotStream]struct{}{}
+	for s := range parked {
+		if len(s.subs) > 0 {
+			e.resync(s) // parks it again if it fails
+		}
+	}
+	if len(e.parked) == 0 {
+		e.refreshLists()
+	}
+}
+
+// refreshLists re-runs the query of every list subscription.
+func (e *engine) refreshLists() {
+	for _, subs := range e.lists {
+		for sub := range subs {
+			if err := e.refreshList(e.ctx(), sub); err != nil {
+				e.logf("rx: refreshing a list of %s failed: %v", sub.def.name, err)
+			}
+		}
 	}
 }
 

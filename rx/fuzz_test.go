@@ -410,7 +410,9 @@ func FuzzDeltaApply(f *testing.F) {
 }
 
 func sameKeys(a, b []cache.Key) bool {
-	less := func(x, y cache.Key) int { return strings.Compare(x.Type+"/"+x.ID+"@"+x.Owner, y.Type+"/"+y.ID+"@"+y.Owner) }
+	less := func(x, y cache.Key) int {
+		return strings.Compare(x.Type+"/"+x.ID+"@"+x.Owner, y.Type+"/"+y.ID+"@"+y.Owner)
+	}
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.SortFunc(a, less)
 	slices.SortFunc(b, less)

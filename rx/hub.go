@@ -347,13 +347,21 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 		return fmt.Errorf("rx: Revoke: no channel %q", channel)
 	}
 	return h.engine.call(ctx, func() {
-		s := h.engine.streams[storeKey(def, id)]
-		if s == nil {
-			return
+		key := storeKey(def, id)
+		streams := []*hotStream{h.engine.streams[key]}
+		for s := range h.engine.parked {
+			if s.key == key {
+				streams = append(streams, s)
+			}
 		}
-		for sub := range s.subs {
-			if sub.user.ID == userID {
-				sub.end(Errorf(CodeForbidden, "access to %s %s was revoked", channel, id))
+		for _, s := range streams {
+			if s == nil {
+				continue
+			}
+			for sub := range s.subs {
+				if sub.user.ID == userID {
+					sub.end(Errorf(CodeForbidden, "access to %s %s was revoked", channel, id))
+				}
 			}
 		}
 	})
