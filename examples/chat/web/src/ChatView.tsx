@@ -77,7 +77,9 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   // ones that left the state's latest 50, and the history pages, stay.
   const archive = useRef(new Map<number, Message>());
   const [pages, setPages] = useState(0); // bumped when a page arrives
-  const [more, setMore] = useState<boolean | null>(null); // null: not asked yet
+  // Whether older messages exist: null until known. Fewer than the 50 at
+  // first means the state holds the whole chat.
+  const [more, setMore] = useState<boolean | null>(() => (chat.messages.length < LATEST ? false : null));
   const [loading, setLoading] = useState(false);
 
   const messages = useMemo(() => {

@@ -1,7 +1,7 @@
 // The sidebar: the signed-in user, and three tabs over the HomeChannel
 // state: the chat list, the friends in their groups, and the requests
 // (friend and chat invitations).
-import { useMemo, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import type { ChatInvitation, FriendGroup, Friendship, UserChatRelation } from "./rx/chat.interfaces";
 import { allFriends, useSession } from "./session";
 import { Avatar, Badge, ConfirmButton, GroupIcon, Icon, shortTime, useAction, useToast } from "./ui";
@@ -14,6 +14,9 @@ export function Sidebar({ live, onLogout }: { live: boolean; onLogout: () => voi
   const unread = state.chats.reduce((n, c) => n + c.unreadCount, 0);
   const requests =
     state.friendInvitationsIn.length + state.chatInvitations.filter((i) => decidable(i, me.id)).length;
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) rxgorm chat` : "rxgorm chat";
+  }, [unread]);
   return (
     <aside className="sidebar">
       <header className="me">
