@@ -7,7 +7,7 @@ import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from ".
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
-import { Avatar, ConfirmButton, GroupIcon, clockTime, dayLabel, useAction } from "./ui";
+import { Avatar, ConfirmButton, GroupIcon, RequestItem, clockTime, dayLabel, useAction } from "./ui";
 
 /** How many older messages one click on "Load older messages" fetches. */
 const PAGE = 30;
@@ -428,25 +428,19 @@ function InviteForm({ channel, isAdmin, candidates }: { channel: ChatChannel; is
 function PendingInvitation({ inv, canApprove }: { inv: ChatInvitation; canApprove: boolean }) {
   const { home } = useSession();
   const run = useAction();
+  const choices =
+    canApprove && inv.status === "awaiting_approval"
+      ? [
+          { label: "Approve", primary: true, onClick: () => void run(home.approveChatInvitation(inv.id)) },
+          { label: "Reject", onClick: () => void run(home.rejectChatInvitation(inv.id)) },
+        ]
+      : [];
   return (
-    <li className="request">
-      <Avatar user={inv.invitee} size={30} />
-      <div className="request-body">
-        <div>
-          <b>{inv.invitee?.displayName}</b> <span className="muted small">by {inv.inviter?.displayName}</span>
-        </div>
-        <div className="muted small">{invitationStatus(inv)}</div>
-        {canApprove && inv.status === "awaiting_approval" && (
-          <div className="actions">
-            <button type="button" className="primary small" onClick={() => void run(home.approveChatInvitation(inv.id))}>
-              Approve
-            </button>
-            <button type="button" className="small" onClick={() => void run(home.rejectChatInvitation(inv.id))}>
-              Reject
-            </button>
-          </div>
-        )}
+    <RequestItem icon={<Avatar user={inv.invitee} size={30} />} choices={choices}>
+      <div>
+        <b>{inv.invitee?.displayName}</b> <span className="muted small">by {inv.inviter?.displayName}</span>
       </div>
-    </li>
+      <div className="muted small">{invitationStatus(inv)}</div>
+    </RequestItem>
   );
 }
