@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestBrowser is the browser end-to-end test: it starts the command on a
@@ -48,7 +50,7 @@ func TestBrowser(t *testing.T) {
 		_ = os.Remove(f)
 	}
 
-	url, stop := startCommand(t, config{})
+	url, stop := startCommand(t, config{bcryptCost: bcrypt.MinCost})
 	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

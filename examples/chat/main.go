@@ -54,6 +54,9 @@ type config struct {
 	// redisPrefix is put before the broker's Redis channels; empty means
 	// "chat:" (tests set their own).
 	redisPrefix string
+	// bcryptCost is the cost of password hashes; zero means bcrypt's
+	// default (tests lower it: under -race a default hash takes seconds).
+	bcryptCost int
 }
 
 func env(name, def string) string {
@@ -95,7 +98,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if sqlDB, err := db.DB(); err == nil {
 		defer sqlDB.Close()
 	}
-	var opts app.Options
+	opts := app.Options{BcryptCost: cfg.bcryptCost}
 	if cfg.mongo != "" {
 		store, closeStore, err := openMongo(ctx, cfg.mongo)
 		if err != nil {

@@ -23,7 +23,7 @@ const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(artifacts, { recursive: true });
 
 // Generous: the machine is small and the server runs under -race.
-const TIMEOUT = 30_000;
+const TIMEOUT = 60_000;
 const PASSWORD = "secret-pass";
 
 let step = "start";

@@ -21,6 +21,8 @@ export function App() {
     api.me().then(setUser, () => setUser(null));
   }, []);
   const signedOut = useCallback((message: string) => {
+    // The next user starts from the welcome page, not in this one's chat.
+    history.replaceState(null, "", location.pathname);
     setFarewell(message);
     setUser(null);
   }, []);

@@ -7,7 +7,7 @@ import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from ".
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
-import { Avatar, ConfirmButton, GroupIcon, clockTime, dayLabel, useAction } from "./ui";
+import { Avatar, ConfirmButton, GroupIcon, RequestItem, clockTime, dayLabel, useAction } from "./ui";
 
 /** How many older messages one click on "Load older messages" fetches. */
 const PAGE = 30;
@@ -77,7 +77,9 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   // ones that left the state's latest 50, and the history pages, stay.
   const archive = useRef(new Map<number, Message>());
   const [pages, setPages] = useState(0); // bumped when a page arrives
-  const [more, setMore] = useState<boolean | null>(null); // null: not asked yet
+  // Whether older messages exist: null until known. Fewer than the 50 at
+  // first means the state holds the whole chat.
+  const [more, setMore] = useState<boolean | null>(() => (chat.messages.length < LATEST ? false : null));
   const [loading, setLoading] = useState(false);
 
   const messages = useMemo(() => {
@@ -426,25 +428,19 @@ function InviteForm({ channel, isAdmin, candidates }: { channel: ChatChannel; is
 function PendingInvitation({ inv, canApprove }: { inv: ChatInvitation; canApprove: boolean }) {
   const { home } = useSession();
   const run = useAction();
+  const choices =
+    canApprove && inv.status === "awaiting_approval"
+      ? [
+          { label: "Approve", primary: true, onClick: () => void run(home.approveChatInvitation(inv.id)) },
+          { label: "Reject", onClick: () => void run(home.rejectChatInvitation(inv.id)) },
+        ]
+      : [];
   return (
-    <li className="request">
-      <Avatar user={inv.invitee} size={30} />
-      <div className="request-body">
-        <div>
-          <b>{inv.invitee?.displayName}</b> <span className="muted small">by {inv.inviter?.displayName}</span>
-        </div>
-        <div className="muted small">{invitationStatus(inv)}</div>
-        {canApprove && inv.status === "awaiting_approval" && (
-          <div className="actions">
-            <button type="button" className="primary small" onClick={() => void run(home.approveChatInvitation(inv.id))}>
-              Approve
-            </button>
-            <button type="button" className="small" onClick={() => void run(home.rejectChatInvitation(inv.id))}>
-              Reject
-            </button>
-          </div>
-        )}
+    <RequestItem icon={<Avatar user={inv.invitee} size={30} />} choices={choices}>
+      <div>
+        <b>{inv.invitee?.displayName}</b> <span className="muted small">by {inv.inviter?.displayName}</span>
       </div>
-    </li>
+      <div className="muted small">{invitationStatus(inv)}</div>
+    </RequestItem>
   );
 }

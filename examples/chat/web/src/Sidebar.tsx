@@ -1,10 +1,10 @@
 // The sidebar: the signed-in user, and three tabs over the HomeChannel
 // state: the chat list, the friends in their groups, and the requests
 // (friend and chat invitations).
-import { useMemo, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import type { ChatInvitation, FriendGroup, Friendship, UserChatRelation } from "./rx/chat.interfaces";
 import { allFriends, useSession } from "./session";
-import { Avatar, Badge, ConfirmButton, GroupIcon, Icon, shortTime, useAction, useToast } from "./ui";
+import { Avatar, Badge, ConfirmButton, GroupIcon, Icon, RequestItem, shortTime, useAction, useToast } from "./ui";
 
 type Tab = "chats" | "friends" | "requests";
 
@@ -14,6 +14,9 @@ export function Sidebar({ live, onLogout }: { live: boolean; onLogout: () => voi
   const unread = state.chats.reduce((n, c) => n + c.unreadCount, 0);
   const requests =
     state.friendInvitationsIn.length + state.chatInvitations.filter((i) => decidable(i, me.id)).length;
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) rxgorm chat` : "rxgorm chat";
+  }, [unread]);
   return (
     <aside className="sidebar">
       <header className="me">
@@ -326,6 +329,10 @@ function Requests() {
   const toDecide = state.chatInvitations.filter((i) => decidable(i, me.id));
   const nothing =
     toDecide.length + state.friendInvitationsIn.length + state.friendInvitationsOut.length + state.sentChatInvitations.length === 0;
+  const join = async (id: number) => {
+    const ref = await run(home.acceptChatInvitation(id));
+    if (ref) go({ page: "chat", chatId: ref.id });
+  };
   return (
     <>
       {nothing && <p className="empty">No pending requests.</p>}
@@ -334,23 +341,19 @@ function Requests() {
           <h3 className="section-title">Friend requests</h3>
           <ul className="list">
             {state.friendInvitationsIn.map((inv) => (
-              <li key={inv.id} className="request">
-                <Avatar user={inv.sender} size={34} />
-                <div className="request-body">
-                  <div>
-                    <b>{inv.sender?.displayName}</b> <span className="muted small">@{inv.sender?.username}</span>
-                  </div>
-                  {inv.message && <div className="quote">“{inv.message}”</div>}
-                  <div className="actions">
-                    <button type="button" className="primary small" onClick={() => void run(home.acceptFriendInvitation(inv.id))}>
-                      Accept
-                    </button>
-                    <button type="button" className="small" onClick={() => void run(home.rejectFriendInvitation(inv.id))}>
-                      Decline
-                    </button>
-                  </div>
+              <RequestItem
+                key={inv.id}
+                icon={<Avatar user={inv.sender} size={34} />}
+                choices={[
+                  { label: "Accept", primary: true, onClick: () => void run(home.acceptFriendInvitation(inv.id)) },
+                  { label: "Decline", onClick: () => void run(home.rejectFriendInvitation(inv.id)) },
+                ]}
+              >
+                <div>
+                  <b>{inv.sender?.displayName}</b> <span className="muted small">@{inv.sender?.username}</span>
                 </div>
-              </li>
+                {inv.message && <div className="quote">“{inv.message}”</div>}
+              </RequestItem>
             ))}
           </ul>
         </section>
@@ -359,44 +362,32 @@ function Requests() {
         <section aria-label="Chat invitations">
           <h3 className="section-title">Chat invitations</h3>
           <ul className="list">
-            {toDecide.map((inv) => (
-              <li key={inv.id} className="request">
-                <GroupIcon name={inv.chatName} size={34} />
-                <div className="request-body">
-                  {inv.status === "awaiting_approval" ? (
-                    <div>
-                      <b>{inv.inviter?.displayName}</b> wants to invite <b>{inv.invitee?.displayName}</b> to <b>{inv.chatName}</b>
-                    </div>
-                  ) : (
-                    <div>
-                      <b>{inv.inviter?.displayName}</b> invites you to <b>{inv.chatName}</b>
-                      {inv.approvedBy && <div className="muted small">approved by {inv.approvedBy.displayName}</div>}
-                    </div>
-                  )}
-                  <div className="actions">
-                    {inv.status === "awaiting_approval" ? (
-                      <button type="button" className="primary small" onClick={() => void run(home.approveChatInvitation(inv.id))}>
-                        Approve
-                      </button>
-                    ) : (
-                      <button
-                        type="button"
-                        className="primary small"
-                        onClick={async () => {
-                          const ref = await run(home.acceptChatInvitation(inv.id));
-                          if (ref) go({ page: "chat", chatId: ref.id });
-                        }}
-                      >
-                        Join
-                      </button>
-                    )}
-                    <button type="button" className="small" onClick={() => void run(home.rejectChatInvitation(inv.id))}>
-                      {inv.status === "awaiting_approval" ? "Reject" : "Decline"}
-                    </button>
-                  </div>
-                </div>
-              </li>
-            ))}
+            {toDecide.map((inv) =>
+              inv.status === "awaiting_approval" ? (
+                <RequestItem
+                  key={inv.id}
+                  icon={<GroupIcon name={inv.chatName} size={34} />}
+                  choices={[
+                    { label: "Approve", primary: true, onClick: () => void run(home.approveChatInvitation(inv.id)) },
+                    { label: "Reject", onClick: () => void run(home.rejectChatInvitation(inv.id)) },
+                  ]}
+                >
+                  <b>{inv.inviter?.displayName}</b> wants to invite <b>{inv.invitee?.displayName}</b> to <b>{inv.chatName}</b>
+                </RequestItem>
+              ) : (
+                <RequestItem
+                  key={inv.id}
+                  icon={<GroupIcon name={inv.chatName} size={34} />}
+                  choices={[
+                    { label: "Join", primary: true, onClick: () => void join(inv.id) },
+                    { label: "Decline", onClick: () => void run(home.rejectChatInvitation(inv.id)) },
+                  ]}
+                >
+                  <b>{inv.inviter?.displayName}</b> invites you to <b>{inv.chatName}</b>
+                  {inv.approvedBy && <div className="muted small">approved by {inv.approvedBy.displayName}</div>}
+                </RequestItem>
+              ),
+            )}
           </ul>
         </section>
       )}
@@ -405,30 +396,19 @@ function Requests() {
           <h3 className="section-title">Sent</h3>
           <ul className="list">
             {state.friendInvitationsOut.map((inv) => (
-              <li key={`f${inv.id}`} className="request">
-                <Avatar user={inv.receiver} size={34} />
-                <div className="request-body">
-                  <div>
-                    Friend request to <b>{inv.receiver?.displayName}</b>
-                  </div>
-                  <div className="actions">
-                    <button type="button" className="small" onClick={() => void run(home.cancelFriendInvitation(inv.id))}>
-                      Cancel
-                    </button>
-                  </div>
-                </div>
-              </li>
+              <RequestItem
+                key={`f${inv.id}`}
+                icon={<Avatar user={inv.receiver} size={34} />}
+                choices={[{ label: "Cancel", onClick: () => void run(home.cancelFriendInvitation(inv.id)) }]}
+              >
+                Friend request to <b>{inv.receiver?.displayName}</b>
+              </RequestItem>
             ))}
             {state.sentChatInvitations.map((inv) => (
-              <li key={`c${inv.id}`} className="request">
-                <Avatar user={inv.invitee} size={34} />
-                <div className="request-body">
-                  <div>
-                    <b>{inv.invitee?.displayName}</b> to <b>{inv.chatName}</b>
-                  </div>
-                  <div className="muted small">{invitationStatus(inv)}</div>
-                </div>
-              </li>
+              <RequestItem key={`c${inv.id}`} icon={<Avatar user={inv.invitee} size={34} />}>
+                <b>{inv.invitee?.displayName}</b> to <b>{inv.chatName}</b>
+                <div className="muted small">{invitationStatus(inv)}</div>
+              </RequestItem>
             ))}
           </ul>
         </section>

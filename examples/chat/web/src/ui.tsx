@@ -225,3 +225,31 @@ export function Icon({ name }: { name: keyof typeof ICONS }) {
     </svg>
   );
 }
+
+/** A button of a RequestItem. */
+export interface Choice {
+  readonly label: string;
+  readonly primary?: boolean;
+  readonly onClick: () => void;
+}
+
+/** A pending request in a list: an icon, what it is, what to do about it. */
+export function RequestItem({ icon, children, choices = [] }: { icon: ReactNode; children: ReactNode; choices?: readonly Choice[] }) {
+  return (
+    <li className="request">
+      {icon}
+      <div className="request-body">
+        {children}
+        {choices.length > 0 && (
+          <div className="actions">
+            {choices.map((c) => (
+              <button key={c.label} type="button" className={c.primary ? "primary small" : "small"} onClick={c.onClick}>
+                {c.label}
+              </button>
+            ))}
+          </div>
+        )}
+      </div>
+    </li>
+  );
+}
