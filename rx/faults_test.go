@@ -75,28 +75,33 @@ func (f *relTableFault) rename(away bool) {
 
 func (f *relTableFault) heal() { f.rename(false); f.armed.Store(false) }
 
-// relOracle is the channel's state for user as a fresh process reads it
+// relOracle is a channel's state for user as a fresh process reads it
 // from the database: JSON and instance keys.
-func relOracle(t *testing.T, db *gorm.DB, user rx.User) (string, map[string][]cache.Key) {
+func relOracle(t *testing.T, db *gorm.DB, channel string, params any, user rx.User) (string, map[string][]cache.Key) {
 	t.Helper()
 	h, err := rx.New(reopen(t, db), rx.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	h.Register(&ChatChannel{})
-	sub, err := h.Subscribe(context.Background(), "ChatChannel", ChatParams{ChatID: 1}, user, rx.SubscribeOptions{})
+	h.Register(&ChatChannel{}, &ChatList{})
+	sub, err := h.Subscribe(context.Background(), channel, params, user, rx.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := h.NewState("ChatChannel", user)
-	st.Apply(next(t, sub))
+	st, _ := h.NewState(channel, user)
+	h.Wait(context.Background())
+	for len(sub.Events()) > 0 {
+		st.Apply(<-sub.Events())
+	}
 	js, _ := st.JSON()
 	return string(js), st.Keys()
 }
 
 // relClient applies a subscription's events to a State as they come.
 type relClient struct {
+	channel   string
+	params    any
 	mu        sync.Mutex
 	st        *rx.State
 	snapshots int // full snapshots after the first
@@ -106,13 +111,21 @@ type relClient struct {
 
 func relFollow(t *testing.T, h *rx.Hub, user rx.User) (*rx.Subscription, *relClient) {
 	t.Helper()
-	sub, err := h.Subscribe(context.Background(), "ChatChannel", ChatParams{ChatID: 1}, user, rx.SubscribeOptions{})
+	return relFollowOf(t, h, "ChatChannel", ChatParams{ChatID: 1}, user)
+}
+
+func relFollowOf(t *testing.T, h *rx.Hub, channel string, params any, user rx.User) (*rx.Subscription, *relClient) {
+	t.Helper()
+	sub, err := h.Subscribe(context.Background(), channel, params, user, rx.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := h.NewState("ChatChannel", user)
-	c := &relClient{st: st, done: make(chan struct{})}
-	st.Apply(next(t, sub))
+	st, _ := h.NewState(channel, user)
+	c := &relClient{channel: channel, params: params, st: st, done: make(chan struct{})}
+	h.Wait(context.Background())
+	for len(sub.Events()) > 0 {
+		st.Apply(<-sub.Events())
+	}
 	go func() {
 		defer close(c.done)
 		for ev := range sub.Events() {
@@ -132,7 +145,7 @@ func relFollow(t *testing.T, h *rx.Hub, user rx.User) (*rx.Subscription, *relCli
 // converged waits until the client's state is the oracle's.
 func (c *relClient) converged(t *testing.T, db *gorm.DB, user rx.User) {
 	t.Helper()
-	want, keys := relOracle(t, db, user)
+	want, keys := relOracle(t, db, c.channel, c.params, user)
 	var got string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -242,9 +255,10 @@ func TestFaultDatabaseDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	h.Register(&ChatChannel{})
+	h.Register(&ChatChannel{}, &ChatList{})
 	user := rx.User{ID: "1"}
 	sub, c := relFollow(t, h, user)
+	lsub, list := relFollowOf(t, h, "ChatList", nil, user)
 	f := relFault(t, db, "users", 1, 0)
 	f.armed.Store(true)
 	db.Create(&Message{ChatID: 1, SenderID: 2, Text: "by bob"}) // bob must be read: fails
@@ -253,6 +267,7 @@ func TestFaultDatabaseDown(t *testing.T) {
 		db.Create(&Message{ChatID: 1, SenderID: 1, Text: fmt.Sprint("during ", i)})
 	}
 	db.Model(&Message{ID: 1}).Update("text", "edited during the outage")
+	db.Create(&Chat{Title: "created during the outage"}) // joins the list
 	h.Wait(context.Background())
 	_, err = h.Subscribe(context.Background(), "ChatChannel", ChatParams{ChatID: 1}, rx.User{ID: "2"}, rx.SubscribeOptions{})
 	if rx.Public(err).Code != rx.CodeInternal {
@@ -268,10 +283,12 @@ func TestFaultDatabaseDown(t *testing.T) {
 	if s, _ := c.counts(); s != stale+1 {
 		t.Fatalf("want one fresh snapshot after the outage, got %d", s-stale)
 	}
+	list.converged(t, db, user)
 	db.Create(&Message{ChatID: 1, SenderID: 2, Text: "after"})
 	c.converged(t, db, user)
-	if sub.Err() != nil {
-		t.Fatal(sub.Err())
+	list.converged(t, db, user)
+	if sub.Err() != nil || lsub.Err() != nil {
+		t.Fatal(sub.Err(), lsub.Err())
 	}
 	t.Logf("%d reads of users failed or healed", f.reads.Load())
 }

@@ -431,9 +431,18 @@ func (e *engine) refreshList(ctx context.Context, sub *Subscription) error {
 	for _, id := range old {
 		had[id] = true
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		if !had[id] {
 			if err := e.attach(ctx, sub, id, nil); err != nil {
+				// Forget the anchors not attached yet, so that the next
+				// refresh sees them missing and attaches them.
+				rest := map[string]bool{}
+				for _, x := range ids[i:] {
+					rest[x] = !had[x]
+				}
+				sub.mu.Lock()
+				sub.anchors = slices.DeleteFunc(slices.Clone(ids), func(x string) bool { return rest[x] })
+				sub.mu.Unlock()
 				return err
 			}
 		}
