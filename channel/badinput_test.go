@@ -50,7 +50,7 @@ func text(format string, args ...any) relFrame {
 // open, and that the server keeps serving other clients.
 func TestBadInputTable(t *testing.T) {
 	tools := &RelTools{Gate: make(chan struct{})}
-	e := newEnv(t, openSQLite, channel.Options{ReadLimit: 64 << 10, MaxCalls: 4})
+	e := newEnv(t, openSQLite, channel.Options{ReadLimit: 64 << 10, MaxCalls: 4, MaxSubscriptions: 4})
 	relRegister(t, e, tools)
 	e.db.Create(&Room{Name: "lobby", Public: true})
 	e.db.Create(&Room{Name: "private"})
@@ -164,6 +164,14 @@ func TestBadInputTable(t *testing.T) {
 					t.Fatalf("call %d: %v", i, m)
 				}
 			}
+		}},
+		{name: "too many subscriptions", setup: func(t *testing.T, e *env, c *client) {
+			for _, id := range []string{"a", "b", "c"} {
+				c.relSubscribe(id, "RoomChannel", `{"roomId":1}`)
+			}
+		}, send: []relFrame{text(`{"type":"sub","id":"d","channel":"RoomChannel","params":{"roomId":1}}`)}, code: "bad_request", sub: "d", msg: "4 subscriptions", check: func(t *testing.T, e *env, c *client) {
+			c.send(`{"type":"unsub","id":"a"}`)
+			c.relUntil("unsubscribed")
 		}},
 		{name: "out-of-order call ids", setup: relSubTools, send: []relFrame{
 			text(`{"type":"call","id":9,"sub":"t","action":"add","args":[9,0,{}]}`),

@@ -241,6 +241,10 @@ func (s *session) subscribe(m *ClientMessage) error {
 		s.mu.Unlock()
 		return subError(m.ID, rx.Errorf(rx.CodeBadRequest, "subscription id %s is already in use", key))
 	}
+	if limit := s.srv.opts.MaxSubscriptions; len(s.subs) >= limit {
+		s.mu.Unlock()
+		return subError(m.ID, rx.Errorf(rx.CodeBadRequest, "a socket may hold %d subscriptions; unsubscribe first", limit))
+	}
 	s.subs[key] = st
 	user := s.user
 	s.mu.Unlock()
