@@ -306,13 +306,27 @@ func (h *Hub) listAnchors(ctx context.Context, def *channelDef, user User, p any
 	if q == nil {
 		return nil, fmt.Errorf("rx: %s.Anchors returned nil", def.name)
 	}
+	cols := []string{def.anchor.pk.DBName}
+	owner := def.anchor.owner
+	if owner != nil {
+		cols = append(cols, owner.DBName)
+	}
 	slice := reflect.New(reflect.SliceOf(def.anchor.typ))
-	if err := q.Model(reflect.New(def.anchor.typ).Interface()).Select(def.anchor.pk.DBName).Find(slice.Interface()).Error; err != nil {
+	if err := q.Model(reflect.New(def.anchor.typ).Interface()).Select(cols).Find(slice.Interface()).Error; err != nil {
 		return nil, fmt.Errorf("rx: list anchors of %s: %w", def.name, err)
 	}
 	ids := make([]string, 0, slice.Elem().Len())
 	for i := 0; i < slice.Elem().Len(); i++ {
-		if id, ok := idString(slice.Elem().Index(i).FieldByIndex(def.anchor.pk.StructField.Index)); ok {
+		row := slice.Elem().Index(i)
+		if owner != nil {
+			// Per-user anchors reach only their owner, ids included,
+			// whatever the query selects (rows without an owner are
+			// shared).
+			if o, _ := idString(row.FieldByIndex(owner.StructField.Index)); o != "" && o != user.ID {
+				continue
+			}
+		}
+		if id, ok := idString(row.FieldByIndex(def.anchor.pk.StructField.Index)); ok {
 			ids = append(ids, id)
 		}
 	}
