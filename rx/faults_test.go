@@ -14,8 +14,6 @@ import (
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/gorm"
 )
 
@@ -474,16 +472,8 @@ func TestFaultMongoSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := startProxy(t, u.Host)
-	const timeout = time.Second
-	client, err := mongo.Connect(options.Client().ApplyURI(proxy.via(t, srv.URI())).SetServerSelectionTimeout(timeout).SetTimeout(timeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	store, err := cache.NewMongo(context.Background(), client.Database(fmt.Sprintf("rxrel_%d", time.Now().UnixNano()%1e9)), cache.MongoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const timeout = 3 * time.Second // mongoStore's driver timeout
+	store, _ := mongoStore(t, proxy.via(t, srv.URI()))
 	db := openSQLite(t)
 	relChatFixture(t, db)
 	h, err := rx.New(db, rx.Config{Store: store, ProbeInterval: 200 * time.Millisecond})
