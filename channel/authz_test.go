@@ -229,6 +229,14 @@ func (a *relACL) check(user string, m map[string]any, channel string, private ma
 			}
 		}
 	}
+	if strings.HasPrefix(channel, "RelInbox") {
+		ids, _ := m["ids"].([]any)
+		for _, id := range ids {
+			if !a.noteOwners[fmt.Sprint(id)][user] {
+				bad = append(bad, fmt.Sprintf("note id %v of another user in a list", id))
+			}
+		}
+	}
 	list, _ := m["instances"].([]any)
 	for _, x := range list {
 		in := x.(map[string]any)
@@ -339,13 +347,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			{"vis", "RelVisibleRooms", `null`},
 			{"inbox", "RelInbox", fmt.Sprintf(`{"userId":%s}`, self(u))},
 			{"inbox-other", "RelInbox", fmt.Sprintf(`{"userId":%s}`, other[u])},
+			{"open-other", "RelInboxOpen", fmt.Sprintf(`{"userId":%s}`, other[u])},
 		}
 	}
 	want := map[string]map[string]string{
-		"1": {"rc1": "", "rc2": "", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden"},
-		"2": {"rc1": "", "rc2": "forbidden", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden"},
-		"3": {"rc1": "", "rc2": "forbidden", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden"},
-		"":  {"rc1": "unauthenticated", "rc2": "unauthenticated", "rc3": "unauthenticated", "list": "", "vis": "", "inbox": "forbidden", "inbox-other": "forbidden"},
+		"1": {"rc1": "", "rc2": "", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden", "open-other": ""},
+		"2": {"rc1": "", "rc2": "forbidden", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden", "open-other": ""},
+		"3": {"rc1": "", "rc2": "forbidden", "rc3": "", "list": "", "vis": "", "inbox": "", "inbox-other": "forbidden", "open-other": ""},
+		"":  {"rc1": "unauthenticated", "rc2": "unauthenticated", "rc3": "unauthenticated", "list": "", "vis": "", "inbox": "forbidden", "inbox-other": "forbidden", "open-other": ""},
 	}
 	for _, u := range users {
 		for _, c := range row(u) {

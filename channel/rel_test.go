@@ -107,6 +107,17 @@ func (RelInbox) Anchors(ctx context.Context, db *gorm.DB, u rx.User, p RelInboxP
 	return db.Where("user_id = ?", p.UserID).Order("id")
 }
 
+// RelInboxOpen lists one user's notes to anyone: a channel whose
+// Authorize lets everyone in. The notes are per-user rows, so their ids
+// still reach only their owner.
+type RelInboxOpen struct{ rx.List[Note, RelInboxParams] }
+
+func (RelInboxOpen) Authorize(context.Context, rx.User, RelInboxParams) error { return nil }
+
+func (RelInboxOpen) Anchors(ctx context.Context, db *gorm.DB, u rx.User, p RelInboxParams) *gorm.DB {
+	return db.Where("user_id = ?", p.UserID).Order("id")
+}
+
 // RelVisibleRooms lists the rooms a user may open: the public ones, and
 // every room for user 1 (the RoomChannel rule). The list depends on the user.
 type RelVisibleRooms struct{ rx.List[Room, rx.NoParams] }
@@ -127,7 +138,7 @@ func relRegister(t testing.TB, e *env, tools *RelTools) {
 		tools = &RelTools{}
 	}
 	tools.DB = e.db
-	if err := e.hub.Register(tools, &RelInbox{}, &RelVisibleRooms{}); err != nil {
+	if err := e.hub.Register(tools, &RelInbox{}, &RelInboxOpen{}, &RelVisibleRooms{}); err != nil {
 		t.Fatal(err)
 	}
 }

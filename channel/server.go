@@ -41,6 +41,9 @@ type Options struct {
 	// MaxCalls is the most action calls one socket may have in progress; a
 	// call past it is answered at once with overloaded. Zero means 64.
 	MaxCalls int
+	// MaxSubscriptions is the most subscriptions one socket may hold; a sub
+	// past it is refused with bad_request. Zero means 1000.
+	MaxSubscriptions int
 	// SnapshotBatch is the most instances per snapshot frame. Zero means 500.
 	SnapshotBatch int
 	// MaxProtocolErrors is how many bad frames in a row close the socket
@@ -70,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 64
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = 1000
 	}
 	if o.SnapshotBatch <= 0 {
 		o.SnapshotBatch = 500

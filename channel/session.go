@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -108,11 +109,22 @@ func (s *session) pending() bool {
 // kill closes the socket with a close code, from any goroutine, without
 // blocking: it may run on the engine goroutine, and writing the close frame
 // to a stalled client can take up to its deadline.
-func (s *session) kill(code int, reason string) {
+func (s *session) kill(code int, reason string) { s.close(code, reason, false) }
+
+// close is kill; drain reads and drops what the client still sends, for
+// up to a second, before closing: closing a connection with unread data
+// resets it, and the client could lose the close frame (after an
+// oversized frame, and then send it again).
+func (s *session) close(code int, reason string, drain bool) {
 	s.once.Do(func() {
 		s.stop()
 		go func() {
 			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+			if drain {
+				nc := s.conn.NetConn()
+				_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+				_, _ = io.Copy(io.Discard, nc)
+			}
 			_ = s.conn.Close()
 		}()
 	})
@@ -136,7 +148,7 @@ func (s *session) serve() {
 			var ce *websocket.CloseError
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
-				s.kill(CloseTooLarge, "message too large")
+				s.close(CloseTooLarge, "message too large", true)
 			case !s.ready() && !errors.As(err, &ce):
 				s.kill(CloseAuthFailed, "no hello in time")
 			case errors.As(err, &ce):
@@ -264,6 +276,10 @@ func (s *session) subscribe(m *ClientMessage) error {
 	if _, dup := s.subs[key]; dup {
 		s.mu.Unlock()
 		return subError(m.ID, rx.Errorf(rx.CodeBadRequest, "subscription id %s is already in use", key))
+	}
+	if limit := s.srv.opts.MaxSubscriptions; len(s.subs) >= limit {
+		s.mu.Unlock()
+		return subError(m.ID, rx.Errorf(rx.CodeBadRequest, "a socket may hold %d subscriptions; unsubscribe first", limit))
 	}
 	s.subs[key] = st
 	user := s.user

@@ -39,8 +39,9 @@ type engine struct {
 	// parked holds streams that could not be reloaded from the database
 	// (it failed): their subscribers keep waiting and get a fresh snapshot
 	// when a retry, every Config.ProbeInterval, succeeds.
-	parked   map[*hotStream]struct{}
-	retrying bool // a retry of the parked streams is scheduled
+	parked     map[*hotStream]struct{}
+	listsStale bool // refreshing the lists failed: retried with them
+	retrying   bool // a retry of the parked streams is scheduled
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
@@ -699,6 +700,11 @@ func (e *engine) resync(s *hotStream) {
 // until a retry succeeds.
 func (e *engine) park(s *hotStream) {
 	e.parked[s] = struct{}{}
+	e.retry()
+}
+
+// retry schedules unpark after Config.ProbeInterval.
+func (e *engine) retry() {
 	if e.retrying {
 		return
 	}
@@ -717,20 +723,27 @@ func (e *engine) unpark() {
 			e.resync(s) // parks it again if it fails
 		}
 	}
-	if len(e.parked) == 0 {
+	if len(e.parked) == 0 && (len(parked) > 0 || e.listsStale) {
 		e.refreshLists()
 	}
 }
 
-// refreshLists re-runs the query of every list subscription.
+// refreshLists re-runs the query of every list subscription; if the
+// database fails, they are retried with the parked streams.
 func (e *engine) refreshLists() {
 	for _, subs := range e.lists {
 		for sub := range subs {
 			if err := e.refreshList(e.ctx(), sub); err != nil {
-				e.logf("rx: refreshing a list of %s failed: %v", sub.def.name, err)
+				if !e.listsStale {
+					e.logf("rx: refreshing the lists failed; retrying every %v: %v", e.h.cfg.ProbeInterval, err)
+				}
+				e.listsStale = true
+				e.retry()
+				return
 			}
 		}
 	}
+	e.listsStale = false
 }
 
 // snapshot reads a stream from the active store, switching to the fallback

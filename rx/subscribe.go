@@ -318,13 +318,27 @@ func (h *Hub) listAnchors(ctx context.Context, def *channelDef, user User, p any
 	if q == nil {
 		return nil, fmt.Errorf("rx: %s.Anchors returned nil", def.name)
 	}
+	cols := []string{def.anchor.pk.DBName}
+	owner := def.anchor.owner
+	if owner != nil {
+		cols = append(cols, owner.DBName)
+	}
 	slice := reflect.New(reflect.SliceOf(def.anchor.typ))
-	if err := q.Model(reflect.New(def.anchor.typ).Interface()).Select(def.anchor.pk.DBName).Find(slice.Interface()).Error; err != nil {
+	if err := q.Model(reflect.New(def.anchor.typ).Interface()).Select(cols).Find(slice.Interface()).Error; err != nil {
 		return nil, fmt.Errorf("rx: list anchors of %s: %w", def.name, err)
 	}
 	ids := make([]string, 0, slice.Elem().Len())
 	for i := 0; i < slice.Elem().Len(); i++ {
-		if id, ok := idString(slice.Elem().Index(i).FieldByIndex(def.anchor.pk.StructField.Index)); ok {
+		row := slice.Elem().Index(i)
+		if owner != nil {
+			// Per-user anchors reach only their owner, ids included,
+			// whatever the query selects (rows without an owner are
+			// shared).
+			if o, _ := idString(row.FieldByIndex(owner.StructField.Index)); o != "" && o != user.ID {
+				continue
+			}
+		}
+		if id, ok := idString(row.FieldByIndex(def.anchor.pk.StructField.Index)); ok {
 			ids = append(ids, id)
 		}
 	}
@@ -444,13 +458,19 @@ func (e *engine) refreshList(ctx context.Context, sub *Subscription) error {
 	for _, id := range old {
 		had[id] = true
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		if !had[id] {
 			if err := e.attach(ctx, sub, id, nil); err != nil {
-				// Its anchors already moved on: end it rather than leave
-				// it without the anchor; the client resumes.
-				sub.end(fmt.Errorf("rx: list %s: add anchor %s: %w", sub.def.name, id, err))
-				return nil
+				// Forget the anchors not attached yet, so that the next
+				// refresh sees them missing and attaches them.
+				rest := map[string]bool{}
+				for _, x := range ids[i:] {
+					rest[x] = !had[x]
+				}
+				sub.mu.Lock()
+				sub.anchors = slices.DeleteFunc(slices.Clone(ids), func(x string) bool { return rest[x] })
+				sub.mu.Unlock()
+				return err
 			}
 		}
 	}
