@@ -134,6 +134,7 @@ type client struct {
 	dup, ooo    int64
 	other       int64
 	err         error
+	dropped     bool // the socket closed before the run ended
 	done        chan struct{}
 }
 
@@ -286,6 +287,17 @@ func intField(msg []byte, key string) (int64, bool) {
 	}
 	v, err := strconv.ParseInt(string(s[:j]), 10, 64)
 	return v, err == nil
+}
+
+// ended reports whether the client's socket closed (the server dropped
+// it) before close was called.
+func (c *client) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *client) close() {

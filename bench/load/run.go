@@ -282,7 +282,7 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	for time.Now().Before(grace) && ctx.Err() == nil {
 		all := true
 		for _, c := range clients {
-			if c.maxN.Load() < final[c.anchor] {
+			if c.maxN.Load() < final[c.anchor] && !c.ended() {
 				all = false
 				break
 			}
@@ -303,6 +303,9 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 		return nil, err
 	}
 	all := clients
+	for _, c := range all {
+		c.dropped = c.ended()
+	}
 	closeAll()
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
 		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS}
