@@ -3,7 +3,6 @@ package load
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -316,5 +315,3 @@ func (s *Server) Close() {
 		s.cleanup[i]()
 	}
 }
-
-var errNoAddr = errors.New("rxload: the server printed no address")
