@@ -467,7 +467,14 @@ func (s *session) write(it outItem) error {
 			batch := insts[:min(n, len(insts))]
 			insts = insts[len(batch):]
 			frame := snapshotFrame(it.sub.id, ev.Anchor, ev.Version, ev.Snapshot && first, len(insts) > 0, batch)
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			// A batch is tens of KB: WriteMessage would send it as
+			// fragments of the 4 KiB write buffer, one syscall each; a
+			// prepared message goes out in one.
+			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
+			if err != nil {
+				return err
+			}
+			if err := s.conn.WritePreparedMessage(pm); err != nil {
 				return err
 			}
 		}
