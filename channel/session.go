@@ -11,8 +11,8 @@ import (
 	"github.com/rxgorm/rxgorm/rx"
 )
 
-// session is one client connection. Goroutines: the read loop (ServeHTTP's
-// goroutine), a writer while frames flow, and one per running action.
+// session is one client connection. Goroutines: the read loop (started by
+// ServeHTTP), a writer while frames flow, and one per running action.
 // Events from the engine are queued by the subscriptions' Deliver
 // functions, which never block: a full queue closes the socket with
 // CloseSlowClient. An idle socket has no writer goroutine and no queue
