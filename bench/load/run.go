@@ -87,6 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if *serve {
+		cfg.Server.Anchors = cfg.Anchors
 		cfg.Server.Snapshot = true
 		srv, err := StartServer(ctx, cfg.Server)
 		if err != nil {
