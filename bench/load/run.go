@@ -57,6 +57,13 @@ type Config struct {
 // Main runs rxload with command-line args, writing the report to stdout
 // and the progress line to stderr.
 func Main(args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return run(ctx, args, stdout, stderr)
+}
+
+// run is Main until ctx ends (-serve stops then).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rxload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
@@ -84,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if _, err := loadctl.RaiseNoFile(); err != nil {
 		fmt.Fprintln(stderr, err)
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if *serve {
 		cfg.Server.Anchors = cfg.Anchors
