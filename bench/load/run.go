@@ -37,6 +37,10 @@ type Config struct {
 	Connect string
 	// InProc runs the rxgorm server in this process instead of a child.
 	InProc bool
+	// Nodes is the number of rxgorm nodes (in this process, sharing the
+	// database, -mongo and -redis) the clients are spread over; the writes
+	// go through the first.
+	Nodes int
 	// Centrifuge also runs the scenario against the centrifuge server.
 	Centrifuge bool
 	// CentrifugeDir is the bench/centrifuge module; "" finds it beside
@@ -77,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Server.Redis, "redis", "", "Redis address of the broker (\"\": in-process)")
 	fs.StringVar(&cfg.Connect, "connect", "", "base URL of a running `rxload -serve` (\"\": start one)")
 	fs.BoolVar(&cfg.InProc, "inproc", false, "run the rxgorm server in this process, not as a child")
+	fs.IntVar(&cfg.Nodes, "nodes", 1, "rxgorm nodes in a cluster, in this process (needs -mongo and -redis); clients are spread over them, writes go through the first")
 	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
@@ -187,12 +192,26 @@ func startRx(ctx context.Context, cfg Config) (*target, error) {
 	switch {
 	case cfg.Connect != "":
 		return newTarget(RxGorm, cfg.Connect, nil), nil
-	case cfg.InProc:
+	case cfg.InProc || cfg.Nodes > 1:
+		if cfg.Nodes > 1 && (cfg.Server.Mongo == "" || cfg.Server.Redis == "") {
+			return nil, errors.New("rxload: -nodes needs -mongo and -redis: the nodes share the cache store and the broker")
+		}
 		srv, err := StartServer(ctx, cfg.Server)
 		if err != nil {
 			return nil, err
 		}
-		return newTarget(RxGorm, srv.URL, srv.Close), nil
+		t := newTarget(RxGorm, srv.URL, srv.Close)
+		for i := 1; i < cfg.Nodes; i++ {
+			n, err := StartNode(ctx, srv)
+			if err != nil {
+				t.stop()
+				return nil, err
+			}
+			t.nodes = append(t.nodes, n.URL)
+			stop := t.stop
+			t.stop = func() { n.Close(); stop() }
+		}
+		return t, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
