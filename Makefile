@@ -3,11 +3,11 @@
 
 # Targets run one after another, in the order written (services first).
 .NOTPARALLEL:
-.PHONY: test lint vet fmt-check staticcheck frontend-check frontend race ts fuzz bench bench-centrifuge example services
+.PHONY: test lint vet fmt-check staticcheck frontend-check frontend chat-web chat-web-check race ts fuzz bench bench-centrifuge example services
 
 test: services lint race ts fuzz
 
-lint: vet fmt-check staticcheck frontend-check
+lint: vet fmt-check staticcheck frontend-check chat-web-check
 
 # Starts PostgreSQL and Redis if they are down, and waits for them.
 services:
@@ -31,6 +31,17 @@ frontend-check:
 # Regenerates it.
 frontend:
 	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat
+
+# Rebuilds the chat example's web UI into examples/chat/web/dist, which the
+# Go binary embeds: run it after changing web/src (or `make frontend`) and
+# commit web/dist.
+chat-web:
+	bash .ci/chat-web build
+
+# The committed web/dist must be the build of web/src (a deterministic
+# build into a temporary directory, compared file by file).
+chat-web-check:
+	bash .ci/chat-web check
 
 race:
 	go test -race -count=1 -timeout 30m ./...

@@ -680,3 +680,7 @@ func pause(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// SharedAcrossNodes reports that several nodes may share the store: its
+// versions are handed out by MongoDB (rx.SharedStore).
+func (m *MongoStore) SharedAcrossNodes() bool { return true }

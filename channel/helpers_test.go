@@ -138,11 +138,24 @@ var dbs = map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres":
 
 func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) *env {
 	t.Helper()
-	db := open(t)
+	return newEnvWith(t, open(t), rx.Config{}, opts)
+}
+
+// newEnvWith is newEnv on db, with a hub configured by cfg.
+func newEnvWith(t *testing.T, db *gorm.DB, cfg rx.Config, opts channel.Options) *env {
+	t.Helper()
 	if err := db.AutoMigrate(&User{}, &Room{}, &Post{}, &Note{}); err != nil {
 		t.Fatal(err)
 	}
-	hub, err := rx.New(db, rx.Config{})
+	return startEnv(t, db, cfg, opts, nil)
+}
+
+// startEnv starts a hub and server on a migrated db. With tokens nil it
+// creates users 1-3 and their tokens; else they exist (another node made
+// them) and tokens are theirs.
+func startEnv(t *testing.T, db *gorm.DB, cfg rx.Config, opts channel.Options, tokens map[string]string) *env {
+	t.Helper()
+	hub, err := rx.New(db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,15 +170,18 @@ func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) 
 	if opts.Auth == nil {
 		opts.Auth = auth
 	}
-	e := &env{t: t, db: db, hub: hub, auth: auth, tokens: map[string]string{}}
-	for _, name := range []string{"ann", "bob", "cyd"} {
-		u := User{Name: name}
-		db.Create(&u)
-		tok, err := auth.Create(context.Background(), fmt.Sprint(u.ID))
-		if err != nil {
-			t.Fatal(err)
+	e := &env{t: t, db: db, hub: hub, auth: auth, tokens: tokens}
+	if tokens == nil {
+		e.tokens = map[string]string{}
+		for _, name := range []string{"ann", "bob", "cyd"} {
+			u := User{Name: name}
+			db.Create(&u)
+			tok, err := auth.Create(context.Background(), fmt.Sprint(u.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.tokens[fmt.Sprint(u.ID)] = tok
 		}
-		e.tokens[fmt.Sprint(u.ID)] = tok
 	}
 	e.srv = channel.NewServer(hub, opts)
 	e.http = httptest.NewServer(e.srv)

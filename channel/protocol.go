@@ -27,26 +27,25 @@ const (
 	CloseGoingAway       = 1001 // server shutdown; reconnect and resume
 )
 
-// ID is a client-chosen subscription or call id: a JSON string or number,
-// echoed back verbatim.
+// ID is a client-chosen subscription or call id: a JSON string or an
+// integer in the int64 range, echoed back verbatim.
 type ID struct{ raw json.RawMessage }
 
-// UnmarshalJSON accepts a string or a number.
+// UnmarshalJSON accepts a string or an integer.
 func (id *ID) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || (b[0] != '"' && b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
-		return errors.New("an id must be a string or a number")
+		return errors.New("an id must be a string or an integer")
 	}
 	if b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-	} else {
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return err
-		}
+	} else if _, err := strconv.ParseInt(string(b), 10, 64); err != nil {
+		// Only integers a client can hold exactly: 1e400 or 1.5 would
+		// come back as something else to a JavaScript or Go client.
+		return errors.New("an id must be a string or an integer")
 	}
 	id.raw = append(json.RawMessage(nil), b...)
 	return nil
@@ -76,10 +75,16 @@ type ClientMessage struct {
 	Channel string            `json:"channel,omitempty"`
 	Params  json.RawMessage   `json:"params,omitempty"`
 	Since   map[string]uint64 `json:"since,omitempty"`
-	// call
+	// call, save, create, delete
 	Sub    ID                `json:"sub"`
 	Action string            `json:"action,omitempty"`
 	Args   []json.RawMessage `json:"args,omitempty"`
+	// save, create, delete (write.go)
+	Layer    string                     `json:"layer,omitempty"`
+	Row      string                     `json:"row,omitempty"`
+	Relation string                     `json:"relation,omitempty"`
+	Parent   string                     `json:"parent,omitempty"`
+	Fields   map[string]json.RawMessage `json:"fields,omitempty"`
 }
 
 // DecodeClient parses one client frame and checks it carries what its type
@@ -113,6 +118,10 @@ func DecodeClient(data []byte) (*ClientMessage, error) {
 	case "call":
 		if m.ID.raw == nil || m.Sub.raw == nil || m.Action == "" {
 			return nil, rx.Errorf(rx.CodeBadRequest, "call needs id, sub and action")
+		}
+	case "save", "create", "delete":
+		if err := checkWrite(&m); err != nil {
+			return nil, err
 		}
 	case "":
 		return nil, rx.Errorf(rx.CodeBadRequest, "message has no type")

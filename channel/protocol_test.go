@@ -39,7 +39,7 @@ func TestProtocolDoc(t *testing.T) {
 		}
 		seen[head.Type] = true
 		switch head.Type {
-		case "hello", "sub", "unsub", "call":
+		case "hello", "sub", "unsub", "call", "save", "create", "delete":
 			if _, err := DecodeClient(frame); err != nil {
 				t.Errorf("client example refused: %s: %v", frame, err)
 			}
@@ -54,7 +54,7 @@ func TestProtocolDoc(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{"hello", "sub", "unsub", "call", "welcome", "snapshot", "done", "delta", "anchors", "unsubscribed", "result", "runtime", "system", "error"} {
+	for _, typ := range []string{"hello", "sub", "unsub", "call", "save", "create", "delete", "welcome", "snapshot", "done", "delta", "anchors", "unsubscribed", "result", "runtime", "presence", "system", "error"} {
 		if !seen[typ] {
 			t.Errorf("docs/PROTOCOL.md has no example of %q", typ)
 		}
@@ -82,6 +82,7 @@ func reencode(frame []byte) ([]byte, error) {
 		Code       rx.Code           `json:"code"`
 		Error      *ErrorBody        `json:"error"`
 		Instances  []json.RawMessage `json:"instances"`
+		Users      []rx.Present      `json:"users"`
 	}
 	if err := json.Unmarshal(frame, &m); err != nil {
 		return nil, err
@@ -117,6 +118,8 @@ func reencode(frame []byte) ([]byte, error) {
 		return anchorsFrame(sub, m.IDs), nil
 	case "runtime":
 		return runtimeFrame(sub, m.Key, m.Value), nil
+	case "presence":
+		return presenceFrame(sub, &rx.StreamPresence{Anchor: m.Anchor, Users: m.Users}), nil
 	case "system":
 		return systemFrame(m.Message), nil
 	case "error":
@@ -153,6 +156,10 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"call","id":7,"sub":"s1","action":"send","args":["hi",1,{"a":[]}]}`,
 		`{"type":"sub","id":{},"channel":"x"}`,
 		`{"type":"call","id":1e400,"sub":"s","action":"a"}`,
+		`{"type":"save","id":2,"sub":"s1","layer":"Message","row":"10","fields":{"text":"x"}}`,
+		`{"type":"create","id":3,"sub":"s1","layer":"Message","relation":"Chat.messages","parent":"5","fields":{}}`,
+		`{"type":"delete","id":4,"sub":"s1","layer":"Message","row":"10"}`,
+		`{"type":"delete","id":4,"sub":"s1","layer":"Message","row":"10","fields":{"a":1}}`,
 		`[1,2,3]`, `{}`, `{"type":"hello","v":1}{}`, "\xff", `{"type":"sub","id":"a","channel":"c","params":` + strings.Repeat("[", 10000),
 	} {
 		f.Add([]byte(s))
@@ -182,6 +189,19 @@ func FuzzDecodeClient(f *testing.F) {
 		case "call":
 			if m.ID.raw == nil || m.Sub.raw == nil || m.Action == "" {
 				t.Fatal("incomplete call accepted")
+			}
+		case "save", "create", "delete":
+			if m.ID.raw == nil || m.Sub.raw == nil || m.Layer == "" {
+				t.Fatal("write without id, sub or layer accepted")
+			}
+			if m.Type != "create" && m.Row == "" {
+				t.Fatal("save or delete without row accepted")
+			}
+			if m.Type == "create" && (m.Relation == "" || m.Parent == "") {
+				t.Fatal("create without relation or parent accepted")
+			}
+			if m.Type == "delete" && len(m.Fields) > 0 {
+				t.Fatal("delete with fields accepted")
 			}
 		default:
 			t.Fatalf("unknown type %q accepted", m.Type)

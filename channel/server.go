@@ -38,6 +38,9 @@ type Options struct {
 	// past it the socket is closed with 4008 and the client resumes. Zero
 	// means 1024.
 	SendQueue int
+	// MaxCalls is the most action calls one socket may have in progress; a
+	// call past it is answered at once with overloaded. Zero means 64.
+	MaxCalls int
 	// SnapshotBatch is the most instances per snapshot frame. Zero means 500.
 	SnapshotBatch int
 	// MaxProtocolErrors is how many bad frames in a row close the socket
@@ -64,6 +67,9 @@ func (o *Options) defaults() {
 	}
 	if o.SendQueue <= 0 {
 		o.SendQueue = 1024
+	}
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = 64
 	}
 	if o.SnapshotBatch <= 0 {
 		o.SnapshotBatch = 500

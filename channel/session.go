@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ type session struct {
 	user     rx.User              // set once at hello
 	authed   bool                 // guarded by mu
 	subs     map[string]*subState // guarded by mu; by sub id
+	calls    map[string]bool      // guarded by mu; ids of calls in progress
 	lastSent map[cache.Stream]uint64
 }
 
@@ -66,6 +68,7 @@ func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 		stop:     stop,
 		wake:     make(chan struct{}, 1),
 		subs:     map[string]*subState{},
+		calls:    map[string]bool{},
 		lastSent: map[cache.Stream]uint64{},
 	}
 }
@@ -168,6 +171,9 @@ func (s *session) serve() {
 				continue
 			}
 		}
+		if s.ctx.Err() != nil {
+			return // the socket closed while the message was handled
+		}
 		e := rx.Public(err)
 		if e.Code == rx.CodeInternal {
 			o.Logger.Error("channel: session error", "err", err)
@@ -207,6 +213,8 @@ func (s *session) handle(m *ClientMessage) error {
 		return s.unsubscribe(m)
 	case "call":
 		return s.call(m)
+	case "save", "create", "delete":
+		return s.clientWrite(m)
 	}
 	return rx.Errorf(rx.CodeBadRequest, "unknown message type %q", m.Type)
 }
@@ -311,11 +319,27 @@ func (s *session) unsubscribe(m *ClientMessage) error {
 }
 
 func (s *session) call(m *ClientMessage) error {
+	key, limit := m.ID.String(), s.srv.opts.MaxCalls
 	s.mu.Lock()
 	st := s.subs[m.Sub.String()]
+	busy, n := s.calls[key], len(s.calls)
+	ok := !busy && st != nil && st.rs != nil && n < limit
+	if ok {
+		s.calls[key] = true
+	}
 	s.mu.Unlock()
-	if st == nil || st.rs == nil {
-		frame, _ := resultFrame(m.ID, nil, rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String()))
+	var refuse *rx.Error
+	switch {
+	case busy:
+		// Not a result: it would settle the call in progress.
+		return rx.Errorf(rx.CodeBadRequest, "call id %s is already in progress", key)
+	case st == nil || st.rs == nil:
+		refuse = rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String())
+	case !ok:
+		refuse = rx.Errorf(rx.CodeOverloaded, "%d calls are in progress; wait for their results", limit)
+	}
+	if refuse != nil {
+		frame, _ := resultFrame(m.ID, nil, refuse)
 		s.enqueue(outItem{data: frame})
 		return nil
 	}
@@ -324,8 +348,13 @@ func (s *session) call(m *ClientMessage) error {
 		e := rx.Public(err)
 		var re *rx.Error
 		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
-			// A plain error: log its cause, send nothing of it.
-			s.srv.opts.Logger.Error("channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
+			// A plain error: log its cause, send nothing of it. A call
+			// cut short by the socket closing is not a fault.
+			level := slog.LevelError
+			if s.ctx.Err() != nil {
+				level = slog.LevelDebug
+			}
+			s.srv.opts.Logger.Log(context.Background(), level, "channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
 			e = rx.Errorf(rx.CodeInternal, "internal error")
 		}
 		frame, ferr := resultFrame(m.ID, v, e)
@@ -333,6 +362,9 @@ func (s *session) call(m *ClientMessage) error {
 			s.srv.opts.Logger.Error("channel: encode action result", "channel", st.channel, "action", m.Action, "err", ferr)
 			frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
 		}
+		s.mu.Lock()
+		delete(s.calls, key) // before the result: the client may reuse the id
+		s.mu.Unlock()
 		s.enqueue(outItem{data: frame})
 	}()
 	return nil
@@ -353,6 +385,8 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 			s.enqueue(outItem{data: errorFrame(&st.id, rx.Public(ev.Err))})
 		}
 		return true
+	case ev.Presence != nil:
+		s.enqueue(outItem{data: presenceFrame(st.id, ev.Presence)})
 	case ev.Runtime != nil:
 		for k, v := range ev.Runtime {
 			s.enqueue(outItem{data: runtimeFrame(st.id, k, v)})

@@ -172,3 +172,79 @@ func (b *RedisBroker) Close() error {
 	<-b.done
 	return err
 }
+
+// leaseScript acquires or renews KEYS[i] for ARGV[1] for ARGV[2] ms and
+// returns each key's holder after the call.
+var leaseScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+  elseif not v then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    v = ARGV[1]
+  end
+  out[i] = v
+end
+return out`)
+
+// releaseScript deletes each of KEYS held by ARGV[1].
+var releaseScript = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
+end
+return 0`)
+
+var _ Leaser = (*RedisBroker)(nil)
+
+// Lease implements Leaser with one Lua script per call, so that a whole
+// renewal round is one round trip.
+func (b *RedisBroker) Lease(ctx context.Context, holder string, ttl time.Duration, keys []string) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	full := b.prefixed(keys)
+	res, err := leaseScript.Run(ctx, b.client, full, holder, ttl.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("rx: redis lease: %w", err)
+	}
+	return res, nil
+}
+
+// Holders implements Leaser.
+func (b *RedisBroker) Holders(ctx context.Context, keys []string) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	full := b.prefixed(keys)
+	vals, err := b.client.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("rx: redis lease holders: %w", err)
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i], _ = v.(string)
+	}
+	return out, nil
+}
+
+// Release implements Leaser.
+func (b *RedisBroker) Release(ctx context.Context, holder string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	full := b.prefixed(keys)
+	if err := releaseScript.Run(ctx, b.client, full, holder).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("rx: redis lease release: %w", err)
+	}
+	return nil
+}
+
+func (b *RedisBroker) prefixed(keys []string) []string {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = b.prefix + k
+	}
+	return full
+}

@@ -50,23 +50,28 @@ func storeKey(def *channelDef, anchor string) cache.Stream {
 	return cache.Stream{Channel: def.name + "@" + def.fingerprint, Anchor: anchor}
 }
 
-// fill stores a freshly loaded stream: reconciled with what the store
-// already holds, or filled.
-func (e *engine) fill(ctx context.Context, key cache.Stream, insts []*cache.Instance) error {
+// fill stores a freshly loaded stream, reconciled with what the store
+// already holds or filled, and returns its version.
+func (e *engine) fill(ctx context.Context, key cache.Stream, insts []*cache.Instance) (uint64, error) {
 	snap, err := e.active.Snapshot(ctx, key)
 	if err == nil {
 		changes := reconcile(snap.Instances, insts)
 		if len(changes) == 0 {
-			return nil
+			return snap.Version, nil
 		}
-		_, err = e.active.Apply(ctx, []cache.Write{{Stream: key, Changes: changes}})
-		return err
+		ds, err := e.active.Apply(ctx, []cache.Write{{Stream: key, Changes: changes}})
+		if err != nil {
+			return 0, err
+		}
+		if ds[0].Cold {
+			return e.active.Fill(ctx, key, insts) // expired meanwhile
+		}
+		return ds[0].Version, nil
 	}
 	if !errors.Is(err, cache.ErrCold) {
-		return err
+		return 0, err
 	}
-	_, err = e.active.Fill(ctx, key, insts)
-	return err
+	return e.active.Fill(ctx, key, insts)
 }
 
 // reconcile returns the changes that turn stored into fresh: fresh rows in
@@ -126,9 +131,18 @@ func (e *engine) probe() {
 
 // resyncAll reloads every hot stream into the active store.
 func (e *engine) resyncAll() {
-	for _, s := range e.streams {
+	for _, s := range e.hotStreams() {
 		e.resync(s)
 	}
+}
+
+// hotStreams lists the hot streams, for loops that replace them.
+func (e *engine) hotStreams() []*hotStream {
+	out := make([]*hotStream, 0, len(e.streams))
+	for _, s := range e.streams {
+		out = append(out, s)
+	}
+	return out
 }
 
 // streamLister is implemented by stores that keep streams beyond a

@@ -75,8 +75,11 @@ type channelDef struct {
 	anchor      *layer
 	layers      []*layer // reachable from the anchor, anchor first
 	hasLayer    map[*layer]bool
-	fingerprint string // of the state model, part of the store key
-	proto       any    // the value passed to Register
+	fingerprint string               // of the state model, part of the store key
+	proto       any                  // the value passed to Register
+	writes      map[string]*writeDef // client writes by layer name (write.go)
+	writeOrder  []*writeDef          // the same, in declaration order
+	presence    *PresenceOptions     // nil: presence not tracked (presence.go)
 
 	decode    func(raw any) (any, error) // params from P, *P or JSON
 	authorize func(ctx context.Context, u User, p any) error

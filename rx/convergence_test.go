@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,9 @@ type watcher struct {
 	state *rx.State
 	sub   *rx.Subscription
 	done  chan struct{}
+	// dups counts deltas at or below a version already held: a delta
+	// delivered twice or out of order.
+	dups atomic.Int64
 }
 
 func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
@@ -98,7 +102,14 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 	w.sub, w.done = sub, make(chan struct{})
 	go func() {
 		defer close(w.done)
+		held := w.state.Versions()
 		for ev := range sub.Events() {
+			if !ev.Snapshot && !ev.Initial && ev.Instances != nil && ev.Version <= held[ev.Anchor] {
+				w.dups.Add(1)
+			}
+			if ev.Version > 0 {
+				held[ev.Anchor] = ev.Version
+			}
 			w.mu.Lock()
 			w.state.Apply(ev)
 			w.mu.Unlock()

@@ -32,6 +32,10 @@ type ChannelDesc struct {
 	Params  TypeDesc     `json:"params"`
 	Runtime *TypeDesc    `json:"runtime,omitempty"`
 	Actions []ActionDesc `json:"actions,omitempty"`
+	// Writes are the client writes the channel allows, per layer.
+	Writes []WriteDesc `json:"writes,omitempty"`
+	// Presence: the channel tracks presence (PresenceTracker).
+	Presence bool `json:"presence,omitempty"`
 }
 
 // ActionDesc describes one action: its wire name, Go method name, argument
@@ -136,7 +140,15 @@ func Describe(channels ...any) (*Description, error) {
 		if err != nil {
 			return nil, err
 		}
-		cd := ChannelDesc{Name: def.name, GoType: typeName(def.elemType), Anchor: l.name, Many: def.many, Params: tb.desc(def.paramsType)}
+		def.anchor, def.layers = l, l.reachable()
+		if err := declareWrites(def); err != nil {
+			return nil, err
+		}
+		declarePresence(def)
+		cd := ChannelDesc{Name: def.name, GoType: typeName(def.elemType), Anchor: l.name, Many: def.many, Params: tb.desc(def.paramsType), Presence: def.presence != nil}
+		for _, wd := range def.writeOrder {
+			cd.Writes = append(cd.Writes, describeWrites(wd))
+		}
 		for _, x := range l.reachable() {
 			cd.Layers = append(cd.Layers, x.name)
 			if !seenLayer[x] {

@@ -36,6 +36,11 @@ type engine struct {
 	primary  cache.Store // the configured store
 	active   cache.Store // primary, or the in-memory fallback while degraded
 	degraded bool
+	// parked holds streams that could not be reloaded from the database
+	// (it failed): their subscribers keep waiting and get a fresh snapshot
+	// when a retry, every Config.ProbeInterval, succeeds.
+	parked   map[*hotStream]struct{}
+	retrying bool // a retry of the parked streams is scheduled
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
@@ -48,14 +53,19 @@ func newEngine(h *Hub, db *gorm.DB) *engine {
 		index:    map[ikey]map[*hotStream]struct{}{},
 		layerHot: map[*layer]int{},
 		lists:    map[*channelDef]map[*Subscription]struct{}{},
+		parked:   map[*hotStream]struct{}{},
 		primary:  h.store,
 		active:   h.store,
 	}
 }
 
-// enqueue hands a committed transaction's touches to the engine.
+// enqueue hands a committed transaction's touches to the engine, and to
+// the other nodes' engines.
 func (e *engine) enqueue(ts []touch) {
 	e.push(item{touches: ts})
+	if c := e.h.cluster; c != nil {
+		c.sendTouches(ts)
+	}
 }
 
 // item is one entry of the engine's queue: a commit's touches, or a
@@ -133,6 +143,11 @@ func (e *engine) run() {
 					sub.end(errors.New("rx: hub closed"))
 				}
 			}
+			for s := range e.parked {
+				for sub := range s.subs {
+					sub.end(errors.New("rx: hub closed"))
+				}
+			}
 			return
 		}
 		<-e.wake
@@ -191,13 +206,18 @@ func (e *engine) process(ts []touch) {
 		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
 	}
 	// The database could not be read: reload every stream the touches may
-	// concern, so that subscribers are not left stale.
+	// concern, so that subscribers are not left stale (a stream that cannot
+	// be reloaded now is parked and retried), and the lists.
 	e.logf("rx: processing a commit failed, resyncing affected streams: %v", err)
+	e.refreshLists()
 	layers := map[*layer]bool{}
 	for _, t := range ts {
 		layers[t.l] = true
 	}
 	for _, s := range e.streams {
+		if s.remote != nil {
+			continue // its owner processes it
+		}
 		for l := range layers {
 			if s.def.hasLayer[l] {
 				e.resync(s)
@@ -338,11 +358,16 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 		}
 	}
 	var writes []cache.Write
-	var order []*hotStream
+	var order, broken []*hotStream
 	for s := range affected {
 		insts, err := e.applyTo(ctx, s, changes)
 		if err != nil {
-			return err
+			// The stream's graph is half updated (rows it dropped are
+			// gone from it, so a retry would lose their tombstones):
+			// reload it instead.
+			e.logf("rx: updating %s failed, reloading it: %v", s.key, err)
+			broken = append(broken, s)
+			continue
 		}
 		if len(insts) > 0 {
 			writes = append(writes, cache.Write{Stream: s.key, Changes: insts})
@@ -352,12 +377,17 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 	if err := e.store(ctx, writes, order); err != nil {
 		return err
 	}
+	for _, s := range broken {
+		e.resync(s)
+	}
 	return e.updateLists(ctx, changes, listed)
 }
 
 // updateLists refreshes list subscriptions whose anchors may have changed:
-// an anchor row that was deleted while listed, or that exists but is not
-// listed (created, or now matching the subscription's query).
+// an anchor row that was deleted or updated while listed (it may no longer
+// match the subscription's query: a chat made private must leave the lists
+// of those who may no longer see it), or that exists but is not listed
+// (created, or now matching the query).
 func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, listed map[*layer]bool) error {
 	if len(listed) == 0 {
 		return nil
@@ -375,7 +405,7 @@ func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, list
 				sub.mu.Lock()
 				in := slices.Contains(sub.anchors, k.id)
 				sub.mu.Unlock()
-				if in == c.deleted {
+				if in || !c.deleted {
 					refresh[sub] = true
 				}
 			}
@@ -409,6 +439,10 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		}
 		if len(d.Instances) == 0 {
 			continue
+		}
+		s.version = d.Version
+		if c := e.h.cluster; c != nil && c.lease != nil {
+			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances})
 		}
 		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {
@@ -559,12 +593,27 @@ func orderedLayers[V any](m map[*layer]V) []*layer {
 }
 
 // hot returns the stream for (def, anchorID), loading it from the database
-// when it is cold. A missing anchor returns a not_found error.
+// when it is cold, or following its owner in cluster mode. A missing anchor
+// returns a not_found error.
 func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*hotStream, error) {
 	key := storeKey(def, anchorID)
 	if s := e.streams[key]; s != nil {
 		s.used = time.Now()
 		return s, nil
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		for {
+			own, err := c.acquire(ctx, key)
+			if err != nil || own {
+				// Owned, or the broker is unreachable: serve it from here;
+				// once the broker is back, rehomeAll settles the owner.
+				break
+			}
+			s, err := e.follow(ctx, def, anchorID, key)
+			if !errors.Is(err, errLeaseFree) {
+				return s, err
+			}
+		}
 	}
 	s := newHotStream(key, def, anchorID)
 	insts, err := e.expand(ctx, s, []ikey{s.anchor})
@@ -576,21 +625,27 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		e.dropGraph(s)
 		return nil, Errorf(CodeNotFound, "%s %s not found", def.anchor.name, anchorID)
 	}
-	if err := e.fill(ctx, key, insts); err != nil {
+	v, err := e.fill(ctx, key, insts)
+	if err != nil {
 		if e.degraded {
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
 		}
 		e.storeFailed(err)
-		if err := e.fill(ctx, key, insts); err != nil {
+		if v, err = e.fill(ctx, key, insts); err != nil {
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
 		}
 	}
+	s.version = v
 	s.used = time.Now()
 	e.streams[key] = s
 	for _, l := range def.layers {
 		e.layerHot[l]++
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		c.setRole(key, true)
+		c.ready(ctx, s)
 	}
 	return s, nil
 }
@@ -602,11 +657,15 @@ func (e *engine) dropGraph(s *hotStream) {
 }
 
 // resync reloads a stream from the database after a failure and sends its
-// subscribers a full snapshot.
+// subscribers a full snapshot. A followed stream catches up from the store.
 func (e *engine) resync(s *hotStream) {
+	if s.remote != nil {
+		e.catchUp(s)
+		return
+	}
 	ctx := e.ctx()
 	subs := s.subs
-	e.evict(s)
+	e.drop(s)
 	if len(subs) == 0 {
 		return
 	}
@@ -628,9 +687,49 @@ func (e *engine) resync(s *hotStream) {
 			return
 		}
 	}
-	e.logf("rx: resync of %s failed: %v", s.key, err)
-	for sub := range subs {
-		sub.end(fmt.Errorf("rx: stream %s lost: %w", s.key, err))
+	// The database failed: keep the subscribers and retry.
+	if !s.lost {
+		s.lost = true
+		e.logf("rx: reloading %s failed; its subscribers wait for a retry every %v: %v", s.key, e.h.cfg.ProbeInterval, err)
+	}
+	e.park(s)
+}
+
+// park keeps a stream that could not be reloaded, with its subscribers,
+// until a retry succeeds.
+func (e *engine) park(s *hotStream) {
+	e.parked[s] = struct{}{}
+	if e.retrying {
+		return
+	}
+	e.retrying = true
+	time.AfterFunc(e.h.cfg.ProbeInterval, func() { e.do(e.unpark) })
+}
+
+// unpark retries the parked streams; subscribers that left are dropped.
+// Lists are refreshed too: commits that failed may have changed them.
+func (e *engine) unpark() {
+	e.retrying = false
+	parked := e.parked
+	e.parked = map[*hotStream]struct{}{}
+	for s := range parked {
+		if len(s.subs) > 0 {
+			e.resync(s) // parks it again if it fails
+		}
+	}
+	if len(e.parked) == 0 {
+		e.refreshLists()
+	}
+}
+
+// refreshLists re-runs the query of every list subscription.
+func (e *engine) refreshLists() {
+	for _, subs := range e.lists {
+		for sub := range subs {
+			if err := e.refreshList(e.ctx(), sub); err != nil {
+				e.logf("rx: refreshing a list of %s failed: %v", sub.def.name, err)
+			}
+		}
 	}
 }
 
@@ -645,15 +744,44 @@ func (e *engine) snapshot(ctx context.Context, key cache.Stream) (cache.Snapshot
 	return snap, err
 }
 
-// evict makes a stream cold.
+// evict makes a stream without subscribers cold. In cluster mode the owner
+// lets its lease go and tells the followers, who take the stream over.
 func (e *engine) evict(s *hotStream) {
 	if e.streams[s.key] != s {
 		return
 	}
+	e.drop(s)
+	if c := e.h.cluster; c != nil && c.lease != nil && s.remote == nil {
+		ctx, cancel := context.WithTimeout(e.ctx(), c.ttl/3)
+		if err := c.lease.Release(ctx, c.node, []string{leaseKey(s.key), readyKey(s.key, c.node)}); err != nil {
+			e.h.log.Debug("rx: release stream lease", "stream", s.key, "err", err)
+		}
+		cancel()
+		c.publish(deltaTopic(s.key), deltaMsg{Release: true})
+	}
+}
+
+// drop forgets a stream here. A single node also drops it from the store;
+// in cluster mode the store keeps it for the other nodes (the janitor
+// expires streams no node writes).
+func (e *engine) drop(s *hotStream) {
+	if e.streams[s.key] != s {
+		return
+	}
 	delete(e.streams, s.key)
+	if c := e.h.cluster; c != nil {
+		c.forget(s.key)
+	}
+	if s.remote != nil {
+		s.remote.unsub()
+		return
+	}
 	e.dropGraph(s)
 	for _, l := range s.def.layers {
 		e.layerHot[l]--
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		return
 	}
 	if err := e.active.Expire(e.ctx(), s.key); err != nil && !e.degraded {
 		e.storeFailed(err)

@@ -31,8 +31,22 @@ type Config struct {
 	// 2 s.
 	ProbeInterval time.Duration
 	// Broker connects the nodes of a cluster. Nil means an in-process
-	// MemoryBroker: one node.
+	// MemoryBroker: one node. With a RedisBroker and a shared Store
+	// (cache.MongoStore) the hub runs in cluster mode: see docs/SCALING.md.
 	Broker Broker
+	// NodeID names this node in a cluster (stream leases). Empty means a
+	// random id per Hub.
+	NodeID string
+	// LeaseTTL is how long a node owns a stream without renewing its
+	// lease: the time for another node to take over the streams of a node
+	// that died. Zero means 5 s.
+	LeaseTTL time.Duration
+	// PresenceHeartbeat is how often a node announces its presence table
+	// to the others (presence.go). Zero means 5 s.
+	PresenceHeartbeat time.Duration
+	// PresenceTimeout is how long a node's users stay present after the
+	// node was last heard from. Zero means three heartbeats.
+	PresenceTimeout time.Duration
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -46,6 +60,9 @@ type Hub struct {
 	log    *slog.Logger
 	model  *model
 	engine *engine
+	// cluster links the hub to other nodes; nil with the in-process
+	// broker.
+	cluster *cluster
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,6 +72,7 @@ type Hub struct {
 	channels map[string]*channelDef // guarded by mu
 
 	groups      groups
+	presence    *presence
 	unsubSystem func()
 
 	bmu          sync.RWMutex
@@ -86,6 +104,15 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	if cfg.Broker == nil {
 		cfg.Broker = NewMemoryBroker()
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 5 * time.Second
+	}
+	if cfg.PresenceHeartbeat <= 0 {
+		cfg.PresenceHeartbeat = 5 * time.Second
+	}
+	if cfg.PresenceTimeout <= 0 {
+		cfg.PresenceTimeout = 3 * cfg.PresenceHeartbeat
+	}
 	h := &Hub{
 		db:       db,
 		cfg:      cfg,
@@ -102,12 +129,27 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("rx: subscribe to system broadcasts: %w", err)
 	}
 	h.unsubSystem = unsub
+	h.engine = newEngine(h, db.Session(&gormSession))
+	if _, local := cfg.Broker.(*MemoryBroker); !local {
+		if h.cluster, err = newCluster(h); err != nil {
+			h.cancel()
+			return nil, err
+		}
+	}
 	if err := db.Use(&capture{hub: h}); err != nil {
+		h.cancel()
 		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
 	}
-	h.engine = newEngine(h, db.Session(&gormSession))
+	if h.presence, err = newPresence(h); err != nil {
+		h.cancel()
+		unsub()
+		return nil, fmt.Errorf("rx: subscribe to presence: %w", err)
+	}
 	go h.engine.run()
 	go h.engine.janitor()
+	if h.cluster != nil {
+		h.cluster.start()
+	}
 	return h, nil
 }
 
@@ -138,6 +180,10 @@ func (h *Hub) Register(channels ...any) error {
 		for _, x := range def.layers {
 			def.hasLayer[x] = true
 		}
+		if err := declareWrites(def); err != nil {
+			return err
+		}
+		declarePresence(def)
 		h.mu.RLock()
 		_, dup := h.channels[def.name]
 		h.mu.RUnlock()
@@ -195,8 +241,17 @@ func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
 
 // Wait returns once every write committed before the call has been applied
 // to the cache and handed to subscriptions.
+//
+// In a cluster it also waits until they were handed to the broker for the
+// other nodes.
 func (h *Hub) Wait(ctx context.Context) error {
-	return h.engine.call(ctx, func() {})
+	if err := h.engine.call(ctx, func() {}); err != nil {
+		return err
+	}
+	if h.cluster != nil {
+		return h.cluster.flush(ctx)
+	}
+	return nil
 }
 
 // Snapshot returns the nested JSON state of a channel for user, exactly as a
@@ -292,13 +347,21 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 		return fmt.Errorf("rx: Revoke: no channel %q", channel)
 	}
 	return h.engine.call(ctx, func() {
-		s := h.engine.streams[storeKey(def, id)]
-		if s == nil {
-			return
+		key := storeKey(def, id)
+		streams := []*hotStream{h.engine.streams[key]}
+		for s := range h.engine.parked {
+			if s.key == key {
+				streams = append(streams, s)
+			}
 		}
-		for sub := range s.subs {
-			if sub.user.ID == userID {
-				sub.end(Errorf(CodeForbidden, "access to %s %s was revoked", channel, id))
+		for _, s := range streams {
+			if s == nil {
+				continue
+			}
+			for sub := range s.subs {
+				if sub.user.ID == userID {
+					sub.end(Errorf(CodeForbidden, "access to %s %s was revoked", channel, id))
+				}
 			}
 		}
 	})
@@ -309,6 +372,10 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 func (h *Hub) Close() error {
 	h.once.Do(func() {
 		h.engine.close()
+		if h.cluster != nil {
+			h.cluster.close()
+		}
+		h.presence.close()
 		h.unsubSystem()
 		h.cancel()
 	})

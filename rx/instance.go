@@ -50,6 +50,9 @@ func (b *binding) Hub() *Hub {
 func (b *binding) Join(group string) {
 	if b.inst != nil {
 		b.inst.sub.hub.groups.join(group, b.inst)
+		if o := b.inst.sub.def.presence; o != nil && o.Groups {
+			b.inst.sub.hub.presence.enter(GroupPlace(group), b.inst, "")
+		}
 	}
 }
 
@@ -57,6 +60,7 @@ func (b *binding) Join(group string) {
 func (b *binding) Leave(group string) {
 	if b.inst != nil {
 		b.inst.sub.hub.groups.leave(group, b.inst)
+		b.inst.sub.hub.presence.exit(GroupPlace(group), b.inst)
 	}
 }
 

@@ -37,6 +37,12 @@ type hotStream struct {
 	in     map[ikey]map[edge]struct{}
 	subs   map[*Subscription]struct{}
 	used   time.Time // last load or subscription, for TTL expiry
+	lost   bool      // a reload failed (logged once); parked until one succeeds
+	// version is the last version handed to subscribers.
+	version uint64
+	// remote is set on a stream another node owns (cluster mode): it has
+	// no graph, and its deltas come from the owner.
+	remote *follower
 }
 
 func newHotStream(key cache.Stream, def *channelDef, anchorID string) *hotStream {

@@ -36,6 +36,10 @@ type Event struct {
 	// changed (all of them after the snapshot); such an event carries
 	// nothing else.
 	Runtime map[string]json.RawMessage
+	// Presence, on channels that track presence, is who is now present in
+	// one of the subscription's streams; such an event carries nothing
+	// else.
+	Presence *StreamPresence
 	// End marks the last event given to a Deliver function; Err says why
 	// the subscription ended (nil after Close).
 	End bool
@@ -193,6 +197,7 @@ func (s *Subscription) finish(err error, notify bool) {
 	if i := s.inst; i != nil {
 		i.cancel()
 		s.hub.groups.leaveAll(i)
+		s.hub.presence.exitAll(i)
 		if d, ok := i.value.Interface().(Disconnecter); ok {
 			go d.OnDisconnect(s.hub.ctx)
 		}
@@ -239,6 +244,7 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 		if err := c.OnConnect(ctx); err != nil {
 			sub.inst.cancel()
 			h.groups.leaveAll(sub.inst)
+			h.presence.exitAll(sub.inst)
 			return nil, err
 		}
 	}
@@ -296,7 +302,13 @@ func (e *engine) attach(ctx context.Context, sub *Subscription, a string, since 
 	}
 	s.subs[sub] = struct{}{}
 	sub.streams = append(sub.streams, s)
+	if s.remote != nil && ev.Version > s.version {
+		s.remote.floor[sub] = ev.Version // the owner's deltas up to it are in ev
+	}
 	sub.deliver(ev)
+	if sub.def.presence != nil {
+		e.h.presence.enter(StreamPlace(sub.def.name, a), sub.inst, a)
+	}
 	return nil
 }
 
@@ -420,6 +432,7 @@ func (e *engine) refreshList(ctx context.Context, sub *Subscription) error {
 			streams = append(streams, s)
 		} else {
 			delete(s.subs, sub)
+			e.h.presence.exit(StreamPlace(sub.def.name, s.key.Anchor), sub.inst)
 		}
 	}
 	sub.streams = streams
@@ -434,7 +447,10 @@ func (e *engine) refreshList(ctx context.Context, sub *Subscription) error {
 	for _, id := range ids {
 		if !had[id] {
 			if err := e.attach(ctx, sub, id, nil); err != nil {
-				return err
+				// Its anchors already moved on: end it rather than leave
+				// it without the anchor; the client resumes.
+				sub.end(fmt.Errorf("rx: list %s: add anchor %s: %w", sub.def.name, id, err))
+				return nil
 			}
 		}
 	}

@@ -5,10 +5,10 @@
 //
 // starts it on embedded defaults (a SQLite file under ./data, the
 // in-memory cache) and prints its URL. Flags, or the environment variables
-// named in their help, switch the database to PostgreSQL and the cache to
-// MongoDB:
+// named in their help, switch the database to PostgreSQL, the cache to
+// MongoDB and the broker to Redis (for several servers on one database):
 //
-//	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat
+//	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat -redis redis://127.0.0.1:6379/0
 package main
 
 import (
@@ -30,8 +30,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/examples/chat/app"
+	"github.com/rxgorm/rxgorm/rx"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/gorm"
@@ -48,6 +50,13 @@ type config struct {
 	data     string // SQLite directory
 	postgres string // PostgreSQL DSN; empty: SQLite
 	mongo    string // MongoDB URI of the cache store; empty: in memory
+	redis    string // Redis URL of the broker; empty: in process
+	// redisPrefix is put before the broker's Redis channels; empty means
+	// "chat:" (tests set their own).
+	redisPrefix string
+	// bcryptCost is the cost of password hashes; zero means bcrypt's
+	// default (tests lower it: under -race a default hash takes seconds).
+	bcryptCost int
 }
 
 func env(name, def string) string {
@@ -63,6 +72,7 @@ func main() {
 	flag.StringVar(&cfg.data, "data", env("CHAT_DATA", "data"), "directory of the SQLite database (env CHAT_DATA)")
 	flag.StringVar(&cfg.postgres, "postgres", env("CHAT_POSTGRES", ""), "PostgreSQL DSN; empty means SQLite under -data (env CHAT_POSTGRES)")
 	flag.StringVar(&cfg.mongo, "mongo", env("CHAT_MONGO", ""), "MongoDB URI for the rxgorm cache store, database from its path (default chat); empty means in memory (env CHAT_MONGO)")
+	flag.StringVar(&cfg.redis, "redis", env("CHAT_REDIS", ""), "Redis URL (redis://host:port/db) of the rxgorm broker, to run several servers on one database; empty means in process (env CHAT_REDIS)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,7 +98,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if sqlDB, err := db.DB(); err == nil {
 		defer sqlDB.Close()
 	}
-	var opts app.Options
+	opts := app.Options{BcryptCost: cfg.bcryptCost}
 	if cfg.mongo != "" {
 		store, closeStore, err := openMongo(ctx, cfg.mongo)
 		if err != nil {
@@ -96,6 +106,14 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		}
 		defer closeStore()
 		opts.Store = store
+	}
+	if cfg.redis != "" {
+		broker, closeBroker, err := openRedis(ctx, cfg.redis, cfg.redisPrefix)
+		if err != nil {
+			return err
+		}
+		defer closeBroker() // after the app: deferred calls run last-first
+		opts.Broker = broker
 	}
 	a, err := app.New(db, opts)
 	if err != nil {
@@ -128,6 +146,30 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	<-done
 	return nil
+}
+
+// openRedis connects to Redis and starts the rxgorm broker on it, under
+// prefix.
+func openRedis(ctx context.Context, url, prefix string) (rx.Broker, func(), error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	client := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+	}
+	if prefix == "" {
+		prefix = "chat:"
+	}
+	b := rx.NewRedisBroker(client, rx.RedisOptions{Prefix: prefix})
+	return b, func() {
+		_ = b.Close()
+		_ = client.Close()
+	}, nil
 }
 
 // openMongo connects to MongoDB and returns the cache store on the URI's

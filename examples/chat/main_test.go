@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -34,33 +35,66 @@ func (w *urlWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestRun starts the command on a free port and a fresh data directory,
-// reads its URL and the embedded page, and stops it.
-func TestRun(t *testing.T) {
+// startCommand runs the command on a free port and a fresh data
+// directory (with cfg's other fields), and returns its URL and a function
+// that stops it and checks that it stopped cleanly.
+func startCommand(t *testing.T, cfg config) (string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &urlWriter{ch: make(chan string, 1)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, config{addr: "127.0.0.1:0", data: t.TempDir()}, out) }()
+	cfg.addr, cfg.data = "127.0.0.1:0", t.TempDir()
+	go func() { done <- run(ctx, cfg, out) }()
 	var url string
 	select {
 	case line := <-out.ch:
 		_, url, _ = strings.Cut(line, ": ")
 	case err := <-done:
 		t.Fatalf("run: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no URL printed")
 	}
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("printed %q", url)
 	}
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not stop")
+		}
+	}
+	return url, stop
+}
+
+// TestRun starts the command on a free port and a fresh data directory,
+// reads its URL and the embedded UI, and stops it.
+func TestRun(t *testing.T) {
+	url, stop := startCommand(t, config{})
+	defer stop()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "The web UI is being built") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `<div id="root">`) {
 		t.Fatalf("GET /: %d %s", resp.StatusCode, body)
+	}
+	// The page's script and style sheet are embedded too.
+	assets := regexp.MustCompile(`(?:src|href)="/(assets/[^"]+)"`).FindAllStringSubmatch(string(body), -1)
+	if len(assets) < 2 {
+		t.Fatalf("GET /: no script and style sheet in %s", body)
+	}
+	for _, a := range assets {
+		code, ctype, _ := get(t, url+a[1], "")
+		if code != http.StatusOK || !(strings.HasPrefix(ctype, "text/javascript") || strings.HasPrefix(ctype, "text/css")) {
+			t.Fatalf("GET /%s: %d %s", a[1], code, ctype)
+		}
 	}
 	// The #DELETED user exists from the start, with its avatar.
 	resp, err = http.Get(url + "api/avatar/%23DELETED.png")
@@ -70,15 +104,6 @@ func TestRun(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("#DELETED avatar: %d", resp.StatusCode)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
 	}
 }
 
@@ -149,6 +174,28 @@ func get(t *testing.T, url, token string) (int, string, []byte) {
 	return resp.StatusCode, resp.Header.Get("Content-Type"), body
 }
 
+// getJSON GETs url with a Bearer token or an rx_token cookie and decodes
+// the JSON answer into out.
+func getJSON(t *testing.T, url, bearer, cookie string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: tokenCookie, Value: cookie})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
 type apiError struct {
 	Error struct {
 		Code    string `json:"code"`
@@ -176,6 +223,19 @@ func TestREST(t *testing.T) {
 	var l session
 	if code := post(t, hs.URL+"/api/login", "", credentials{"alice", "secret-1"}, &l); code != http.StatusOK || l.Token == "" || l.Token == s.Token {
 		t.Fatalf("login: %d %+v", code, l)
+	}
+
+	// Who is signed in, by the Bearer token or by the cookie.
+	var me app.User
+	if code := getJSON(t, hs.URL+"/api/me", l.Token, "", &me); code != http.StatusOK || me.Username != "alice" || me.ID != s.User.ID {
+		t.Fatalf("me: %d %+v", code, me)
+	}
+	me = app.User{}
+	if code := getJSON(t, hs.URL+"/api/me", "", l.Token, &me); code != http.StatusOK || me.Username != "alice" {
+		t.Fatalf("me by cookie: %d %+v", code, me)
+	}
+	if code, _, body := get(t, hs.URL+"/api/me", ""); code != http.StatusUnauthorized || strings.Contains(string(body), "alice") {
+		t.Fatalf("me without token: %d %s", code, body)
 	}
 
 	// The home as REST, with the token.
@@ -233,9 +293,11 @@ type wsClient struct {
 	nextID  int
 }
 
-func dialWS(t *testing.T, hs *httptest.Server, name, token string) *wsClient {
+// dialWS opens the WebSocket of the server at base (http://host:port) as
+// the user of token, and says hello.
+func dialWS(t *testing.T, base, name, token string) *wsClient {
 	t.Helper()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/rx"
+	url := "ws" + strings.TrimPrefix(strings.TrimSuffix(base, "/"), "http") + "/rx"
 	conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		t.Fatal(err)
@@ -358,7 +420,7 @@ func TestEndToEnd(t *testing.T) {
 	if code := post(t, hs.URL+"/api/login", "", credentials{"bob", "secret-2"}, &bob); code != http.StatusOK {
 		t.Fatalf("login: %d", code)
 	}
-	wa, wb := dialWS(t, hs, "alice", alice.Token), dialWS(t, hs, "bob", bob.Token)
+	wa, wb := dialWS(t, hs.URL, "alice", alice.Token), dialWS(t, hs.URL, "bob", bob.Token)
 	wa.subscribe("home", "HomeChannel", map[string]any{"userId": alice.User.ID})
 	wb.subscribe("home", "HomeChannel", map[string]any{"userId": bob.User.ID})
 

@@ -38,6 +38,7 @@ func newServer(a *app.App, static fs.FS) *server {
 	s.mux.HandleFunc("POST /api/login", s.login)
 	s.mux.HandleFunc("POST /api/logout", s.logout)
 	s.mux.HandleFunc("GET /api/avatar/{file}", s.avatar)
+	s.mux.HandleFunc("GET /api/me", s.me)
 	s.mux.HandleFunc("GET /api/home", s.home)
 	s.mux.HandleFunc("GET /api/chats/{id}", s.chat)
 	if _, err := fs.Stat(static, "index.html"); err == nil {
@@ -133,6 +134,16 @@ func (s *server) avatar(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	_, _ = w.Write(app.Avatar(name))
+}
+
+// me answers the caller's profile: how the web UI, holding only the
+// HttpOnly cookie after a reload, learns who is signed in.
+func (s *server) me(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	reply(w, http.StatusOK, u.Data)
 }
 
 // home serves the caller's HomeChannel state as REST: the same JSON a

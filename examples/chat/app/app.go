@@ -30,6 +30,9 @@ import (
 type Options struct {
 	// Store is the rxgorm cache store. Nil means in memory.
 	Store cache.Store
+	// Broker connects several chat servers on one database (rx.RedisBroker).
+	// Nil means in process: one server.
+	Broker rx.Broker
 	// Logger receives errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// BcryptCost is the cost of password hashes. Zero means
@@ -79,7 +82,7 @@ func New(db *gorm.DB, opts Options) (*App, error) {
 	}
 	tokens.Load = a.loadUser
 	a.Tokens = tokens
-	hub, err := rx.New(db, rx.Config{Store: opts.Store, Logger: opts.Logger})
+	hub, err := rx.New(db, rx.Config{Store: opts.Store, Logger: opts.Logger, Broker: opts.Broker})
 	if err != nil {
 		return nil, err
 	}

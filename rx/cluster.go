@@ -1,0 +1,595 @@
+package rx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/rxgorm/rxgorm/cache"
+)
+
+// Several nodes (processes) serving one application share the database, the
+// cache store and a broker. What each node does (docs/SCALING.md):
+//
+//   - Every commit's touches are published on the broker, so that every
+//     node's engine sees every commit, wherever it was made.
+//   - With a Leaser broker (RedisBroker) and a store shared by the nodes
+//     (cache.MongoStore), each hot stream has one owner: the node holding
+//     its lease. Only the owner loads the stream from the database, applies
+//     commits to it, writes the store (which hands out the versions) and
+//     publishes the versioned deltas. Every other node with subscribers of
+//     the stream follows it: it serves snapshots and resumes from the store
+//     and forwards the owner's deltas, in version order, each once, filling
+//     any gap from the store.
+//   - A lease lives Config.LeaseTTL and is renewed every third of it. When
+//     the owner dies its lease runs out and a follower takes the stream
+//     over, reconciling the store with the database, so that commits the
+//     dead owner never broadcast are not lost. When Redis is unreachable,
+//     each node keeps serving its subscribers; when it answers again, every
+//     node re-establishes its streams the same way.
+
+// Leaser grants time-bounded leases shared by the nodes of a cluster. A
+// Broker that is also a Leaser (RedisBroker), together with a cache store
+// shared by the nodes, puts a Hub in cluster mode.
+type Leaser interface {
+	// Lease acquires for holder each key that is free, renews those holder
+	// holds, both for ttl, and returns each key's holder after the call.
+	Lease(ctx context.Context, holder string, ttl time.Duration, keys []string) ([]string, error)
+	// Holders returns each key's holder, "" for a free key.
+	Holders(ctx context.Context, keys []string) ([]string, error)
+	// Release frees each key that holder holds.
+	Release(ctx context.Context, holder string, keys []string) error
+}
+
+// SharedStore is implemented by cache stores that the nodes of a cluster
+// can share (cache.MongoStore): their versions are handed out in one place.
+type SharedStore interface {
+	SharedAcrossNodes() bool
+}
+
+// recoverer is implemented by brokers that report the end of an outage.
+type recoverer interface{ OnRecover(func()) }
+
+const (
+	topicTouches = "touches"
+)
+
+// cluster is a hub's link to the other nodes. It exists when the broker is
+// not the in-process one.
+type cluster struct {
+	h     *Hub
+	node  string
+	lease Leaser // nil: no stream ownership (each node loads its own)
+	ttl   time.Duration
+
+	mu    sync.Mutex
+	queue []outgoing // guarded by mu
+	down  bool       // guarded by mu: the last publish failed
+	// roles of the streams hot here: true owned, false followed. Kept
+	// apart from the engine so that renewing leases never waits for it.
+	roles map[cache.Stream]bool // guarded by mu
+	wake  chan struct{}
+	done  chan struct{}
+
+	unsub func()
+}
+
+type outgoing struct {
+	topic   string
+	payload []byte
+}
+
+// touchMsg carries one commit's touches to the other nodes.
+type touchMsg struct {
+	Node    string      `json:"n"`
+	Touches [][3]string `json:"t"` // layer, id, relation ("" for the row)
+}
+
+// deltaMsg is what an owner publishes on a stream's topic.
+type deltaMsg struct {
+	Version   uint64            `json:"v"`
+	Instances []*cache.Instance `json:"i,omitempty"`
+	// Reset: the stream was (re)loaded; read it from the store.
+	Reset bool `json:"r,omitempty"`
+	// Release: the owner let the stream go; take it over.
+	Release bool `json:"x,omitempty"`
+}
+
+func newCluster(h *Hub) (*cluster, error) {
+	node := h.cfg.NodeID
+	if node == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		node = hex.EncodeToString(b[:])
+	}
+	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, wake: make(chan struct{}, 1), done: make(chan struct{}), roles: map[cache.Stream]bool{}}
+	if l, ok := h.broker.(Leaser); ok {
+		if s, ok := h.store.(SharedStore); ok && s.SharedAcrossNodes() {
+			c.lease = l
+		} else {
+			h.log.Warn("rx: the broker connects several nodes but the cache store is not shared; each node loads and versions its own streams, and a client resuming on another node gets a full snapshot")
+		}
+	}
+	unsub, err := h.broker.Subscribe(h.ctx, topicTouches, c.remoteTouches)
+	if err != nil {
+		return nil, fmt.Errorf("rx: subscribe to commits of other nodes: %w", err)
+	}
+	c.unsub = unsub
+	if r, ok := h.broker.(recoverer); ok {
+		r.OnRecover(func() { h.engine.do(h.engine.rehomeAll) })
+	}
+	go c.publisher()
+	return c, nil
+}
+
+// start runs the lease loop once the engine exists.
+func (c *cluster) start() {
+	if c.lease != nil {
+		go c.renew()
+	}
+}
+
+func leaseKey(k cache.Stream) string { return "lease:" + k.Channel + ":" + k.Anchor }
+func readyKey(k cache.Stream, node string) string {
+	return "ready:" + k.Channel + ":" + k.Anchor + ":" + node
+}
+func deltaTopic(k cache.Stream) string { return "delta:" + k.Channel + ":" + k.Anchor }
+
+// publish queues a message; one goroutine sends them in order.
+func (c *cluster) publish(topic string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.h.log.Error("rx: encode a message to other nodes", "topic", topic, "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.queue = append(c.queue, outgoing{topic, b})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *cluster) publisher() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		q := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, m := range q {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := c.h.broker.Publish(ctx, m.topic, m.payload)
+			cancel()
+			c.mu.Lock()
+			if err != nil && !c.down {
+				c.h.log.Error("rx: publishing to other nodes failed; they resync when the broker is back", "err", err)
+			}
+			c.down = err != nil
+			c.mu.Unlock()
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-c.h.ctx.Done():
+			return
+		}
+	}
+}
+
+// flush waits until the queued messages are sent.
+func (c *cluster) flush(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		n := len(c.queue)
+		c.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// sendTouches tells the other nodes about a local commit.
+func (c *cluster) sendTouches(ts []touch) {
+	m := touchMsg{Node: c.node, Touches: make([][3]string, len(ts))}
+	for i, t := range ts {
+		m.Touches[i] = [3]string{t.l.name, t.id, ""}
+		if t.rel != nil {
+			m.Touches[i][2] = t.rel.name
+		}
+	}
+	c.publish(topicTouches, m)
+}
+
+// remoteTouches queues another node's commit. Layers this node does not
+// know (channels it did not register) are skipped.
+func (c *cluster) remoteTouches(b []byte) {
+	var m touchMsg
+	if err := json.Unmarshal(b, &m); err != nil || m.Node == c.node {
+		return
+	}
+	mdl := c.h.model
+	mdl.mu.Lock()
+	ts := make([]touch, 0, len(m.Touches))
+	for _, t := range m.Touches {
+		l := mdl.byName[t[0]]
+		if l == nil {
+			continue
+		}
+		tc := touch{l: l, id: t[1]}
+		if t[2] != "" {
+			for _, r := range l.rels {
+				if r.name == t[2] {
+					tc.rel = r
+				}
+			}
+			if tc.rel == nil {
+				continue
+			}
+		}
+		ts = append(ts, tc)
+	}
+	mdl.mu.Unlock()
+	if len(ts) > 0 {
+		c.h.engine.push(item{touches: ts})
+	}
+}
+
+// acquire takes or renews the lease of a stream and reports whether this
+// node holds it.
+func (c *cluster) acquire(ctx context.Context, k cache.Stream) (bool, error) {
+	hs, err := c.lease.Lease(ctx, c.node, c.ttl, []string{leaseKey(k)})
+	if err != nil {
+		return false, err
+	}
+	return hs[0] == c.node, nil
+}
+
+var errLeaseFree = errors.New("rx: stream lease is free")
+
+// waitReady waits until the owner of k has loaded it into the store, and
+// returns errLeaseFree when the stream has no owner (any more). It polls:
+// on the engine goroutine, like a local cold load, and bounded: past the
+// bound a stream the store holds is followed anyway (the owner's reset
+// brings its subscribers up to date).
+func (c *cluster) waitReady(ctx context.Context, k cache.Stream) error {
+	deadline := time.Now().Add(2*c.ttl + 5*time.Second)
+	for {
+		hs, err := c.lease.Holders(ctx, []string{leaseKey(k)})
+		if err != nil {
+			return err
+		}
+		if hs[0] == "" {
+			return errLeaseFree
+		}
+		rs, err := c.lease.Holders(ctx, []string{readyKey(k, hs[0])})
+		if err != nil {
+			return err
+		}
+		if rs[0] == hs[0] || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// ready marks an owned stream as loaded, for followers waiting on it, and
+// tells current followers to catch up.
+func (c *cluster) ready(ctx context.Context, s *hotStream) {
+	if _, err := c.lease.Lease(ctx, c.node, c.ttl, []string{readyKey(s.key, c.node)}); err != nil {
+		c.h.log.Debug("rx: mark stream ready", "stream", s.key, "err", err)
+	}
+	c.publish(deltaTopic(s.key), deltaMsg{Version: s.version, Reset: true})
+}
+
+// renew renews the leases of owned streams and tries to take over the
+// followed ones whose owner is gone, every third of the lease time.
+func (c *cluster) renew() {
+	t := time.NewTicker(c.ttl / 3)
+	defer t.Stop()
+	e := c.h.engine
+	for {
+		select {
+		case <-c.h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		owned, followed := c.streams()
+		keys := make([]string, 0, 2*len(owned)+len(followed))
+		for _, k := range owned {
+			keys = append(keys, leaseKey(k), readyKey(k, c.node))
+		}
+		for _, k := range followed {
+			keys = append(keys, leaseKey(k))
+		}
+		ctx, cancel := context.WithTimeout(c.h.ctx, c.ttl/3)
+		hs, err := c.lease.Lease(ctx, c.node, c.ttl, keys)
+		cancel()
+		if err != nil {
+			continue // the broker reports the outage; recovery rehomes
+		}
+		var moved []cache.Stream
+		for i, k := range owned {
+			if hs[2*i] != c.node {
+				moved = append(moved, k) // lost: follow the new owner
+			}
+		}
+		for i, k := range followed {
+			if hs[2*len(owned)+i] == c.node {
+				moved = append(moved, k) // the owner is gone: take over
+			}
+		}
+		if len(moved) > 0 {
+			e.do(func() {
+				for _, k := range moved {
+					if s := e.streams[k]; s != nil {
+						e.rehome(s)
+					}
+				}
+			})
+		}
+	}
+}
+
+// setRole records that k is hot here, owned or followed.
+func (c *cluster) setRole(k cache.Stream, owned bool) {
+	c.mu.Lock()
+	c.roles[k] = owned
+	c.mu.Unlock()
+}
+
+// forget records that k is no longer hot here.
+func (c *cluster) forget(k cache.Stream) {
+	c.mu.Lock()
+	delete(c.roles, k)
+	c.mu.Unlock()
+}
+
+// streams lists the streams hot here by role.
+func (c *cluster) streams() (owned, followed []cache.Stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, o := range c.roles {
+		if o {
+			owned = append(owned, k)
+		} else {
+			followed = append(followed, k)
+		}
+	}
+	return owned, followed
+}
+
+// close releases the owned streams so that followers take them over at
+// once, and stops the publisher.
+func (c *cluster) close() {
+	c.unsub()
+	owned, _ := c.streams()
+	if c.lease != nil && len(owned) > 0 {
+		keys := make([]string, 0, 2*len(owned))
+		for _, k := range owned {
+			keys = append(keys, leaseKey(k), readyKey(k, c.node))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+		if err := c.lease.Release(ctx, c.node, keys); err != nil {
+			c.h.log.Warn("rx: release stream leases", "err", err)
+		}
+		cancel()
+		for _, k := range owned {
+			c.publish(deltaTopic(k), deltaMsg{Release: true})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+	defer cancel()
+	_ = c.flush(ctx)
+}
+
+// follower is the state of a stream this node follows.
+type follower struct {
+	unsub func()
+	// floor holds, for subscriptions that started at a version above the
+	// stream's, the version they hold: earlier deltas are not theirs.
+	floor map[*Subscription]uint64
+}
+
+// storeVersion returns the stream's current version in the store, 0 when
+// it is cold.
+func (e *engine) storeVersion(ctx context.Context, k cache.Stream) (uint64, error) {
+	_, cur, _, err := e.active.Since(ctx, k, math.MaxInt64)
+	return cur, err
+}
+
+// follow makes k a stream this node follows, once its owner has it ready.
+func (e *engine) follow(ctx context.Context, def *channelDef, anchorID string, k cache.Stream) (*hotStream, error) {
+	c := e.h.cluster
+	s := newHotStream(k, def, anchorID)
+	s.remote = &follower{floor: map[*Subscription]uint64{}}
+	unsub, err := e.h.broker.Subscribe(ctx, deltaTopic(k), func(b []byte) {
+		var m deltaMsg
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		e.do(func() { e.remoteDelta(s, &m) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rx: follow %s: %w", k, err)
+	}
+	s.remote.unsub = unsub
+	if err := c.waitReady(ctx, k); err != nil {
+		unsub()
+		return nil, err
+	}
+	v, err := e.storeVersion(ctx, k)
+	if err == nil && v == 0 {
+		err = fmt.Errorf("rx: follow %s: %w", k, cache.ErrCold)
+	}
+	if err != nil {
+		unsub()
+		return nil, err
+	}
+	s.version = v
+	s.used = time.Now()
+	e.streams[k] = s
+	c.setRole(k, false)
+	// A broker subscription may become active after the call returns: a
+	// delta published meanwhile is caught up from the store.
+	time.AfterFunc(250*time.Millisecond, func() {
+		e.do(func() {
+			if e.streams[k] == s {
+				e.catchUp(s)
+			}
+		})
+	})
+	return s, nil
+}
+
+// remoteDelta handles a message of a followed stream's owner.
+func (e *engine) remoteDelta(s *hotStream, m *deltaMsg) {
+	if e.streams[s.key] != s {
+		return // no longer followed, or replaced
+	}
+	switch {
+	case m.Release:
+		e.rehome(s)
+	case m.Version <= s.version:
+		// Already delivered (a duplicate, or covered by a catch-up).
+	case m.Version == s.version+1 && !m.Reset:
+		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: m.Version, Instances: m.Instances, memo: &memo{}})
+		s.version = m.Version
+	default:
+		e.catchUp(s)
+	}
+}
+
+// deliverFollowed hands a followed stream's event to its subscribers,
+// except those that already hold its version.
+func (e *engine) deliverFollowed(s *hotStream, ev *Event) {
+	for sub := range s.subs {
+		if f, ok := s.remote.floor[sub]; ok {
+			if f >= ev.Version && !ev.Snapshot {
+				continue
+			}
+			delete(s.remote.floor, sub)
+		}
+		sub.deliver(ev)
+	}
+}
+
+// catchUp brings a followed stream's subscribers to the store's version:
+// the changes since the version they hold, or a snapshot.
+func (e *engine) catchUp(s *hotStream) {
+	ctx := e.ctx()
+	changes, cur, ok, err := e.active.Since(ctx, s.key, s.version)
+	switch {
+	case err != nil:
+		e.logf("rx: catch up with %s: %v", s.key, err)
+		return
+	case cur == 0:
+		e.rehome(s) // the stream left the store: its owner is gone
+		return
+	case ok:
+		if cur > s.version {
+			e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: cur, Instances: changes, memo: &memo{}})
+		}
+		s.version = cur
+	default:
+		snap, err := e.snapshot(ctx, s.key)
+		if err != nil {
+			e.logf("rx: catch up with %s: %v", s.key, err)
+			return
+		}
+		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: snap.Version, Instances: snap.Instances, Snapshot: true, memo: &memo{}})
+		s.version = snap.Version
+	}
+}
+
+// rehome drops s here and makes its anchor hot again, owned or followed as
+// the lease now says, moving its subscribers over and bringing them to the
+// new stream's version from the one they hold.
+func (e *engine) rehome(s *hotStream) {
+	ctx := e.ctx()
+	e.drop(s)
+	ns, err := e.hot(ctx, s.def, s.anchor.id)
+	if err != nil && isNotFound(err) {
+		// The anchor is gone: the store's last word on it (its
+		// tombstones) is the stream's end.
+		ns, err = s, nil
+		ns.used = time.Now()
+	}
+	if err != nil {
+		e.logf("rx: re-establish %s: %v", s.key, err)
+		for sub := range s.subs {
+			sub.end(fmt.Errorf("rx: stream %s lost: %w", s.key, err))
+		}
+		return
+	}
+	subs := s.subs
+	for sub := range subs {
+		ns.subs[sub] = struct{}{}
+		for i, x := range sub.streams {
+			if x == s {
+				sub.streams[i] = ns
+			}
+		}
+	}
+	if len(subs) == 0 || (ns != s && s.version == ns.version) {
+		return
+	}
+	ev, err := e.h.initialEvent(ctx, ns, map[string]uint64{s.key.Anchor: s.version})
+	if err != nil {
+		e.logf("rx: re-establish %s: %v", s.key, err)
+		return
+	}
+	if !ev.Snapshot && (len(ev.Instances) == 0 || ev.Version <= s.version) {
+		return
+	}
+	ev.Initial = false
+	ev.memo = &memo{}
+	for sub := range subs {
+		if f, ok := s.remote.floorOf(sub); ok && f >= ev.Version && !ev.Snapshot {
+			continue
+		}
+		sub.deliver(ev)
+	}
+}
+
+// floorOf returns sub's floor on a followed stream (f may be nil: owned).
+func (f *follower) floorOf(sub *Subscription) (uint64, bool) {
+	if f == nil {
+		return 0, false
+	}
+	v, ok := f.floor[sub]
+	return v, ok
+}
+
+// rehomeAll re-establishes every stream after a broker outage: leases may
+// have moved and commits of other nodes may have been missed.
+func (e *engine) rehomeAll() {
+	if e.h.cluster == nil {
+		return
+	}
+	if e.h.cluster.lease == nil {
+		e.resyncAll()
+		return
+	}
+	for _, s := range e.hotStreams() {
+		e.rehome(s)
+	}
+}
