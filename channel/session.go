@@ -13,8 +13,8 @@ import (
 	"github.com/rxgorm/rxgorm/rx"
 )
 
-// session is one client connection. Goroutines: the read loop (ServeHTTP's
-// goroutine), a writer while frames are queued, and one per running action.
+// session is one client connection. Goroutines: the read loop (started by
+// ServeHTTP), a writer while frames flow, and one per running action.
 // Events from the engine are queued by the subscriptions' Deliver
 // functions, which never block: a full queue closes the socket with
 // CloseSlowClient. An idle socket has no writer goroutine and no queue
@@ -32,6 +32,8 @@ type session struct {
 	qmu     sync.Mutex
 	queue   []outItem // guarded by qmu: frames waiting for the writer
 	writing bool      // guarded by qmu: a writer goroutine is running
+	busy    bool      // guarded by qmu: the writer is writing frames
+	wake    chan struct{}
 
 	mu       sync.Mutex
 	user     rx.User              // set once at hello
@@ -65,6 +67,7 @@ func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 		token:    token,
 		ctx:      ctx,
 		stop:     stop,
+		wake:     make(chan struct{}, 1),
 		subs:     map[string]*subState{},
 		calls:    map[string]bool{},
 		lastSent: map[cache.Stream]uint64{},
@@ -90,11 +93,16 @@ func (s *session) enqueue(it outItem) bool {
 		return false
 	}
 	s.queue = append(s.queue, it)
-	start := !s.writing
+	running := s.writing
 	s.writing = true
 	s.qmu.Unlock()
-	if start {
+	if !running {
 		go s.writer()
+		return true
+	}
+	select { // wake the writer if it is lingering
+	case s.wake <- struct{}{}:
+	default:
 	}
 	return true
 }
@@ -103,7 +111,7 @@ func (s *session) enqueue(it outItem) bool {
 func (s *session) pending() bool {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	return s.writing
+	return len(s.queue) > 0 || s.busy
 }
 
 // kill closes the socket with a close code, from any goroutine, without
@@ -424,13 +432,43 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 	return true
 }
 
-// writer writes the queued frames until the queue is empty, then exits;
-// enqueue starts it again. At most one runs at a time: it is the only
-// goroutine writing data frames.
+// writerLinger is how long a writer with nothing to write waits for more
+// before it exits: a socket receiving steady traffic keeps its writer (a
+// wake-up costs the engine less than starting a goroutine), an idle one
+// has none.
+const writerLinger = time.Second
+
+// writer writes the queued frames; once the queue has stayed empty for
+// writerLinger it exits, and enqueue starts it again. At most one runs at a
+// time: it is the only goroutine writing data frames.
 func (s *session) writer() {
-	var batch []outItem
+	var (
+		batch  []outItem
+		linger *time.Timer
+	)
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		s.qmu.Lock()
+		s.busy = false
+		if len(s.queue) == 0 && s.ctx.Err() == nil {
+			s.qmu.Unlock()
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			select {
+			case <-s.wake:
+				continue
+			case <-linger.C:
+			case <-s.ctx.Done():
+			}
+			s.qmu.Lock()
+		}
 		if len(s.queue) == 0 || s.ctx.Err() != nil {
 			s.queue = nil
 			s.writing = false
@@ -439,6 +477,7 @@ func (s *session) writer() {
 		}
 		// Swap the queue with the drained batch's storage.
 		batch, s.queue = s.queue, batch[:0]
+		s.busy = true
 		s.qmu.Unlock()
 		for i, it := range batch {
 			if err := s.write(it); err != nil {
@@ -478,7 +517,14 @@ func (s *session) write(it outItem) error {
 			batch := insts[:min(n, len(insts))]
 			insts = insts[len(batch):]
 			frame := snapshotFrame(it.sub.id, ev.Anchor, ev.Version, ev.Snapshot && first, len(insts) > 0, batch)
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			// A batch is tens of KB: WriteMessage would send it as
+			// fragments of the 4 KiB write buffer, one syscall each; a
+			// prepared message goes out in one.
+			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
+			if err != nil {
+				return err
+			}
+			if err := s.conn.WritePreparedMessage(pm); err != nil {
 				return err
 			}
 		}

@@ -30,7 +30,8 @@ const (
 // target is a server under load: its control endpoints and its sockets.
 type target struct {
 	dialect Dialect
-	base    string // http://host:port
+	base    string   // http://host:port
+	nodes   []string // base URLs of further nodes of a cluster
 	stop    func()
 	http    *http.Client
 }
@@ -42,7 +43,15 @@ func newTarget(d Dialect, base string, stop func()) *target {
 	return &target{dialect: d, base: strings.TrimSuffix(base, "/"), stop: stop, http: &http.Client{}}
 }
 
-func (t *target) wsURL() string { return "ws" + strings.TrimPrefix(t.base, "http") + "/ws" }
+// wsURL is the socket address of client i: clients are spread over the
+// nodes in turn.
+func (t *target) wsURL(i int) string {
+	base := t.base
+	if n := len(t.nodes) + 1; i%n > 0 {
+		base = t.nodes[i%n-1]
+	}
+	return "ws" + strings.TrimPrefix(base, "http") + "/ws"
+}
 
 func (t *target) stats(ctx context.Context, gc bool) (loadctl.Stats, error) {
 	var st loadctl.Stats
@@ -134,15 +143,16 @@ type client struct {
 	dup, ooo    int64
 	other       int64
 	err         error
+	dropped     bool // the socket closed before the run ended
 	done        chan struct{}
 }
 
 var dialer = websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024}
 
-// dial opens a socket to t and subscribes it to anchor a (index from 0).
+// dial opens socket i to t and subscribes it to anchor a (index from 0).
 // For rxgorm, anchor overrides the board id (0: the write board a + 1).
-func dial(ctx context.Context, t *target, a int, board uint) (*client, error) {
-	conn, _, err := dialer.DialContext(ctx, t.wsURL(), nil)
+func dial(ctx context.Context, t *target, i, a int, board uint) (*client, error) {
+	conn, _, err := dialer.DialContext(ctx, t.wsURL(i), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +298,17 @@ func intField(msg []byte, key string) (int64, bool) {
 	return v, err == nil
 }
 
+// ended reports whether the client's socket closed (the server dropped
+// it) before close was called.
+func (c *client) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *client) close() {
 	c.wmu.Lock()
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
@@ -328,7 +349,7 @@ func connectAll(ctx context.Context, t *target, n, anchors int, progress func(st
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			c, err := dial(ctx, t, i%anchors, 0)
+			c, err := dial(ctx, t, i, i%anchors, 0)
 			if err != nil {
 				once.Do(func() { first = fmt.Errorf("rxload: client %d: %w", i, err) })
 				failed.Store(true)

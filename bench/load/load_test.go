@@ -1,16 +1,26 @@
 package load
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"strings"
 	"testing"
+
+	"github.com/rxgorm/rxgorm/bench/loadctl"
 )
 
-// runMain runs rxload with args plus -inproc -json and decodes the report.
+// runMain runs rxload with args plus -json (and -inproc unless args has
+// -connect) and decodes the report.
 func runMain(t *testing.T, args ...string) *Report {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	if err := Main(append(args, "-inproc", "-json"), &out, &errOut); err != nil {
+	if !strings.Contains(strings.Join(args, " "), "-connect") {
+		args = append(args, "-inproc")
+	}
+	if err := Main(append(args, "-json"), &out, &errOut); err != nil {
 		t.Fatalf("rxload %v: %v\n%s", args, err, errOut.String())
 	}
 	var rep Report
@@ -54,5 +64,34 @@ func TestIdleAndSnapshotSmoke(t *testing.T) {
 		if len(c.Ms) != 1 || c.MedianMs <= 0 || (c.Instances != 1001 && c.Instances != 10001) {
 			t.Fatalf("snapshot case = %+v", c)
 		}
+	}
+}
+
+// TestServeAndConnect runs `rxload -serve` (as the child process would)
+// and drives it with -connect, spreading over its anchors.
+func TestServeAndConnect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-serve", "-a", "3"}, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address from -serve: %v (%v)", err, <-done)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), loadctl.AddrPrefix)
+	if !ok {
+		t.Fatalf("-serve printed %q", line)
+	}
+	rep := runMain(t, "-connect", "http://"+addr, "-a", "3", "-c", "6", "-w", "30")
+	if rep.Lost != 0 || rep.Duplicate != 0 || rep.OutOfOrder != 0 || rep.Deliveries != 60 {
+		t.Fatalf("deliveries %d, lost %d, duplicate %d, out of order %d", rep.Deliveries, rep.Lost, rep.Duplicate, rep.OutOfOrder)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

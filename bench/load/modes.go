@@ -68,7 +68,7 @@ func runIdle(ctx context.Context, t *target, cfg Config, p *progress) (*Report, 
 // and hot (from the cache store).
 func runSnapshot(ctx context.Context, t *target, cfg Config, p *progress) (*Report, error) {
 	rep := &Report{Mode: "snapshot", Server: t.dialect, Store: cfg.Server.store(), DB: cfg.Server.db()}
-	c, err := dial(ctx, t, 0, 0)
+	c, err := dial(ctx, t, 0, 0, 0)
 	if err != nil {
 		return nil, err
 	}

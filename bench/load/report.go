@@ -36,6 +36,7 @@ type Report struct {
 	Lost             int64   `json:"lost"`
 	Duplicate        int64   `json:"duplicate"`
 	OutOfOrder       int64   `json:"outOfOrder"`
+	Dropped          int     `json:"dropped"` // sockets the server closed during the run
 	ServerCPU        float64 `json:"serverCpuSeconds"`
 	ServerMaxRSS     int64   `json:"serverMaxRss"`
 
@@ -122,6 +123,9 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 		first = res.Sent[0]
 	}
 	for _, c := range clients {
+		if c.dropped {
+			r.Dropped++
+		}
 		frames += c.frames.Load()
 		bytes += c.bytes.Load()
 		r.Duplicate += c.dup
@@ -210,7 +214,7 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  deliveries  %d in %.0f ms = %.0f/s; %d frames = %.0f/s, %.0f B/frame, %.2f commits/frame\n",
 			r.Deliveries, r.SpanMs, r.DeliveriesPerSec, r.Frames, r.FramesPerSec, r.FrameBytes, float64(r.Deliveries)/max(1, float64(r.Frames)))
 		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
-		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d\n", r.Lost, r.Duplicate, r.OutOfOrder)
+		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
 		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20))
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)

@@ -37,6 +37,10 @@ type Config struct {
 	Connect string
 	// InProc runs the rxgorm server in this process instead of a child.
 	InProc bool
+	// Nodes is the number of rxgorm nodes (in this process, sharing the
+	// database, -mongo and -redis) the clients are spread over; the writes
+	// go through the first.
+	Nodes int
 	// Centrifuge also runs the scenario against the centrifuge server.
 	Centrifuge bool
 	// CentrifugeDir is the bench/centrifuge module; "" finds it beside
@@ -57,6 +61,13 @@ type Config struct {
 // Main runs rxload with command-line args, writing the report to stdout
 // and the progress line to stderr.
 func Main(args []string, stdout, stderr io.Writer) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return run(ctx, args, stdout, stderr)
+}
+
+// run is Main until ctx ends (-serve stops then).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rxload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
@@ -70,6 +81,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Server.Redis, "redis", "", "Redis address of the broker (\"\": in-process)")
 	fs.StringVar(&cfg.Connect, "connect", "", "base URL of a running `rxload -serve` (\"\": start one)")
 	fs.BoolVar(&cfg.InProc, "inproc", false, "run the rxgorm server in this process, not as a child")
+	fs.IntVar(&cfg.Nodes, "nodes", 1, "rxgorm nodes in a cluster, in this process (needs -mongo and -redis); clients are spread over them, writes go through the first")
 	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
@@ -84,9 +96,10 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if _, err := loadctl.RaiseNoFile(); err != nil {
 		fmt.Fprintln(stderr, err)
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if *serve {
+		cfg.Server.Anchors = cfg.Anchors
 		cfg.Server.Snapshot = true
 		srv, err := StartServer(ctx, cfg.Server)
 		if err != nil {
@@ -179,12 +192,26 @@ func startRx(ctx context.Context, cfg Config) (*target, error) {
 	switch {
 	case cfg.Connect != "":
 		return newTarget(RxGorm, cfg.Connect, nil), nil
-	case cfg.InProc:
+	case cfg.InProc || cfg.Nodes > 1:
+		if cfg.Nodes > 1 && (cfg.Server.Mongo == "" || cfg.Server.Redis == "") {
+			return nil, errors.New("rxload: -nodes needs -mongo and -redis: the nodes share the cache store and the broker")
+		}
 		srv, err := StartServer(ctx, cfg.Server)
 		if err != nil {
 			return nil, err
 		}
-		return newTarget(RxGorm, srv.URL, srv.Close), nil
+		t := newTarget(RxGorm, srv.URL, srv.Close)
+		for i := 1; i < cfg.Nodes; i++ {
+			n, err := StartNode(ctx, srv)
+			if err != nil {
+				t.stop()
+				return nil, err
+			}
+			t.nodes = append(t.nodes, n.URL)
+			stop := t.stop
+			t.stop = func() { n.Close(); stop() }
+		}
+		return t, nil
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -282,7 +309,7 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	for time.Now().Before(grace) && ctx.Err() == nil {
 		all := true
 		for _, c := range clients {
-			if c.maxN.Load() < final[c.anchor] {
+			if c.maxN.Load() < final[c.anchor] && !c.ended() {
 				all = false
 				break
 			}
@@ -303,6 +330,9 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 		return nil, err
 	}
 	all := clients
+	for _, c := range all {
+		c.dropped = c.ended()
+	}
 	closeAll()
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
 		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS}

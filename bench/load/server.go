@@ -3,7 +3,6 @@ package load
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -74,6 +73,12 @@ type Server struct {
 	mu      sync.Mutex
 	base    []int // per anchor: the last n written
 	cleanup []func()
+
+	// What further nodes of the cluster share (StartNode).
+	cfg         ServerConfig
+	mongoURI    string
+	mongoName   string
+	redisPrefix string
 }
 
 // StartServer seeds a database and serves BoardChannel on a loopback port.
@@ -81,7 +86,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error)
 	if cfg.Anchors <= 0 {
 		cfg.Anchors = 1
 	}
-	s := &Server{base: make([]int, cfg.Anchors)}
+	s := &Server{base: make([]int, cfg.Anchors), cfg: cfg, mongoName: fmt.Sprintf("rxload_%d", os.Getpid()), redisPrefix: fmt.Sprintf("rxload:%d:", os.Getpid())}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -93,20 +98,44 @@ func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error)
 	if err := seed(s.db, cfg); err != nil {
 		return nil, err
 	}
+	return s, s.serve(ctx)
+}
+
+// StartNode starts another node of peer's application: its own GORM pool
+// (and rx plugin), hub, MongoDB and Redis clients and HTTP server, sharing
+// peer's database, MongoDB database and Redis prefix, as a second server
+// behind a load balancer would (rxgorm's cluster mode).
+func StartNode(ctx context.Context, peer *Server) (srv *Server, err error) {
+	s := &Server{base: make([]int, peer.cfg.Anchors), cfg: peer.cfg, mongoURI: peer.mongoURI, mongoName: peer.mongoName, redisPrefix: peer.redisPrefix}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.db, err = gorm.Open(peer.db.Dialector, &gorm.Config{Logger: logger.Discard}); err != nil {
+		return nil, err
+	}
+	s.cfg.Mongo = peer.mongoURI
+	return s, s.serve(ctx)
+}
+
+// serve starts the hub and the HTTP server on s.db.
+func (s *Server) serve(ctx context.Context) (err error) {
+	cfg := s.cfg
 	rc := rx.Config{Logger: quietLogger()}
 	if cfg.Mongo != "" {
 		if rc.Store, err = s.mongoStore(ctx, cfg.Mongo); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Redis != "" {
 		client := redis.NewClient(&redis.Options{Addr: cfg.Redis})
-		b := rx.NewRedisBroker(client, rx.RedisOptions{Prefix: fmt.Sprintf("rxload:%d:", os.Getpid())})
+		b := rx.NewRedisBroker(client, rx.RedisOptions{Prefix: s.redisPrefix})
 		s.cleanup = append(s.cleanup, func() { b.Close(); client.Close() })
 		rc.Broker = b
 	}
 	if s.hub, err = bench.NewHub(s.db, rc); err != nil {
-		return nil, err
+		return err
 	}
 	s.ws = channel.NewServer(s.hub, channel.Options{Logger: quietLogger()})
 	mux := http.NewServeMux()
@@ -123,12 +152,12 @@ func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.URL = "http://" + ln.Addr().String()
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.http.Serve(ln) }()
-	return s, nil
+	return nil
 }
 
 func (s *Server) openDB(kind string) error {
@@ -171,11 +200,12 @@ func (s *Server) mongoStore(ctx context.Context, uri string) (cache.Store, error
 		s.cleanup = append(s.cleanup, stop)
 		uri = u
 	}
+	s.mongoURI = uri
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		return nil, fmt.Errorf("mongo: %w", err)
 	}
-	name := fmt.Sprintf("rxload_%d", os.Getpid())
+	name := s.mongoName
 	s.cleanup = append(s.cleanup, func() {
 		_ = client.Database(name).Drop(context.Background())
 		_ = client.Disconnect(context.Background())
@@ -316,5 +346,3 @@ func (s *Server) Close() {
 		s.cleanup[i]()
 	}
 }
-
-var errNoAddr = errors.New("rxload: the server printed no address")
