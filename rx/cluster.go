@@ -337,15 +337,14 @@ func (c *cluster) renew() {
 				moved = append(moved, k) // the owner is gone: take over
 			}
 		}
-		if len(moved) > 0 {
-			e.do(func() {
-				for _, k := range moved {
-					if s := e.streams[k]; s != nil {
-						e.rehome(s)
-					}
+		e.do(func() {
+			for _, k := range moved {
+				if s := e.streams[k]; s != nil {
+					e.rehome(s)
 				}
-			})
-		}
+			}
+			e.reconcileOld(time.Now())
+		})
 	}
 }
 
@@ -534,10 +533,11 @@ func (e *engine) rehome(s *hotStream) {
 		ns.used = time.Now()
 	}
 	if err != nil {
-		e.logf("rx: re-establish %s: %v", s.key, err)
-		for sub := range s.subs {
-			sub.end(fmt.Errorf("rx: stream %s lost: %w", s.key, err))
-		}
+		// Keep the subscribers: the stream is retried like one whose
+		// reload failed on a single node (resync), as a new stream.
+		e.logf("rx: re-establish %s (retrying): %v", s.key, err)
+		s.remote = nil
+		e.park(s)
 		return
 	}
 	subs := s.subs
@@ -577,6 +577,22 @@ func (f *follower) floorOf(sub *Subscription) (uint64, bool) {
 	}
 	v, ok := f.floor[sub]
 	return v, ok
+}
+
+// reconcileOld reloads the owned streams loaded longer than
+// Config.ReconcileInterval ago: the touches of a commit can be lost with
+// the node that made it (it died before publishing them), and the reload
+// delivers what they would have.
+func (e *engine) reconcileOld(now time.Time) {
+	every := e.h.cfg.ReconcileInterval
+	if every < 0 {
+		return
+	}
+	for _, s := range e.hotStreams() {
+		if s.remote == nil && !s.loaded.IsZero() && now.Sub(s.loaded) >= every {
+			e.rehome(s)
+		}
+	}
 }
 
 // rehomeAll re-establishes every stream after a broker outage: leases may

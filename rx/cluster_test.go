@@ -40,6 +40,8 @@ type testCluster struct {
 	redis    string
 	prefix   string
 	nodes    []*clusterNode
+	// reconcile is the nodes' Config.ReconcileInterval (0: the default).
+	reconcile time.Duration
 }
 
 func newTestCluster(t *testing.T, base *gorm.DB, redisAddr string, n int) *testCluster {
@@ -72,7 +74,7 @@ func (c *testCluster) start(t *testing.T, i int) *clusterNode {
 	rc := redis.NewClient(&redis.Options{Addr: c.redis, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: c.prefix})
 	n := &clusterNode{name: fmt.Sprint("node", i), db: reopen(t, c.base), redis: rc, broker: b}
-	n.hub, err = rx.New(n.db, rx.Config{Store: store, Broker: b, NodeID: n.name, LeaseTTL: time.Second})
+	n.hub, err = rx.New(n.db, rx.Config{Store: store, Broker: b, NodeID: n.name, LeaseTTL: time.Second, ReconcileInterval: c.reconcile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,4 +345,33 @@ func TestClusterRedisRestart(t *testing.T) {
 	l.write(1, clusterOps()/3)
 	waitConverged(t, reopen(t, base), l.watchers, 30*time.Second)
 	l.stopAll()
+}
+
+// A commit whose touches never reach any node (its node died between the
+// commit and publishing them; here: a write without the rx plugin) reaches
+// the subscribers of both nodes when the owner reconciles the stream.
+func TestClusterReconcile(t *testing.T) {
+	base := openSQLite(t)
+	migrate(t, base)
+	base.Create(&User{Name: "u"})
+	base.Create(&Chat{Title: "x"})
+	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
+		mongoDB:   fmt.Sprintf("rxrecon_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
+		prefix:    fmt.Sprintf("rxrecon:%d:", time.Now().UnixNano()),
+		reconcile: 500 * time.Millisecond}
+	var ws []*watcher
+	for i := 0; i < 2; i++ {
+		c.start(t, i)
+		wt := &watcher{name: fmt.Sprint("chat1@node", i), channel: "ChatChannel", params: ChatParams{ChatID: 1}, user: rx.User{ID: "1"}, chatID: 1}
+		wt.start(t, c.nodes[i].hub, false)
+		ws = append(ws, wt)
+	}
+	plain := reopen(t, base) // no rx plugin: nobody hears of this commit
+	if err := plain.Create(&Message{ChatID: 1, SenderID: 1, Text: "lost with its node"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, reopen(t, base), ws, 20*time.Second)
+	for _, wt := range ws {
+		wt.stop()
+	}
 }

@@ -640,6 +640,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	}
 	s.version = v
 	s.used = time.Now()
+	s.loaded = s.used
 	e.streams[key] = s
 	for _, l := range def.layers {
 		e.layerHot[l]++

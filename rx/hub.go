@@ -41,6 +41,11 @@ type Config struct {
 	// lease: the time for another node to take over the streams of a node
 	// that died. Zero means 5 s.
 	LeaseTTL time.Duration
+	// ReconcileInterval is, in cluster mode, how often the owner of a
+	// stream reloads it from the database and reconciles the store with
+	// it: a commit whose node died before publishing it reaches the
+	// subscribers within this time. Zero means 10 minutes; negative never.
+	ReconcileInterval time.Duration
 	// PresenceHeartbeat is how often a node announces its presence table
 	// to the others (presence.go). Zero means 5 s.
 	PresenceHeartbeat time.Duration
@@ -106,6 +111,9 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 5 * time.Second
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = 10 * time.Minute
 	}
 	if cfg.PresenceHeartbeat <= 0 {
 		cfg.PresenceHeartbeat = 5 * time.Second

@@ -37,6 +37,7 @@ type hotStream struct {
 	in     map[ikey]map[edge]struct{}
 	subs   map[*Subscription]struct{}
 	used   time.Time // last load or subscription, for TTL expiry
+	loaded time.Time // last load from the database
 	lost   bool      // a reload failed (logged once); parked until one succeeds
 	// version is the last version handed to subscribers.
 	version uint64
