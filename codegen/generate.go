@@ -305,7 +305,16 @@ func (g *gen) channels() []byte {
 		for _, n := range []string{params, runtime} {
 			g.collect(n, used)
 		}
-		fmt.Fprintf(&classes, "\n/** Channel %s (Go %s). */\nexport class %s extends ContextChannel<%s, %s, %s> {\n", c.Name, c.GoType, exportName(c.Name), state, params, runtime)
+		writes := ""
+		if len(c.Writes) > 0 {
+			writes = ", " + writesType(c.Name)
+			classes.WriteString(g.writesDecl(c))
+		}
+		doc := fmt.Sprintf("Channel %s (Go %s).", c.Name, c.GoType)
+		if c.Presence {
+			doc += " It tracks presence: see presence and onPresence."
+		}
+		fmt.Fprintf(&classes, "\n/** %s */\nexport class %s extends ContextChannel<%s, %s, %s%s> {\n", doc, exportName(c.Name), state, params, runtime, writes)
 		fmt.Fprintf(&classes, "  static readonly channel = %q;\n  readonly channel = %q;\n  readonly many = %v;\n  readonly model = %s;\n", c.Name, c.Name, c.Many, modelConst(c.Name))
 		paramDecl := "params: " + params
 		if g.emptyStruct(&c.Params) {
@@ -403,7 +412,9 @@ func (g *gen) models() string {
 				fmt.Fprintf(&b, "    %s: { %s },\n", prop(ln), strings.Join(rels, ", "))
 			}
 		}
-		b.WriteString("  },\n};\n")
+		b.WriteString("  },\n")
+		b.WriteString(writesModel(c))
+		b.WriteString("};\n")
 	}
 	return b.String()
 }
