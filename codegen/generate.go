@@ -340,7 +340,7 @@ func (g *gen) channels() []byte {
 				g.collect(result, used)
 			}
 			fmt.Fprintf(&classes, "  /** Action %s (Go %s). */\n  %s(%s): Promise<%s> {\n    return this.callAction<%s>(%q, [%s]);\n  }\n",
-				a.Name, a.GoName, safeIdent(a.Name), strings.Join(args, ", "), result, result, a.Name, strings.Join(vals, ", "))
+				a.Name, a.GoName, methodIdent(a.Name), strings.Join(args, ", "), result, result, a.Name, strings.Join(vals, ", "))
 		}
 		classes.WriteString("}\n")
 	}
@@ -420,6 +420,20 @@ func (g *gen) models() string {
 }
 
 var tsReserved = map[string]bool{"break": true, "case": true, "catch": true, "class": true, "const": true, "continue": true, "debugger": true, "default": true, "delete": true, "do": true, "else": true, "enum": true, "export": true, "extends": true, "false": true, "finally": true, "for": true, "function": true, "if": true, "import": true, "in": true, "instanceof": true, "new": true, "null": true, "return": true, "super": true, "switch": true, "this": true, "throw": true, "true": true, "try": true, "typeof": true, "var": true, "void": true, "while": true, "with": true, "let": true, "static": true, "yield": true, "await": true, "constructor": true}
+
+// runtimeMembers are the members of the runtime's ContextChannel: an
+// action method may not override one (it would hide it, and fail under
+// noImplicitOverride).
+var runtimeMembers = map[string]bool{"channel": true, "many": true, "model": true, "connection": true, "params": true, "subscribe": true, "onStatus": true, "onRuntime": true, "onPresence": true, "getState": true, "getRuntime": true, "status": true, "error": true, "ready": true, "presence": true, "presenceOf": true, "save": true, "create": true, "callAction": true}
+
+// methodIdent is the method name of an action: its wire name, with "_"
+// appended when it is a reserved word or a member of ContextChannel.
+func methodIdent(s string) string {
+	if runtimeMembers[s] {
+		return s + "_"
+	}
+	return safeIdent(s)
+}
 
 func safeIdent(s string) string {
 	if tsReserved[s] {

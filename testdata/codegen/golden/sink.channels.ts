@@ -83,6 +83,10 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
   buy(lines: Line[] | null, at: string, note: string | null): Promise<Receipt | null> {
     return this.callAction<Receipt | null>("buy", [lines, at, note]);
   }
+  /** Action create (Go Create). */
+  create_(name: string): Promise<void> {
+    return this.callAction<void>("create", [name]);
+  }
   /** Action item (Go Item). */
   item(id: number): Promise<ItemData> {
     return this.callAction<ItemData>("item", [id]);

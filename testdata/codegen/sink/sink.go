@@ -136,7 +136,7 @@ func (ShopChannel) Authorize(context.Context, rx.User, ShopParams) error { retur
 
 // Actions lists the actions.
 func (*ShopChannel) Actions() []string {
-	return []string{"Buy", "Rename", "Ping", "Promote", "Stats", "Item"}
+	return []string{"Buy", "Rename", "Ping", "Promote", "Stats", "Item", "Create"}
 }
 
 // Buy buys items.
@@ -162,6 +162,10 @@ func (c *ShopChannel) Writable() []rx.Writable {
 func (*ShopChannel) allowItem(context.Context, rx.Write[Item]) error { return nil }
 func (*ShopChannel) allowNote(context.Context, rx.Write[Note]) error { return nil }
 func (*ShopChannel) allowSign(context.Context, rx.Write[Sign]) error { return nil }
+
+// Create is named like a ContextChannel method: its TypeScript method is
+// create_.
+func (*ShopChannel) Create(ctx context.Context, name string) error { return nil }
 
 // Ping takes nothing and returns nothing.
 func (*ShopChannel) Ping(ctx context.Context) error { return nil }
