@@ -283,30 +283,12 @@ func (s *session) unsubscribe(m *ClientMessage) error {
 }
 
 func (s *session) call(m *ClientMessage) error {
-	s.mu.Lock()
-	st := s.subs[m.Sub.String()]
-	s.mu.Unlock()
-	if st == nil || st.rs == nil {
-		frame, _ := resultFrame(m.ID, nil, rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String()))
-		s.enqueue(outItem{data: frame})
-		return nil
+	if st := s.target(m); st != nil {
+		go func() {
+			v, err := st.rs.Call(s.ctx, m.Action, m.Args)
+			s.answer(m, st, v, err)
+		}()
 	}
-	go func() {
-		v, err := st.rs.Call(s.ctx, m.Action, m.Args)
-		e := rx.Public(err)
-		var re *rx.Error
-		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
-			// A plain error: log its cause, send nothing of it.
-			s.srv.opts.Logger.Error("channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
-			e = rx.Errorf(rx.CodeInternal, "internal error")
-		}
-		frame, ferr := resultFrame(m.ID, v, e)
-		if ferr != nil {
-			s.srv.opts.Logger.Error("channel: encode action result", "channel", st.channel, "action", m.Action, "err", ferr)
-			frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
-		}
-		s.enqueue(outItem{data: frame})
-	}()
 	return nil
 }
 
