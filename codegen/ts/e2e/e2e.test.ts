@@ -47,16 +47,20 @@ async function rejectsWith(p: Promise<unknown>, code: string, notInMessage?: str
   });
 }
 
-test("generated classes against a live server", async () => {
+// live runs f on a subscribed BoardChannel, and closes the connection
+// after.
+async function live(f: (ch: BoardChannel) => Promise<void>): Promise<void> {
   const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: 1 });
   const keep = ch.subscribe(() => {});
   try {
-    await scenario(ch);
+    await f(ch);
   } finally {
     keep();
     ch.connection.close();
   }
-});
+}
+
+test("generated classes against a live server", () => live(scenario));
 
 async function scenario(ch: BoardChannel): Promise<void> {
 
@@ -108,16 +112,7 @@ async function scenario(ch: BoardChannel): Promise<void> {
 
 // Optimistic writes against the live server: each is visible at once, and
 // ends in exactly the server's state, whether confirmed or refused.
-test("optimistic writes against a live server", async () => {
-  const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: 1 });
-  const keep = ch.subscribe(() => {});
-  try {
-    await writes(ch);
-  } finally {
-    keep();
-    ch.connection.close();
-  }
-});
+test("optimistic writes against a live server", () => live(writes));
 
 async function serverState(): Promise<string> {
   return JSON.stringify(JSON.parse(await ctl("/state")) as Board);
