@@ -146,6 +146,7 @@ export interface ChatRef {
 export interface ChatRuntime {
   notices: Notice[] | null;
   closed: boolean;
+  typing: number[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.FriendGroup as encoding/json writes it. */
@@ -188,6 +189,7 @@ export interface HomeParams {
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.HomeRuntime as encoding/json writes it. */
 export interface HomeRuntime {
   notices: Notice[] | null;
+  online: number[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Message as encoding/json writes it. */
