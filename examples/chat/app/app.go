@@ -42,9 +42,6 @@ type Options struct {
 	// TypingTimeout is how long a member counts as typing after their last
 	// Typing(true). Zero means DefaultTypingTimeout.
 	TypingTimeout time.Duration
-	// Broker connects the nodes when several serve the app (an
-	// rx.RedisBroker). Nil means one node.
-	Broker rx.Broker
 }
 
 // SessionCloser ends a user's live connections; *channel.Server is one.
