@@ -29,6 +29,9 @@ func TestEditMessage(t *testing.T) {
 			if c == nil || len(c.Messages) == 0 {
 				return fmt.Errorf("no messages")
 			}
+			if c.Messages[0].EditedAt == nil {
+				return fmt.Errorf("editedAt is null")
+			}
 			return want("text", c.Messages[0].Text, "hello")
 		})
 		eventually(t, "the chat list follows", func() error { return want("preview", chatEntry(bob.home.home(), chatID).LastMessage, "hello") })
@@ -43,8 +46,18 @@ func TestEditMessage(t *testing.T) {
 		}
 		var got Message
 		e.app.DB.First(&got, m.ID)
-		if got.Text != "hello" {
-			t.Fatalf("message %q", got.Text)
+		if got.Text != "hello" || got.EditedAt == nil {
+			t.Fatalf("message %q edited at %v", got.Text, got.EditedAt)
+		}
+		// The same text again, spaces aside, changes nothing.
+		stamp := *got.EditedAt
+		if err := edit(ac, "hello  "); err != nil {
+			t.Fatal(err)
+		}
+		got = Message{}
+		e.app.DB.First(&got, m.ID)
+		if got.Text != "hello" || got.EditedAt == nil || !got.EditedAt.Equal(stamp) {
+			t.Fatalf("unchanged edit: message %q edited at %v, want %v", got.Text, got.EditedAt, stamp)
 		}
 	})
 }

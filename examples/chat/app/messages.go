@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rxgorm/rxgorm/rx"
@@ -172,8 +173,9 @@ func (c *ChatChannel) Writable() []rx.Writable {
 	return []rx.Writable{rx.Writes[Message]{Fields: []string{"text"}, Save: true, Allow: c.allowEdit}}
 }
 
-// allowEdit lets the sender edit their message's text, trimmed, and keeps
-// the chat list's preview in step when it is the chat's latest message.
+// allowEdit lets the sender edit their message's text, trimmed, stamps
+// EditedAt, and keeps the chat list's preview in step when it is the
+// chat's latest message.
 func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error {
 	uid, err := c.me()
 	if err != nil {
@@ -187,6 +189,11 @@ func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error 
 		return badRequest("a message has 1 to %d characters", MaxMessage)
 	}
 	w.New.Text = text
+	if text == w.Old.Text {
+		return nil // nothing changes: no write, no stamp
+	}
+	now := time.Now().UTC()
+	w.New.EditedAt = &now
 	var latest Message
 	if err := w.Tx.Where("chat_id = ?", w.Old.ChatID).Order("id desc").Take(&latest).Error; err != nil {
 		return err

@@ -30,7 +30,7 @@ const ChatChannelModel: ChannelModel = {
     Message: {
       key: "id",
       idType: "number",
-      template: { chatId: 0, createdAt: "0001-01-01T00:00:00Z", id: 0, readers: [], sender: null, senderId: 0, text: "" },
+      template: { chatId: 0, createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: 0, readers: [], sender: null, senderId: 0, text: "" },
     },
   },
 };

@@ -87,6 +87,7 @@ export interface Message {
   text: string;
   readers: User[];
   createdAt: string;
+  editedAt: string | null;
 }
 
 /** Layer User (Go app.User): a row in the state, relations nested. */
@@ -201,6 +202,7 @@ export interface MessageData {
   text: string;
   readers: UserData[] | null;
   createdAt: string;
+  editedAt: string | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.MessagePage as encoding/json writes it. */
