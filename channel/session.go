@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -335,55 +334,14 @@ func (s *session) unsubscribe(m *ClientMessage) error {
 }
 
 func (s *session) call(m *ClientMessage) error {
-	key, limit := m.ID.String(), s.srv.opts.MaxCalls
-	s.mu.Lock()
-	st := s.subs[m.Sub.String()]
-	busy, n := s.calls[key], len(s.calls)
-	ok := !busy && st != nil && st.rs != nil && n < limit
-	if ok {
-		s.calls[key] = true
+	st, err := s.target(m)
+	if st != nil {
+		go func() {
+			v, err := st.rs.Call(s.ctx, m.Action, m.Args)
+			s.answer(m, st, v, err)
+		}()
 	}
-	s.mu.Unlock()
-	var refuse *rx.Error
-	switch {
-	case busy:
-		// Not a result: it would settle the call in progress.
-		return rx.Errorf(rx.CodeBadRequest, "call id %s is already in progress", key)
-	case st == nil || st.rs == nil:
-		refuse = rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String())
-	case !ok:
-		refuse = rx.Errorf(rx.CodeOverloaded, "%d calls are in progress; wait for their results", limit)
-	}
-	if refuse != nil {
-		frame, _ := resultFrame(m.ID, nil, refuse)
-		s.enqueue(outItem{data: frame})
-		return nil
-	}
-	go func() {
-		v, err := st.rs.Call(s.ctx, m.Action, m.Args)
-		e := rx.Public(err)
-		var re *rx.Error
-		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
-			// A plain error: log its cause, send nothing of it. A call
-			// cut short by the socket closing is not a fault.
-			level := slog.LevelError
-			if s.ctx.Err() != nil {
-				level = slog.LevelDebug
-			}
-			s.srv.opts.Logger.Log(context.Background(), level, "channel: action failed", "channel", st.channel, "action", m.Action, "err", err)
-			e = rx.Errorf(rx.CodeInternal, "internal error")
-		}
-		frame, ferr := resultFrame(m.ID, v, e)
-		if ferr != nil {
-			s.srv.opts.Logger.Error("channel: encode action result", "channel", st.channel, "action", m.Action, "err", ferr)
-			frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
-		}
-		s.mu.Lock()
-		delete(s.calls, key) // before the result: the client may reuse the id
-		s.mu.Unlock()
-		s.enqueue(outItem{data: frame})
-	}()
-	return nil
+	return err
 }
 
 // deliver is a subscription's Deliver function: it runs on the engine

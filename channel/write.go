@@ -2,7 +2,6 @@ package channel
 
 import (
 	"encoding/json"
-	"errors"
 
 	"github.com/rxgorm/rxgorm/rx"
 )
@@ -43,34 +42,22 @@ type writeResult struct {
 	Row string `json:"row"`
 }
 
-// clientWrite runs a client write on the subscription it names, off the read
-// loop, and answers with a result frame.
+// clientWrite runs a client write on the subscription it names, off the
+// read loop, and answers with a result frame.
 func (s *session) clientWrite(m *ClientMessage) error {
-	s.mu.Lock()
-	st := s.subs[m.Sub.String()]
-	s.mu.Unlock()
-	if st == nil || st.rs == nil {
-		frame, _ := resultFrame(m.ID, nil, rx.Errorf(rx.CodeNotFound, "no subscription %s", m.Sub.String()))
-		s.enqueue(outItem{data: frame})
-		return nil
+	st, err := s.target(m)
+	if st != nil {
+		req := rx.WriteRequest{Op: rx.Op(m.Type), Layer: m.Layer, Row: m.Row, Relation: m.Relation, Parent: m.Parent, Fields: m.Fields}
+		go func() {
+			row, err := st.rs.Write(s.ctx, req)
+			var v any
+			if err == nil {
+				v = writeResult{Row: row}
+			}
+			s.answer(m, st, v, err)
+		}()
 	}
-	req := rx.WriteRequest{Op: rx.Op(m.Type), Layer: m.Layer, Row: m.Row, Relation: m.Relation, Parent: m.Parent, Fields: m.Fields}
-	go func() {
-		row, err := st.rs.Write(s.ctx, req)
-		e := rx.Public(err)
-		var re *rx.Error
-		if e != nil && e.Code == rx.CodeInternal && !errors.As(err, &re) {
-			s.srv.opts.Logger.Error("channel: write failed", "channel", st.channel, "op", m.Type, "layer", m.Layer, "err", err)
-			e = rx.Errorf(rx.CodeInternal, "internal error")
-		}
-		var v any
-		if e == nil {
-			v = writeResult{Row: row}
-		}
-		frame, _ := resultFrame(m.ID, v, e)
-		s.enqueue(outItem{data: frame})
-	}()
-	return nil
+	return err
 }
 
 // presenceFrame encodes who is present in one anchor's stream.

@@ -153,9 +153,10 @@ func TestClientWrites(t *testing.T) {
 // a client that vanishes without closing its socket leaves once the
 // keepalive gives up on it (two ping intervals).
 func TestPresenceFrames(t *testing.T) {
-	e := newWrEnv(t, channel.Options{PingInterval: 100 * time.Millisecond})
+	e := newWrEnv(t, channel.Options{PingInterval: 500 * time.Millisecond})
 	ann := e.login("1")
-	ann.subscribe("s1", 1)
+	ann.send(`{"type":"sub","id":"s1","channel":"WrRoom","params":{"roomId":1}}`)
+	waitPresenceFrame(t, ann, "1×1")
 
 	// bob's client answers nothing after subscribing: no pongs.
 	conn, _, err := websocket.DefaultDialer.Dial(e.url, nil)
@@ -184,6 +185,7 @@ func TestPresenceFrames(t *testing.T) {
 func waitPresenceFrame(t *testing.T, c *client, want string) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
+	last := "(none)"
 	for {
 		select {
 		case m := <-c.frames:
@@ -198,11 +200,12 @@ func waitPresenceFrame(t *testing.T, c *client, want string) {
 				u := u.(map[string]any)
 				parts = append(parts, fmt.Sprintf("%s×%v", u["user"], u["connections"]))
 			}
-			if strings.Join(parts, " ") == want {
+			last = strings.Join(parts, " ")
+			if last == want {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("no presence %q", want)
+			t.Fatalf("no presence %q; last %q", want, last)
 		}
 	}
 }

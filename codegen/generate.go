@@ -305,7 +305,16 @@ func (g *gen) channels() []byte {
 		for _, n := range []string{params, runtime} {
 			g.collect(n, used)
 		}
-		fmt.Fprintf(&classes, "\n/** Channel %s (Go %s). */\nexport class %s extends ContextChannel<%s, %s, %s> {\n", c.Name, c.GoType, exportName(c.Name), state, params, runtime)
+		writes := ""
+		if len(c.Writes) > 0 {
+			writes = ", " + writesType(c.Name)
+			classes.WriteString(g.writesDecl(c))
+		}
+		doc := fmt.Sprintf("Channel %s (Go %s).", c.Name, c.GoType)
+		if c.Presence {
+			doc += " It tracks presence: see presence and onPresence."
+		}
+		fmt.Fprintf(&classes, "\n/** %s */\nexport class %s extends ContextChannel<%s, %s, %s%s> {\n", doc, exportName(c.Name), state, params, runtime, writes)
 		fmt.Fprintf(&classes, "  static readonly channel = %q;\n  readonly channel = %q;\n  readonly many = %v;\n  readonly model = %s;\n", c.Name, c.Name, c.Many, modelConst(c.Name))
 		paramDecl := "params: " + params
 		if g.emptyStruct(&c.Params) {
@@ -331,7 +340,7 @@ func (g *gen) channels() []byte {
 				g.collect(result, used)
 			}
 			fmt.Fprintf(&classes, "  /** Action %s (Go %s). */\n  %s(%s): Promise<%s> {\n    return this.callAction<%s>(%q, [%s]);\n  }\n",
-				a.Name, a.GoName, safeIdent(a.Name), strings.Join(args, ", "), result, result, a.Name, strings.Join(vals, ", "))
+				a.Name, a.GoName, methodIdent(a.Name), strings.Join(args, ", "), result, result, a.Name, strings.Join(vals, ", "))
 		}
 		classes.WriteString("}\n")
 	}
@@ -403,12 +412,28 @@ func (g *gen) models() string {
 				fmt.Fprintf(&b, "    %s: { %s },\n", prop(ln), strings.Join(rels, ", "))
 			}
 		}
-		b.WriteString("  },\n};\n")
+		b.WriteString("  },\n")
+		b.WriteString(writesModel(c))
+		b.WriteString("};\n")
 	}
 	return b.String()
 }
 
 var tsReserved = map[string]bool{"break": true, "case": true, "catch": true, "class": true, "const": true, "continue": true, "debugger": true, "default": true, "delete": true, "do": true, "else": true, "enum": true, "export": true, "extends": true, "false": true, "finally": true, "for": true, "function": true, "if": true, "import": true, "in": true, "instanceof": true, "new": true, "null": true, "return": true, "super": true, "switch": true, "this": true, "throw": true, "true": true, "try": true, "typeof": true, "var": true, "void": true, "while": true, "with": true, "let": true, "static": true, "yield": true, "await": true, "constructor": true}
+
+// runtimeMembers are the members of the runtime's ContextChannel: an
+// action method may not override one (it would hide it, and fail under
+// noImplicitOverride).
+var runtimeMembers = map[string]bool{"channel": true, "many": true, "model": true, "connection": true, "params": true, "subscribe": true, "onStatus": true, "onRuntime": true, "onPresence": true, "getState": true, "getRuntime": true, "status": true, "error": true, "ready": true, "presence": true, "presenceOf": true, "save": true, "create": true, "callAction": true}
+
+// methodIdent is the method name of an action: its wire name, with "_"
+// appended when it is a reserved word or a member of ContextChannel.
+func methodIdent(s string) string {
+	if runtimeMembers[s] {
+		return s + "_"
+	}
+	return safeIdent(s)
+}
 
 func safeIdent(s string) string {
 	if tsReserved[s] {

@@ -160,7 +160,7 @@ func tsc(t *testing.T, dir string, files ...string) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("tsc not installed: run npm ci in codegen/ts (make test does): %v", err)
 	}
-	args := []string{"--strict", "--noEmit", "--target", "ES2022", "--module", "NodeNext", "--moduleResolution", "NodeNext", "--lib", "ES2022,DOM", "--jsx", "react-jsx"}
+	args := []string{"--strict", "--noImplicitOverride", "--exactOptionalPropertyTypes", "--noUncheckedIndexedAccess", "--noEmit", "--target", "ES2022", "--module", "NodeNext", "--moduleResolution", "NodeNext", "--lib", "ES2022,DOM", "--jsx", "react-jsx"}
 	for _, f := range files {
 		args = append(args, filepath.Join(dir, f))
 	}

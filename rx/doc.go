@@ -26,6 +26,13 @@
 // nested value from them, and Hub.Snapshot serves the same nested JSON to
 // plain HTTP handlers.
 //
+// Clients may also write rows of a channel's state directly, when the
+// channel declares it (Writer, Writes): each write is checked against the
+// declaration, the subscription's state and an Allow hook, and committed
+// through GORM like any other write (write.go). Channels that implement
+// PresenceTracker count who is connected to their streams and groups,
+// across nodes through the Broker (presence.go).
+//
 // The WebSocket transport lives in package channel; the cache stores in
 // package cache.
 package rx

@@ -371,13 +371,8 @@ func (p *presence) exit(place Place, i *instance) {
 }
 
 func (p *presence) exitLocked(place Place, i *instance) {
-	m := p.members[place]
-	if _, ok := m[i]; !ok {
+	if !removeFrom(p.members, place, i) {
 		return
-	}
-	delete(m, i)
-	if len(m) == 0 {
-		delete(p.members, place)
 	}
 	p.unmark(i, place)
 	p.countLocked(place, i.sub.user.ID, -1)
@@ -419,17 +414,23 @@ func (p *presence) unwatch(place Place, i *instance) {
 }
 
 func (p *presence) unwatchLocked(place Place, i *instance) {
-	w := p.watchers[place]
-	if _, ok := w[i]; !ok {
-		return
-	}
-	delete(w, i)
-	if len(w) == 0 {
-		delete(p.watchers, place)
-	}
-	if _, member := p.members[place][i]; !member {
+	if removeFrom(p.watchers, place, i) {
 		p.unmark(i, place)
 	}
+}
+
+// removeFrom removes i from the set of place, dropping an emptied set, and
+// reports whether it was there.
+func removeFrom[V any](m map[Place]map[*instance]V, place Place, i *instance) bool {
+	set := m[place]
+	if _, ok := set[i]; !ok {
+		return false
+	}
+	delete(set, i)
+	if len(set) == 0 {
+		delete(m, place)
+	}
+	return true
 }
 
 func (p *presence) mark(i *instance, place Place) {

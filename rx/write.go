@@ -310,32 +310,28 @@ func createRelation(def *channelDef, l *layer, path string) (*relation, error) {
 
 // field finds a scalar field by JSON or Go name.
 func (l *layer) field(name string) *scalarField {
-	for _, f := range l.fields {
-		if f.name == name {
-			return f
-		}
-	}
-	for _, f := range l.fields {
-		if f.goName == name {
-			return f
-		}
-	}
-	return nil
+	return byName(l.fields, name, func(f *scalarField) (string, string) { return f.name, f.goName })
 }
 
 // relation finds a relation by JSON or Go name.
 func (l *layer) relation(name string) *relation {
-	for _, r := range l.rels {
-		if r.name == name {
-			return r
+	return byName(l.rels, name, func(r *relation) (string, string) { return r.name, r.goName })
+}
+
+// byName returns the item whose JSON name is name, else the one whose Go
+// name is, else nil.
+func byName[T any](items []*T, name string, names func(*T) (json, goName string)) *T {
+	var goMatch *T
+	for _, x := range items {
+		j, g := names(x)
+		if j == name {
+			return x
+		}
+		if g == name && goMatch == nil {
+			goMatch = x
 		}
 	}
-	for _, r := range l.rels {
-		if r.goName == name {
-			return r
-		}
-	}
-	return nil
+	return goMatch
 }
 
 // Write applies one client write to the subscription's state: a save, a

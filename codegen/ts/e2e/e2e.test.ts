@@ -47,16 +47,20 @@ async function rejectsWith(p: Promise<unknown>, code: string, notInMessage?: str
   });
 }
 
-test("generated classes against a live server", async () => {
+// live runs f on a subscribed BoardChannel, and closes the connection
+// after.
+async function live(f: (ch: BoardChannel) => Promise<void>): Promise<void> {
   const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: 1 });
   const keep = ch.subscribe(() => {});
   try {
-    await scenario(ch);
+    await f(ch);
   } finally {
     keep();
     ch.connection.close();
   }
-});
+}
+
+test("generated classes against a live server", () => live(scenario));
 
 async function scenario(ch: BoardChannel): Promise<void> {
 
@@ -104,4 +108,70 @@ async function scenario(ch: BoardChannel): Promise<void> {
   // Still live after the resume.
   await ctl("/write?text=after+resume");
   await until(ch, (b) => b.posts.some((p) => p.text === "after resume"), "a write after resume");
+}
+
+// Optimistic writes against the live server: each is visible at once, and
+// ends in exactly the server's state, whether confirmed or refused.
+test("optimistic writes against a live server", () => live(writes));
+
+async function serverState(): Promise<string> {
+  return JSON.stringify(JSON.parse(await ctl("/state")) as Board);
+}
+
+async function writes(ch: BoardChannel): Promise<void> {
+  await until(ch, (b) => b.posts.length > 0, "the snapshot");
+  assert.equal(JSON.stringify(ch.getState()), await serverState());
+  assert.ok(ch.presence.some((p) => p.user === "1"), `presence: ${JSON.stringify(ch.presence)}`);
+  const first = ch.getState()!.posts[0]!;
+
+  // save: confirmed.
+  let p: Promise<unknown> = ch.save("Post", first.id, { text: "saved" });
+  assert.equal(ch.getState()!.posts[0]!.text, "saved", "applied at once");
+  await p;
+  assert.equal(JSON.stringify(ch.getState()), await serverState());
+  assert.equal(ch.getState()!.posts[0]!.text, "saved");
+
+  // save: refused, rolled back.
+  let before = JSON.stringify(ch.getState());
+  p = ch.save("Post", first.id, { text: "forbidden" });
+  assert.equal(ch.getState()!.posts[0]!.text, "forbidden");
+  await rejectsWith(p, "forbidden");
+  assert.equal(JSON.stringify(ch.getState()), before, "identical to before the save");
+  assert.equal(before, await serverState());
+
+  // create: a temporary row, then the server's.
+  const n = ch.getState()!.posts.length;
+  const created = ch.create("Board.posts", 1, { text: "created" });
+  const temp = ch.getState()!.posts[n]!;
+  assert.ok(temp.id < 0 && temp.text === "created" && temp.boardId === 1, JSON.stringify(temp));
+  const id = await created;
+  assert.ok(id > 0);
+  const s = ch.getState()!;
+  assert.equal(s.posts.length, n + 1);
+  assert.equal(s.posts[n]!.id, id, "the temporary id was replaced by the server's");
+  assert.equal(s.posts[n]!.author?.name, "ann");
+  assert.equal(JSON.stringify(s), await serverState());
+
+  // create: refused, the temporary row leaves no trace.
+  before = JSON.stringify(ch.getState());
+  p = ch.create("Board.posts", 1, { text: "forbidden" });
+  assert.equal(ch.getState()!.posts.length, n + 2);
+  await rejectsWith(p, "forbidden");
+  assert.equal(JSON.stringify(ch.getState()), before);
+
+  // delete: refused, the row returns to its original position.
+  await ch.save("Post", first.id, { text: "keep" });
+  before = JSON.stringify(ch.getState());
+  p = ch.delete("Post", first.id);
+  assert.ok(!ch.getState()!.posts.some((x) => x.id === first.id), "hidden at once");
+  await rejectsWith(p, "forbidden");
+  assert.equal(JSON.stringify(ch.getState()), before);
+  assert.equal(ch.getState()!.posts[0]!.id, first.id);
+
+  // delete: confirmed.
+  p = ch.delete("Post", id);
+  assert.ok(!ch.getState()!.posts.some((x) => x.id === id));
+  await p;
+  assert.ok(!ch.getState()!.posts.some((x) => x.id === id));
+  assert.equal(JSON.stringify(ch.getState()), await serverState());
 }

@@ -44,9 +44,38 @@ const CHAT_MODEL = {
     Message: { sender: { type: "User", many: false } },
     User: {},
   },
+  writes: {
+    Message: {
+      key: "id",
+      idType: "number",
+      template: { chatId: 0, id: 0, sender: null, senderId: 0, text: "" },
+      create: {
+        "Chat.messages": { parent: "Chat", field: "messages", many: true, foreignKey: "chatId" },
+      },
+    },
+    Chat: {
+      key: "id",
+      idType: "number",
+      template: { id: 0, members: [], messages: [], title: "" },
+    },
+  },
 } as const satisfies ChannelModel;
 
-export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime> {
+/** The client writes ChatChannel allows: the types and fields of save, create and delete. */
+export type ChatChannelWrites = {
+  save: {
+    Message: { key: number; fields: { text?: string } };
+    Chat: { key: number; fields: { title?: string } };
+  };
+  create: {
+    "Chat.messages": { parent: number; key: number; fields: { text?: string } };
+  };
+  delete: {
+    Message: { key: number };
+  };
+};
+
+export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, ChatChannelWrites> {
   static readonly channel = "ChatChannel";
   readonly channel = "ChatChannel";
   readonly many = false;
@@ -65,7 +94,7 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime> {
   }
 }
 
-const CHAT_LIST_MODEL = { ...CHAT_MODEL, many: true } as const satisfies ChannelModel;
+const CHAT_LIST_MODEL = { anchor: "Chat", many: true, layers: CHAT_MODEL.layers } as const satisfies ChannelModel;
 
 export class ChatListChannel extends ContextChannel<Chat[], Record<string, never>, Record<string, never>> {
   static readonly channel = "ChatListChannel";

@@ -40,7 +40,7 @@ describe("useChannel", () => {
     } finally {
       console.error = consoleError;
     }
-    assert.deepEqual(last(), { state: null, status: "idle", error: null, runtime: {}, ready: false });
+    assert.deepEqual(last(), { state: null, status: "idle", error: null, runtime: {}, ready: false, presence: [] });
 
     await act(async () => root.update(createElement(Probe, { channel })));
     const sock = await srv.accept();
@@ -70,6 +70,13 @@ describe("useChannel", () => {
     });
     assert.equal(last().state?.title, "new");
     assert.equal(last().state?.members, ready.state?.members);
+
+    await act(async () => {
+      sock.send({ type: "presence", sub: sub.id, anchor: "5", users: [{ user: "7", connections: 2 }] });
+      await waitFor(() => channel.presence.length === 1, "presence");
+    });
+    assert.deepEqual(last().presence, [{ user: "7", connections: 2 }]);
+    assert.equal(last().state, channel.getState());
 
     await act(async () => root.unmount());
     assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: sub.id });

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/channel"
@@ -38,6 +39,9 @@ type Options struct {
 	// BcryptCost is the cost of password hashes. Zero means
 	// bcrypt.DefaultCost; tests use bcrypt.MinCost.
 	BcryptCost int
+	// TypingTimeout is how long a member counts as typing after their last
+	// Typing(true). Zero means DefaultTypingTimeout.
+	TypingTimeout time.Duration
 }
 
 // SessionCloser ends a user's live connections; *channel.Server is one.
@@ -57,6 +61,8 @@ type App struct {
 	// Sessions, when set, is told to close the sockets of users whose
 	// account is deleted. The HTTP server sets it to its channel.Server.
 	Sessions SessionCloser
+	// TypingTimeout is Options.TypingTimeout.
+	TypingTimeout time.Duration
 
 	log       *slog.Logger
 	cost      int
@@ -66,7 +72,7 @@ type App struct {
 // New migrates the database, installs rxgorm on db, registers the channels
 // and makes sure the #DELETED user exists.
 func New(db *gorm.DB, opts Options) (*App, error) {
-	a := &App{DB: db, log: opts.Logger, cost: opts.BcryptCost}
+	a := &App{DB: db, log: opts.Logger, cost: opts.BcryptCost, TypingTimeout: opts.TypingTimeout}
 	if a.log == nil {
 		a.log = slog.Default()
 	}

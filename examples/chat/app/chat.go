@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/rxgorm/rxgorm/rx"
 )
@@ -19,6 +20,9 @@ type ChatRuntime struct {
 	// Closed says the subscriber is no longer in the chat (they left, or
 	// the chat was deleted): the client should unsubscribe.
 	Closed bool `json:"closed"`
+	// Typing are the ids of the other members typing now, ascending; null
+	// when nobody is (see the Typing action).
+	Typing []uint `json:"typing"`
 }
 
 // ChatChannel is one chat: its members and admins, the subscriber's own
@@ -31,6 +35,8 @@ type ChatChannel struct {
 	// App is injected into the registered value and copied into every
 	// subscription.
 	App *App
+
+	typing *typing // per subscription (presence.go)
 }
 
 // Authorize lets members in. Everyone else is told the chat does not
@@ -52,13 +58,14 @@ func (c *ChatChannel) Authorize(ctx context.Context, u rx.User, p ChatParams) er
 
 // OnConnect joins the chat's notification group.
 func (c *ChatChannel) OnConnect(ctx context.Context) error {
+	c.typing = &typing{until: map[uint]time.Time{}}
 	c.Join("chat:" + idString(c.Params().ChatID))
 	return nil
 }
 
-// Consumers turn the chat's notices into runtime state.
+// Consumers turn the chat's notices and typing events into runtime state.
 func (c *ChatChannel) Consumers() rx.Consumers {
-	return rx.Consumers{"notify": rx.On(c.onNotify)}
+	return rx.Consumers{"notify": rx.On(c.onNotify), "typing": rx.On(c.onTyping)}
 }
 
 func (c *ChatChannel) onNotify(ctx context.Context, n Notice) {
@@ -78,7 +85,7 @@ func (c *ChatChannel) onNotify(ctx context.Context, n Notice) {
 // Actions lists the actions of ChatChannel.
 func (c *ChatChannel) Actions() []string {
 	return []string{
-		"SendMessage", "MarkRead", "History",
+		"SendMessage", "MarkRead", "History", "Typing",
 		"Rename", "SetOwner", "AddAdmin", "RemoveAdmin", "Leave", "Delete",
 		"Invite",
 	}
@@ -86,13 +93,17 @@ func (c *ChatChannel) Actions() []string {
 
 func (c *ChatChannel) me() (uint, error) { return UserID(c.User()) }
 
-// SendMessage posts a message.
+// SendMessage posts a message; the sender stops typing.
 func (c *ChatChannel) SendMessage(ctx context.Context, text string) (*Message, error) {
 	uid, err := c.me()
 	if err != nil {
 		return nil, err
 	}
-	return c.App.SendMessage(ctx, uid, c.Params().ChatID, text)
+	m, err := c.App.SendMessage(ctx, uid, c.Params().ChatID, text)
+	if err == nil {
+		_ = c.Typing(ctx, false)
+	}
+	return m, err
 }
 
 // MarkRead marks the messages up to upTo (0: all) as read.

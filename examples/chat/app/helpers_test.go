@@ -152,6 +152,7 @@ type watch struct {
 	mu  sync.Mutex
 	st  *rx.State
 	rt  map[string]json.RawMessage
+	who []rx.Present // the stream's presence, on channels that track it
 }
 
 func (e *env) watch(channel string, params any, uid uint) *watch {
@@ -172,7 +173,9 @@ func (e *env) watch(channel string, params any, uid uint) *watch {
 		first := true
 		for ev := range sub.Events() {
 			w.mu.Lock()
-			if ev.Runtime != nil {
+			if ev.Presence != nil {
+				w.who = ev.Presence.Users
+			} else if ev.Runtime != nil {
 				for k, v := range ev.Runtime {
 					w.rt[k] = v
 				}

@@ -15,6 +15,9 @@ type HomeParams struct {
 type HomeRuntime struct {
 	// Notices are the latest notifications for the user, oldest first.
 	Notices []Notice `json:"notices"`
+	// Online are the ids of the friends online now (with a Home
+	// subscription open on any node), ascending; null when none is.
+	Online []uint `json:"online"`
 }
 
 // HomeChannel is a user's own state: profile, friend groups with friends,
@@ -27,6 +30,8 @@ type HomeChannel struct {
 	// App is injected into the registered value and copied into every
 	// subscription.
 	App *App
+
+	friends *friendsOnline // per subscription (presence.go)
 }
 
 // Authorize lets users into their own home only.
@@ -41,9 +46,12 @@ func (c *HomeChannel) Authorize(ctx context.Context, u rx.User, p HomeParams) er
 	return nil
 }
 
-// OnConnect joins the user's notification group.
+// OnConnect joins the user's notification group, which also makes the
+// user online, and starts following the friends' presence.
 func (c *HomeChannel) OnConnect(ctx context.Context) error {
-	c.Join("user:" + idString(c.Params().UserID))
+	c.friends = &friendsOnline{watched: map[uint]bool{}, online: map[uint]bool{}}
+	c.Join(userGroup(c.Params().UserID))
+	c.watchFriends(ctx)
 	return nil
 }
 
@@ -54,6 +62,9 @@ func (c *HomeChannel) Consumers() rx.Consumers {
 
 func (c *HomeChannel) onNotify(ctx context.Context, n Notice) {
 	c.Runtime.Set(func(r *HomeRuntime) { r.Notices = pushNotice(r.Notices, n) })
+	if isFriendNotice(n.Kind) {
+		c.watchFriends(ctx)
+	}
 }
 
 // Actions lists the actions of HomeChannel.
@@ -94,7 +105,11 @@ func (c *HomeChannel) InviteFriend(ctx context.Context, username, message string
 
 // AcceptFriendInvitation accepts a received friend invitation.
 func (c *HomeChannel) AcceptFriendInvitation(ctx context.Context, id uint) (*Friendship, error) {
-	return c.App.AcceptFriendInvitation(ctx, c.me(), id)
+	f, err := c.App.AcceptFriendInvitation(ctx, c.me(), id)
+	if err == nil {
+		c.watchFriends(ctx)
+	}
+	return f, err
 }
 
 // RejectFriendInvitation rejects a received friend invitation.
@@ -109,7 +124,11 @@ func (c *HomeChannel) CancelFriendInvitation(ctx context.Context, id uint) error
 
 // DeleteFriend ends a friendship and deletes the private chat.
 func (c *HomeChannel) DeleteFriend(ctx context.Context, friendID uint) error {
-	return c.App.DeleteFriend(ctx, c.me(), friendID)
+	err := c.App.DeleteFriend(ctx, c.me(), friendID)
+	if err == nil {
+		c.watchFriends(ctx)
+	}
+	return err
 }
 
 // CreateFriendGroup creates a friend group.

@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/rxgorm/rxgorm/rx"
 	"gorm.io/gorm"
 )
 
@@ -162,4 +164,42 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 		page.Messages = []Message{}
 	}
 	return page, nil
+}
+
+// Writable lets members edit the text of their own messages by client
+// writes (the generated ChatChannel.save("Message", id, {text}) shows the
+// edit at once and rolls it back if refused).
+func (c *ChatChannel) Writable() []rx.Writable {
+	return []rx.Writable{rx.Writes[Message]{Fields: []string{"text"}, Save: true, Allow: c.allowEdit}}
+}
+
+// allowEdit lets the sender edit their message's text, trimmed, stamps
+// EditedAt, and keeps the chat list's preview in step when it is the
+// chat's latest message.
+func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error {
+	uid, err := c.me()
+	if err != nil {
+		return err
+	}
+	if w.Old.SenderID != uid {
+		return forbidden("you can edit only your own messages")
+	}
+	text := strings.TrimSpace(w.New.Text)
+	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
+		return badRequest("a message has 1 to %d characters", MaxMessage)
+	}
+	w.New.Text = text
+	if text == w.Old.Text {
+		return nil // nothing changes: no write, no stamp
+	}
+	now := time.Now().UTC()
+	w.New.EditedAt = &now
+	var latest Message
+	if err := w.Tx.Where("chat_id = ?", w.Old.ChatID).Order("id desc").Take(&latest).Error; err != nil {
+		return err
+	}
+	if latest.ID == w.Old.ID {
+		return w.Tx.Model(&UserChatRelation{}).Where("chat_id = ?", w.Old.ChatID).Update("last_message", preview(text)).Error
+	}
+	return nil
 }

@@ -176,6 +176,9 @@ type Message struct {
 	// Readers are the members who read the message (its sender excluded).
 	Readers   []User    `gorm:"many2many:message_reads" json:"readers"`
 	CreatedAt time.Time `json:"createdAt"`
+	// EditedAt is when the sender last edited the text (a client write),
+	// null if never.
+	EditedAt *time.Time `json:"editedAt"`
 }
 
 // Join-table rows, written directly where whole sets change at once

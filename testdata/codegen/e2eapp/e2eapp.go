@@ -84,6 +84,32 @@ func (*BoardChannel) Fail(ctx context.Context, code string) error {
 // Crash panics.
 func (*BoardChannel) Crash(ctx context.Context) error { panic("crash") }
 
+// TrackPresence: subscribers see who else is on the board.
+func (*BoardChannel) TrackPresence() rx.PresenceOptions { return rx.PresenceOptions{} }
+
+// Writable lets clients write posts: edit their text, add posts to the
+// board, delete them.
+func (c *BoardChannel) Writable() []rx.Writable {
+	return []rx.Writable{
+		rx.Writes[Post]{Fields: []string{"text"}, Save: true, Create: []string{"Board.posts"}, Delete: true, Allow: c.allowPost},
+	}
+}
+
+// allowPost refuses the text "forbidden" and deleting a post whose text is
+// "keep"; new posts are by author 1.
+func (c *BoardChannel) allowPost(ctx context.Context, w rx.Write[Post]) error {
+	if w.New != nil && w.New.Text == "forbidden" {
+		return rx.Errorf(rx.CodeForbidden, "that text is forbidden")
+	}
+	if w.Op == rx.OpDelete && w.Old.Text == "keep" {
+		return rx.Errorf(rx.CodeForbidden, "this post stays")
+	}
+	if w.Op == rx.OpCreate {
+		w.New.AuthorID = 1
+	}
+	return nil
+}
+
 // Models lists the models to migrate.
 func Models() []any { return []any{&Author{}, &Board{}, &Post{}} }
 

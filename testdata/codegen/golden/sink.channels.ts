@@ -12,6 +12,33 @@ const ShopChannelModel: ChannelModel = {
     Sign: {},
     Note: {},
   },
+  writes: {
+    Item: {
+      key: "id",
+      idType: "number",
+      template: { id: 0, position: 0, price: 0, shopId: "0", tags: null },
+      create: {
+        "Shop.items": { parent: "Shop", field: "items", many: true, foreignKey: "shopId" },
+      },
+    },
+    Note: {
+      key: "id",
+      idType: "number",
+      owner: "userId",
+      template: { body: "", id: 0, shopId: "0", userId: 0 },
+      create: {
+        "Shop.notes": { parent: "Shop", field: "notes", many: true, foreignKey: "shopId" },
+      },
+    },
+    Sign: {
+      key: "id",
+      idType: "number",
+      template: { id: 0, shopId: "0", text: "" },
+      create: {
+        "Shop.sign": { parent: "Shop", field: "sign", many: false, foreignKey: "shopId" },
+      },
+    },
+  },
 };
 
 const ShopsModel: ChannelModel = {
@@ -26,8 +53,25 @@ const ShopsModel: ChannelModel = {
   },
 };
 
-/** Channel ShopChannel (Go sink.ShopChannel). */
-export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime> {
+/** The client writes ShopChannel allows: the types and fields of save, create and delete. */
+export type ShopChannelWrites = {
+  save: {
+    Item: { key: number; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
+    Note: { key: number; fields: { body?: string } };
+  };
+  create: {
+    "Shop.items": { parent: string; key: number; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
+    "Shop.notes": { parent: string; key: number; fields: { body?: string } };
+    "Shop.sign": { parent: string; key: number; fields: { text?: string } };
+  };
+  delete: {
+    Item: { key: number };
+    Sign: { key: number };
+  };
+};
+
+/** Channel ShopChannel (Go sink.ShopChannel). It tracks presence: see presence and onPresence. */
+export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, ShopChannelWrites> {
   static readonly channel = "ShopChannel";
   readonly channel = "ShopChannel";
   readonly many = false;
@@ -38,6 +82,10 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime> {
   /** Action buy (Go Buy). */
   buy(lines: Line[] | null, at: string, note: string | null): Promise<Receipt | null> {
     return this.callAction<Receipt | null>("buy", [lines, at, note]);
+  }
+  /** Action create (Go Create). */
+  create_(name: string): Promise<void> {
+    return this.callAction<void>("create", [name]);
   }
   /** Action item (Go Item). */
   item(id: number): Promise<ItemData> {

@@ -136,7 +136,7 @@ func (ShopChannel) Authorize(context.Context, rx.User, ShopParams) error { retur
 
 // Actions lists the actions.
 func (*ShopChannel) Actions() []string {
-	return []string{"Buy", "Rename", "Ping", "Promote", "Stats", "Item"}
+	return []string{"Buy", "Rename", "Ping", "Promote", "Stats", "Item", "Create"}
 }
 
 // Buy buys items.
@@ -146,6 +146,26 @@ func (*ShopChannel) Buy(ctx context.Context, lines []Line, at time.Time, note *s
 
 // Rename renames the shop.
 func (*ShopChannel) Rename(ctx context.Context, name string) error { return nil }
+
+// TrackPresence: clients see who else is in the shop.
+func (*ShopChannel) TrackPresence() rx.PresenceOptions { return rx.PresenceOptions{} }
+
+// Writable lets clients edit items, their notes and the sign.
+func (c *ShopChannel) Writable() []rx.Writable {
+	return []rx.Writable{
+		rx.Writes[Item]{Fields: []string{"price", "Position", "tags"}, Save: true, Create: []string{"Shop.items"}, Delete: true, Allow: c.allowItem},
+		rx.Writes[Note]{Fields: []string{"body"}, Save: true, Create: []string{"Shop.notes"}, Allow: c.allowNote},
+		rx.Writes[Sign]{Fields: []string{"text"}, Create: []string{"Shop.sign"}, Delete: true, Allow: c.allowSign},
+	}
+}
+
+func (*ShopChannel) allowItem(context.Context, rx.Write[Item]) error { return nil }
+func (*ShopChannel) allowNote(context.Context, rx.Write[Note]) error { return nil }
+func (*ShopChannel) allowSign(context.Context, rx.Write[Sign]) error { return nil }
+
+// Create is named like a ContextChannel method: its TypeScript method is
+// create_.
+func (*ShopChannel) Create(ctx context.Context, name string) error { return nil }
 
 // Ping takes nothing and returns nothing.
 func (*ShopChannel) Ping(ctx context.Context) error { return nil }

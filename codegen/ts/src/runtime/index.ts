@@ -3,8 +3,8 @@
 
 export { PROTOCOL_VERSION, ErrorCode, CloseCode, CLOSE_ABNORMAL, isErrorCode } from "./codes.js";
 export { RxError } from "./errors.js";
-export type { ChannelModel, Layer, Relation } from "./model.js";
-export type { Instance } from "./protocol.js";
+export type { ChannelModel, CreateModel, Layer, Relation, WriteModel } from "./model.js";
+export type { Instance, Present } from "./protocol.js";
 export {
   Connection,
   backoffDelay,
@@ -14,6 +14,6 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from "./connection.js";
-export { Subscription, type SubscriptionStatus } from "./subscription.js";
-export { ContextChannel } from "./channel.js";
-export { Store, instanceKey } from "./store.js";
+export { Subscription, type SubscriptionStatus, type WriteRequest } from "./subscription.js";
+export { ContextChannel, type NoWrites, type Writes } from "./channel.js";
+export { Store, instanceKey, type Patch, type PatchParent } from "./store.js";

@@ -46,7 +46,39 @@ export interface CallFrame {
   readonly args: readonly unknown[];
 }
 
-export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | CallFrame;
+/** A client write: save fields of a row. */
+export interface SaveFrame {
+  readonly type: "save";
+  readonly id: WireId;
+  readonly sub: WireId;
+  readonly layer: string;
+  readonly row: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/** A client write: create a row under a parent's relation ("Type.field"). */
+export interface CreateFrame {
+  readonly type: "create";
+  readonly id: WireId;
+  readonly sub: WireId;
+  readonly layer: string;
+  readonly relation: string;
+  readonly parent: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/** A client write: delete a row. */
+export interface DeleteFrame {
+  readonly type: "delete";
+  readonly id: WireId;
+  readonly sub: WireId;
+  readonly layer: string;
+  readonly row: string;
+}
+
+export type WriteFrame = SaveFrame | CreateFrame | DeleteFrame;
+
+export type ClientFrame = HelloFrame | SubFrame | UnsubFrame | CallFrame | WriteFrame;
 
 // Server → client.
 
@@ -112,6 +144,21 @@ export interface RuntimeFrame {
   readonly value: unknown;
 }
 
+/** A user present in a stream. */
+export interface Present {
+  /** The user's id. */
+  readonly user: string;
+  /** How many subscriptions the user holds on the stream, over every server node. */
+  readonly connections: number;
+}
+
+export interface PresenceFrame {
+  readonly type: "presence";
+  readonly sub: WireId;
+  readonly anchor: string;
+  readonly users: readonly Present[];
+}
+
 export interface SystemFrame {
   readonly type: "system";
   readonly message: unknown;
@@ -127,6 +174,7 @@ export type ServerFrame =
   | ErrorFrame
   | ResultFrame
   | RuntimeFrame
+  | PresenceFrame
   | SystemFrame;
 
 /**

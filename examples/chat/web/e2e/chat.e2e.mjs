@@ -188,6 +188,72 @@ async function main() {
       await shot(alice, "05-private-chat");
     });
 
+    await does("presence: friends online, live", async () => {
+      // Bob's friends: Alice and Carol are online (their homes are open).
+      await tab(bob, "Friends");
+      const aliceRow = bob.getByRole("listitem", { name: "Alice" });
+      const carolRow = bob.getByRole("listitem", { name: "Carol" });
+      await visible(aliceRow.getByRole("img", { name: "online" }));
+      await visible(aliceRow.getByText("online", { exact: true }));
+      await visible(carolRow.getByText("online", { exact: true }));
+      // Carol closes the app: she goes offline on Bob's side, and comes
+      // back online when she opens it again (her cookie signs her in).
+      await carol.goto("about:blank");
+      await visible(carolRow.getByText("offline", { exact: true }));
+      await gone(carolRow.getByRole("img", { name: "online" }));
+      await shot(bob, "05a-friends-online");
+      await carol.goto(base);
+      await visible(carol.getByRole("tab", { name: /^Chats/ }));
+      await visible(carolRow.getByText("online", { exact: true }));
+      // The chat list and the chat's header show Alice online too.
+      await tab(bob, "Chats");
+      await visible(bob.locator(".chat-item", { hasText: "Alice" }).getByRole("img", { name: "online" }));
+      await visible(bob.locator(".chat-header").getByText("online", { exact: true }));
+    });
+
+    await does("edit a message: at once, live on the other side", async () => {
+      const mine = alice.locator(".msg", { hasText: "Let's plan the weekend." });
+      await mine.hover();
+      await mine.getByRole("button", { name: "Edit message" }).click();
+      const form = alice.getByRole("form", { name: "Edit message" });
+      await form.getByLabel("Edited message").fill("Let's plan the long weekend.");
+      await form.getByRole("button", { name: "Save" }).click();
+      await visible(messages(alice).getByText("Let's plan the long weekend."));
+      // Bob sees the new text, marked edited, and it was the latest
+      // message: his chat list's preview follows.
+      const edited = messages(bob).locator(".msg", { hasText: "Let's plan the long weekend." });
+      await visible(edited.getByText("edited", { exact: true }));
+      await gone(messages(bob).getByText("Let's plan the weekend.", { exact: true }));
+      await visible(bob.locator(".chat-item", { hasText: "Alice" }).getByText("Let's plan the long weekend."));
+      await visible(messages(alice).locator(".msg", { hasText: "Let's plan the long weekend." }).getByText("edited", { exact: true }));
+      await shot(bob, "05b-edited");
+    });
+
+    await does("typing…: shown while the other types, gone on blur and send", async () => {
+      const box = alice.getByLabel("Message", { exact: true });
+      const indicator = bob.getByLabel("Typing").getByText("Alice is typing…");
+      // Typing(true) goes out on a keystroke, at most every 2 s; keep
+      // typing until Bob sees it.
+      await box.pressSequentially("How about");
+      let last = Date.now();
+      await until("Bob to see Alice typing", async () => {
+        if (Date.now() - last > 1500) {
+          last = Date.now();
+          await box.press("!");
+        }
+        return (await indicator.count()) > 0;
+      });
+      await shot(bob, "05c-typing");
+      await box.blur();
+      await gone(indicator);
+      await box.fill("");
+      await box.pressSequentially("The coast?");
+      await visible(indicator);
+      await box.press("Enter");
+      await visible(messages(bob).getByText("The coast?"));
+      await gone(indicator);
+    });
+
     await does("history: older messages on demand", async () => {
       // 52 more messages push the first ones out of the latest 50.
       for (let i = 1; i <= 52; i++) await send(bob, `count ${i}`);
@@ -244,6 +310,9 @@ async function main() {
       await visible(messages(carol).getByText("Where shall we go?"));
       await gone(pending);
       await visible(bob.getByRole("listitem", { name: "Carol" }));
+      // Bob's details show who has the chat open: Carol now does.
+      await visible(bob.getByRole("listitem", { name: "Carol" }).getByRole("img", { name: "in the chat" }));
+      await visible(bob.getByRole("listitem", { name: "Bob" }).getByRole("img", { name: "in the chat" }));
       await send(carol, "Thanks for the invite!");
       await visible(messages(alice).getByText("Thanks for the invite!"));
       await visible(messages(bob).getByText("Thanks for the invite!"));

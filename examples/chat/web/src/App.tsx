@@ -189,9 +189,14 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
     }
   }, [listed, openChat, go]);
 
+  // Friends online: the channel's runtime state, kept by the server from
+  // the presence of their Home subscriptions.
+  const onlineIds = view.runtime.online;
+  const online = useMemo<ReadonlySet<number>>(() => new Set(onlineIds ?? []), [onlineIds]);
+
   const session = useMemo<Session | null>(
-    () => (state ? { me: state.user ?? user, conn, home, state, route, go, deleteAccount } : null),
-    [state, user, conn, home, route, go, deleteAccount],
+    () => (state ? { me: state.user ?? user, conn, home, state, online, route, go, deleteAccount } : null),
+    [state, user, conn, home, online, route, go, deleteAccount],
   );
 
   const logout = useCallback(async () => {

@@ -1,26 +1,51 @@
 // One open chat: a ChatChannel subscription with its latest 50 messages,
 // older pages fetched on demand with the history action, read receipts,
-// the composer, and the details panel (members, roles, invitations).
-import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+// edits of one's own messages (optimistic client writes), who is typing
+// (runtime state) and who has the chat open (presence), the composer, and
+// the details panel (members, roles, invitations).
+import {
+  Fragment,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+  type FormEvent,
+  type KeyboardEvent,
+} from "react";
 import { ChatChannel } from "./rx/chat.channels";
 import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from "./rx/chat.interfaces";
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
-import { Avatar, ConfirmButton, GroupIcon, RequestItem, clockTime, dayLabel, useAction } from "./ui";
+import { Avatar, ConfirmButton, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction } from "./ui";
+import type { Present } from "./rx/rxgorm";
 
 /** How many older messages one click on "Load older messages" fetches. */
 const PAGE = 30;
 /** How many messages the channel's state holds (rx:"limit=50" on Chat.Messages). */
 const LATEST = 50;
+/**
+ * While the user types, typing(true) goes out at most this often (the
+ * server shows the indicator for 6 s after the last one).
+ */
+const TYPING_REPEAT = 2000;
+/** A pause this long in typing sends typing(false). */
+const TYPING_IDLE = 4000;
 
 export function ChatView({ chatId }: { chatId: number }) {
-  const { conn, state: home, go } = useSession();
+  const { conn, state: home, online, go } = useSession();
   const channel = useMemo(() => new ChatChannel(conn, { chatId }), [conn, chatId]);
   const view = useChannel(channel);
   const [details, setDetails] = useState(false);
   const chat = view.state;
   const rel = home.chats.find((c) => c.chatId === chatId);
+  const typingIds = view.runtime.typing;
+  const typing = useMemo(
+    () => typingText((typingIds ?? []).map((id) => chat?.members.find((u) => u.id === id)?.displayName ?? "Someone")),
+    [typingIds, chat?.members],
+  );
 
   if (view.runtime.closed || view.status === "error") {
     return (
@@ -36,17 +61,31 @@ export function ChatView({ chatId }: { chatId: number }) {
   if (!chat) return <div className="welcome muted">Loading the chat…</div>;
   const title = rel ? chatTitle(rel) : chat.name;
   const peer = chat.kind === "private" ? (rel?.peer ?? null) : null;
+  const peerOnline = peer !== null && online.has(peer.id);
+  const here = chat.kind === "group" ? presentIds(view.presence).size : 0;
   return (
     <div className={`chat${details ? " with-details" : ""}`}>
       <section className="chat-main" aria-label={`Chat ${title}`}>
         <header className="chat-header">
-          {chat.kind === "private" ? <Avatar user={peer} size={38} /> : <GroupIcon name={chat.name} size={38} />}
+          {chat.kind === "private" ? (
+            <Avatar user={peer} size={38} dot={peerOnline ? "online" : ""} />
+          ) : (
+            <GroupIcon name={chat.name} size={38} />
+          )}
           <div className="chat-header-text">
             <h2>{title}</h2>
             <span className="muted small">
-              {chat.kind === "private"
-                ? `@${peer?.username ?? ""}`
-                : `${chat.members.length} member${chat.members.length === 1 ? "" : "s"}`}
+              {chat.kind === "private" ? (
+                <>
+                  <span>@{peer?.username ?? ""}</span>
+                  {peerOnline && <span className="status on">online</span>}
+                </>
+              ) : (
+                <>
+                  <span>{`${chat.members.length} member${chat.members.length === 1 ? "" : "s"}`}</span>
+                  {here > 0 && <span className="status on">{`${here} here`}</span>}
+                </>
+              )}
             </span>
           </div>
           <button type="button" className={details ? "active" : ""} aria-pressed={details} onClick={() => setDetails(!details)}>
@@ -54,11 +93,28 @@ export function ChatView({ chatId }: { chatId: number }) {
           </button>
         </header>
         <Messages chat={chat} channel={channel} notices={view.runtime.notices ?? null} />
+        <div className="typing" aria-live="polite" aria-label="Typing">
+          {typing && (
+            <>
+              <span className="typing-dots" aria-hidden="true">
+                <i />
+                <i />
+                <i />
+              </span>
+              {typing}
+            </>
+          )}
+        </div>
         <Composer channel={channel} />
       </section>
-      {details && <ChatDetails chat={chat} channel={channel} peer={peer} />}
+      {details && <ChatDetails chat={chat} channel={channel} peer={peer} presence={view.presence} />}
     </div>
   );
+}
+
+/** The ids of the users who have the chat open (its presence). */
+function presentIds(presence: readonly Present[]): ReadonlySet<number> {
+  return new Set(presence.map((p) => Number(p.user)));
 }
 
 type Item =
@@ -158,6 +214,10 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   };
   const canLoad = more ?? messages.length >= LATEST;
 
+  // Only the messages of the state can be edited: a client write must
+  // name a row of the subscription's state.
+  const live = useMemo(() => new Set(chat.messages.map((m) => m.id)), [chat.messages]);
+
   // My latest message carries the "Seen by" line.
   const myLast = [...messages].reverse().find((m) => m.senderId === me.id)?.id ?? 0;
   const others = chat.members.filter((u) => u.id !== me.id);
@@ -192,6 +252,8 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
               <div className="system">{item.notice.text}</div>
             ) : (
               <Bubble
+                channel={channel}
+                editable={live.has(item.message.id)}
                 message={item.message}
                 mine={item.message.senderId === me.id}
                 group={chat.kind === "group"}
@@ -213,39 +275,157 @@ function seenBy(readers: readonly User[], others: readonly User[]): string {
   return `Seen by ${readers.map((r) => r.displayName).join(", ")}`;
 }
 
-function Bubble(props: { message: Message; mine: boolean; group: boolean; first: boolean; seenLine: string | null }) {
-  const { message: m, mine, group, first, seenLine } = props;
+function Bubble(props: {
+  channel: ChatChannel;
+  editable: boolean;
+  message: Message;
+  mine: boolean;
+  group: boolean;
+  first: boolean;
+  seenLine: string | null;
+}) {
+  const { channel, editable, message: m, mine, group, first, seenLine } = props;
+  const run = useAction();
+  const [editing, setEditing] = useState(false);
+  const [saving, setSaving] = useState(false);
   const readers = m.readers.map((r) => r.displayName).join(", ");
+  // An edit is the generated optimistic client write: the new text shows at
+  // once; a refusal puts the old one back (and run says why in a toast).
+  const save = async (text: string) => {
+    setEditing(false);
+    const t = text.trim();
+    if (t === m.text) return;
+    setSaving(true);
+    await run(channel.save("Message", m.id, { text: t }));
+    setSaving(false);
+  };
   return (
-    <div className={`msg${mine ? " mine" : ""}${first ? " first" : ""}`} data-message-id={m.id}>
+    <div className={`msg${mine ? " mine" : ""}${first ? " first" : ""}${saving ? " saving" : ""}`} data-message-id={m.id}>
       {!mine && (first ? <Avatar user={m.sender} size={30} /> : <span className="avatar-gap" />)}
+      {mine && editable && !editing && (
+        <button type="button" className="icon small msg-edit" aria-label="Edit message" title="Edit" onClick={() => setEditing(true)}>
+          <Icon name="edit" />
+        </button>
+      )}
       <div className="msg-body">
         {group && !mine && first && <div className="sender">{m.sender?.displayName}</div>}
-        <div className="bubble">
-          <span className="text">{m.text}</span>
-          <span className="meta">
-            {clockTime(m.createdAt)}
-            {mine && (
-              <span className={`ticks${m.readers.length ? " read" : ""}`} title={readers ? `Seen by ${readers}` : "Sent"}>
-                {m.readers.length ? "✓✓" : "✓"}
-              </span>
-            )}
-          </span>
-        </div>
+        {editing ? (
+          <EditForm text={m.text} onSave={(t) => void save(t)} onCancel={() => setEditing(false)} />
+        ) : (
+          <div className="bubble">
+            <span className="text">{m.text}</span>
+            <span className="meta">
+              {m.editedAt && (
+                <span className="edited" title={`Edited ${clockTime(m.editedAt)}`}>
+                  edited
+                </span>
+              )}
+              {clockTime(m.createdAt)}
+              {mine && (
+                <span className={`ticks${m.readers.length ? " read" : ""}`} title={readers ? `Seen by ${readers}` : "Sent"}>
+                  {m.readers.length ? "✓✓" : "✓"}
+                </span>
+              )}
+            </span>
+          </div>
+        )}
         {seenLine && <div className="seen">{seenLine}</div>}
       </div>
     </div>
   );
 }
 
+/** The inline editor of one of my messages: Enter saves, Escape cancels. */
+function EditForm({ text, onSave, onCancel }: { text: string; onSave: (text: string) => void; onCancel: () => void }) {
+  const [value, setValue] = useState(text);
+  const ok = value.trim() !== "";
+  const submit = (e?: FormEvent) => {
+    e?.preventDefault();
+    if (ok) onSave(value);
+  };
+  return (
+    <form className="edit-form" aria-label="Edit message" onSubmit={submit}>
+      <textarea
+        value={value}
+        onChange={(e) => setValue(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey) {
+            e.preventDefault();
+            submit();
+          } else if (e.key === "Escape") onCancel();
+        }}
+        aria-label="Edited message"
+        rows={1}
+        autoFocus
+      />
+      <div className="actions">
+        <button type="button" className="small" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="small primary" disabled={!ok}>
+          Save
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/**
+ * Tells the chat that the user types: typed(text) on every change sends
+ * typing(true) at most every TYPING_REPEAT ms, and typing(false) when the
+ * text is cleared or after a pause of TYPING_IDLE ms; stop() sends it at
+ * once (blur), sent() forgets the state (the server stops the indicator
+ * when a message is sent, and when the chat is closed).
+ */
+function useTypingSignal(channel: ChatChannel) {
+  const last = useRef(0); // when typing(true) last went out; 0: not typing
+  const idle = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const signal = useCallback(
+    (on: boolean) => {
+      // A refusal (the chat was just left or closed) changes nothing here.
+      channel.typing(on).catch(() => {});
+    },
+    [channel],
+  );
+  const sent = useCallback(() => {
+    clearTimeout(idle.current);
+    last.current = 0;
+  }, []);
+  const stop = useCallback(() => {
+    const was = last.current !== 0;
+    sent();
+    if (was) signal(false);
+  }, [sent, signal]);
+  const typed = useCallback(
+    (text: string) => {
+      if (!text.trim()) {
+        stop();
+        return;
+      }
+      const now = Date.now();
+      if (now - last.current >= TYPING_REPEAT) {
+        last.current = now;
+        signal(true);
+      }
+      clearTimeout(idle.current);
+      idle.current = setTimeout(stop, TYPING_IDLE);
+    },
+    [signal, stop],
+  );
+  useEffect(() => () => clearTimeout(idle.current), []);
+  return { typed, stop, sent };
+}
+
 function Composer({ channel }: { channel: ChatChannel }) {
   const run = useAction();
   const [text, setText] = useState("");
   const [sending, setSending] = useState(false);
+  const typing = useTypingSignal(channel);
   const send = async (e?: FormEvent) => {
     e?.preventDefault();
     if (!text.trim() || sending) return;
     setSending(true);
+    typing.sent();
     const m = await run(channel.sendMessage(text));
     setSending(false);
     if (m) setText("");
@@ -260,7 +440,11 @@ function Composer({ channel }: { channel: ChatChannel }) {
     <form className="composer" onSubmit={send}>
       <textarea
         value={text}
-        onChange={(e) => setText(e.target.value)}
+        onChange={(e) => {
+          setText(e.target.value);
+          typing.typed(e.target.value);
+        }}
+        onBlur={typing.stop}
         onKeyDown={onKey}
         placeholder="Write a message…"
         aria-label="Message"
@@ -273,16 +457,21 @@ function Composer({ channel }: { channel: ChatChannel }) {
   );
 }
 
-function ChatDetails({ chat, channel, peer }: { chat: Chat; channel: ChatChannel; peer: User | null }) {
-  const { me, home, state } = useSession();
+function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | null; presence: readonly Present[] }) {
+  const { chat, channel, peer, presence } = props;
+  const { me, home, state, online } = useSession();
   const run = useAction();
+  // Who has the chat open now: the subscription's presence.
+  const present = presentIds(presence);
   if (chat.kind === "private") {
+    const status = peer && present.has(peer.id) ? "in the chat" : peer && online.has(peer.id) ? "online" : "offline";
     return (
       <aside className="details" aria-label="Chat details">
         <div className="profile-card">
-          <Avatar user={peer} size={96} />
+          <Avatar user={peer} size={96} dot={status === "offline" ? "" : status} />
           <h3>{peer?.displayName}</h3>
           <span className="muted">@{peer?.username}</span>
+          <span className={`status${status === "offline" ? "" : " on"}`}>{status}</span>
         </div>
         {peer && (
           <ConfirmButton className="danger wide" onConfirm={() => void run(home.deleteFriend(peer.id))}>
@@ -305,11 +494,13 @@ function ChatDetails({ chat, channel, peer }: { chat: Chat; channel: ChatChannel
     <aside className="details" aria-label="Chat details">
       <RenameForm chat={chat} channel={channel} canRename={isAdmin} />
       <section>
-        <h3 className="section-title">Members</h3>
+        <h3 className="section-title">
+          Members <span className="muted">{present.size} in the chat now</span>
+        </h3>
         <ul className="list members">
           {members.map((u) => (
             <li key={u.id} className="member" aria-label={u.displayName}>
-              <Avatar user={u} size={30} />
+              <Avatar user={u} size={30} dot={present.has(u.id) ? "in the chat" : ""} />
               <span className="friend-name">
                 <span>
                   {u.displayName}

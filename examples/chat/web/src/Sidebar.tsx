@@ -73,7 +73,7 @@ export function chatTitle(c: UserChatRelation): string {
 }
 
 function ChatList() {
-  const { state, route, go } = useSession();
+  const { state, online, route, go } = useSession();
   const [creating, setCreating] = useState(false);
   const chats = useMemo(
     () => [...state.chats].sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.chatId - a.chatId),
@@ -96,7 +96,11 @@ function ChatList() {
               className={`chat-item${route.page === "chat" && route.chatId === c.chatId ? " selected" : ""}`}
               onClick={() => go({ page: "chat", chatId: c.chatId })}
             >
-              {c.kind === "private" ? <Avatar user={c.peer} size={42} /> : <GroupIcon name={c.name} size={42} />}
+              {c.kind === "private" ? (
+                <Avatar user={c.peer} size={42} dot={c.peer && online.has(c.peer.id) ? "online" : ""} />
+              ) : (
+                <GroupIcon name={c.name} size={42} />
+              )}
               <span className="chat-item-text">
                 <span className="row">
                   <span className="title">{chatTitle(c)}</span>
@@ -216,13 +220,19 @@ function Friends() {
 }
 
 function FriendGroupSection({ group, groups }: { group: FriendGroup; groups: readonly FriendGroup[] }) {
-  const { home } = useSession();
+  const { home, online } = useSession();
   const run = useAction();
   const [renaming, setRenaming] = useState(false);
   const [name, setName] = useState(group.name);
+  // Online friends first, then by name.
   const friends = useMemo(
-    () => [...group.friends].sort((a, b) => (a.friend?.displayName ?? "").localeCompare(b.friend?.displayName ?? "")),
-    [group.friends],
+    () =>
+      [...group.friends].sort(
+        (a, b) =>
+          Number(online.has(b.friendId)) - Number(online.has(a.friendId)) ||
+          (a.friend?.displayName ?? "").localeCompare(b.friend?.displayName ?? ""),
+      ),
+    [group.friends, online],
   );
   const rename = async (e: FormEvent) => {
     e.preventDefault();
@@ -283,14 +293,18 @@ function FriendGroupSection({ group, groups }: { group: FriendGroup; groups: rea
 }
 
 function FriendRow({ friendship: f, groups }: { friendship: Friendship; groups: readonly FriendGroup[] }) {
-  const { home, go } = useSession();
+  const { home, online, go } = useSession();
   const run = useAction();
+  const isOnline = online.has(f.friendId);
   return (
-    <li className="friend" aria-label={f.friend?.displayName ?? ""}>
-      <Avatar user={f.friend} size={34} />
+    <li className={`friend${isOnline ? " online" : ""}`} aria-label={f.friend?.displayName ?? ""}>
+      <Avatar user={f.friend} size={34} dot={isOnline ? "online" : ""} />
       <span className="friend-name">
         <span>{f.friend?.displayName}</span>
-        <span className="muted small">@{f.friend?.username}</span>
+        <span className="muted small">
+          @{f.friend?.username}
+          <span className={`status${isOnline ? " on" : ""}`}>{isOnline ? "online" : "offline"}</span>
+        </span>
       </span>
       <span className="friend-actions">
         <button type="button" className="icon small" title="Message" aria-label={`Message ${f.friend?.displayName ?? ""}`} onClick={() => go({ page: "chat", chatId: f.chatId })}>

@@ -1,5 +1,5 @@
 // What every screen of a signed-in user reads: the user, the connection,
-// their HomeChannel and its state, and the route.
+// their HomeChannel, its state and which friends are online, and the route.
 import { createContext, useCallback, useContext, useEffect, useState } from "react";
 import type { HomeChannel } from "./rx/chat.channels";
 import type { Friendship, Home, User } from "./rx/chat.interfaces";
@@ -15,6 +15,8 @@ export interface Session {
   readonly home: HomeChannel;
   /** The home's state; never null below the workspace, which waits for it. */
   readonly state: Home;
+  /** The ids of the friends online now (the home's runtime state online). */
+  readonly online: ReadonlySet<number>;
   readonly route: Route;
   go(route: Route): void;
   /** Deletes the account; the workspace then signs out saying so. */

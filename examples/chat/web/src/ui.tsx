@@ -11,12 +11,32 @@ export interface Person {
   readonly avatar: string;
 }
 
-/** A user's generated avatar (served by /api/avatar/{username}.png). */
-export function Avatar({ user, size = 36 }: { user: Person | null | undefined; size?: number }) {
-  if (!user) return <span className="avatar avatar-empty" style={{ width: size, height: size }} />;
-  return (
+/**
+ * A user's generated avatar (served by /api/avatar/{username}.png). With
+ * dot, a green presence dot on its corner, labelled with dot's text
+ * ("online", "in the chat"); no dot, or an empty one, shows none.
+ */
+export function Avatar({ user, size = 36, dot }: { user: Person | null | undefined; size?: number; dot?: string }) {
+  const img = user ? (
     <img className="avatar" src={user.avatar} alt="" width={size} height={size} title={user.displayName} loading="lazy" />
+  ) : (
+    <span className="avatar avatar-empty" style={{ width: size, height: size }} />
   );
+  if (!dot) return img;
+  return (
+    <span className="avatar-wrap" style={{ width: size, height: size }}>
+      {img}
+      <span className="presence-dot" role="img" aria-label={dot} title={dot} />
+    </span>
+  );
+}
+
+/** "Ann is typing…", "Ann and Bob are typing…", "3 people are typing…". */
+export function typingText(names: readonly string[]): string {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
 }
 
 /** The round icon of a group chat: its initials. */

@@ -26,9 +26,16 @@ const ChatChannelModel: ChannelModel = {
     ChatInvitation: { inviter: { type: "User", many: false }, invitee: { type: "User", many: false }, approvedBy: { type: "User", many: false }, deciders: { type: "User", many: true } },
     Message: { sender: { type: "User", many: false }, readers: { type: "User", many: true } },
   },
+  writes: {
+    Message: {
+      key: "id",
+      idType: "number",
+      template: { chatId: 0, createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: 0, readers: [], sender: null, senderId: 0, text: "" },
+    },
+  },
 };
 
-/** Channel HomeChannel (Go app.HomeChannel). */
+/** Channel HomeChannel (Go app.HomeChannel). It tracks presence: see presence and onPresence. */
 export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
   static readonly channel = "HomeChannel";
   readonly channel = "HomeChannel";
@@ -107,8 +114,17 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
   }
 }
 
-/** Channel ChatChannel (Go app.ChatChannel). */
-export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime> {
+/** The client writes ChatChannel allows: the types and fields of save, create and delete. */
+export type ChatChannelWrites = {
+  save: {
+    Message: { key: number; fields: { text?: string } };
+  };
+  create: Record<never, never>;
+  delete: Record<never, never>;
+};
+
+/** Channel ChatChannel (Go app.ChatChannel). It tracks presence: see presence and onPresence. */
+export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, ChatChannelWrites> {
   static readonly channel = "ChatChannel";
   readonly channel = "ChatChannel";
   readonly many = false;
@@ -155,5 +171,9 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime> {
   /** Action setOwner (Go SetOwner). */
   setOwner(userID: number): Promise<void> {
     return this.callAction<void>("setOwner", [userID]);
+  }
+  /** Action typing (Go Typing). */
+  typing(typing: boolean): Promise<void> {
+    return this.callAction<void>("typing", [typing]);
   }
 }

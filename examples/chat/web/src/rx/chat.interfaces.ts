@@ -87,6 +87,7 @@ export interface Message {
   text: string;
   readers: User[];
   createdAt: string;
+  editedAt: string | null;
 }
 
 /** Layer User (Go app.User): a row in the state, relations nested. */
@@ -146,6 +147,7 @@ export interface ChatRef {
 export interface ChatRuntime {
   notices: Notice[] | null;
   closed: boolean;
+  typing: number[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.FriendGroup as encoding/json writes it. */
@@ -188,6 +190,7 @@ export interface HomeParams {
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.HomeRuntime as encoding/json writes it. */
 export interface HomeRuntime {
   notices: Notice[] | null;
+  online: number[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Message as encoding/json writes it. */
@@ -199,6 +202,7 @@ export interface MessageData {
   text: string;
   readers: UserData[] | null;
   createdAt: string;
+  editedAt: string | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.MessagePage as encoding/json writes it. */

@@ -16,7 +16,9 @@
 // State is the whole state: the anchor's nested type for a single-anchor
 // channel (many = false), an array of it for a list channel (many = true).
 // Runtime is the channel's runtime-state type (use Record<string, never>
-// when it has none).
+// when it has none). W types the client writes the channel allows (see
+// Writes); the generator emits it for channels that declare writes, and
+// save, create and delete cannot be called on the others.
 //
 // The subclass's fields are set after this constructor runs, so the
 // constructor reads none of them: the subscription is made lazily by the
@@ -28,12 +30,40 @@ import { ErrorCode } from "./codes.js";
 import { RxError } from "./errors.js";
 import { Listeners } from "./listeners.js";
 import type { ChannelModel } from "./model.js";
-import type { Subscription, SubscriptionStatus } from "./subscription.js";
+import type { Present } from "./protocol.js";
+import type { Subscription, SubscriptionStatus, WriteRequest } from "./subscription.js";
 
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+const NOBODY: readonly Present[] = Object.freeze([]);
+
+/**
+ * The client writes of a channel, by kind: for save, the writable fields
+ * and key type of each type; for create, per relation ("Type.field"), the
+ * parent's key type, the fields a new row may set and its key type; for
+ * delete, the key type of each type.
+ */
+export interface Writes {
+  readonly save: { readonly [type: string]: { readonly key: string | number; readonly fields: object } };
+  readonly create: {
+    readonly [relation: string]: { readonly parent: string | number; readonly key: string | number; readonly fields: object };
+  };
+  readonly delete: { readonly [type: string]: { readonly key: string | number } };
+}
+
+/** The Writes of a channel that allows none. */
+export interface NoWrites {
+  readonly save: Record<never, never>;
+  readonly create: Record<never, never>;
+  readonly delete: Record<never, never>;
+}
 
 /** A typed channel over a (shared) connection; see the file comment. */
-export abstract class ContextChannel<State, Params = unknown, Runtime extends object = Record<string, never>> {
+export abstract class ContextChannel<
+  State,
+  Params = unknown,
+  Runtime extends object = Record<string, never>,
+  W extends Writes = NoWrites,
+> {
   /** The channel's registered name. */
   abstract readonly channel: string;
   /** True for list channels. */
@@ -48,6 +78,7 @@ export abstract class ContextChannel<State, Params = unknown, Runtime extends ob
   readonly #stateListeners = new Listeners<[State | null]>();
   readonly #statusListeners = new Listeners<[SubscriptionStatus, RxError | null]>();
   readonly #runtimeListeners = new Listeners<[Partial<Runtime>]>();
+  readonly #presenceListeners = new Listeners<[readonly Present[], string]>();
 
   /**
    * conn is a Connection, or the url and token (plus options) of the shared
@@ -82,6 +113,68 @@ export abstract class ContextChannel<State, Params = unknown, Runtime extends ob
   /** Calls listener when the runtime state changes. */
   onRuntime(listener: (runtime: Partial<Runtime>) => void): () => void {
     return this.#runtimeListeners.add(listener);
+  }
+
+  /** Calls listener with an anchor's presence list (and the anchor) when it changes. */
+  onPresence(listener: (users: readonly Present[], anchor: string) => void): () => void {
+    return this.#presenceListeners.add(listener);
+  }
+
+  /**
+   * Who is connected to the channel's stream (single-anchor channels that
+   * track presence): user ids and their subscription counts, over every
+   * server node; empty without subscription.
+   */
+  get presence(): readonly Present[] {
+    return this.#sub?.presence ?? NOBODY;
+  }
+
+  /** Who is connected to the stream of one anchor (list channels). */
+  presenceOf(anchor: string | number): readonly Present[] {
+    return this.#sub?.presenceOf(String(anchor)) ?? NOBODY;
+  }
+
+  /**
+   * Saves fields of a row, showing them at once; resolves when the server
+   * committed the write, rejects with its RxError (the state then is as if
+   * the write had not been made).
+   */
+  async save<T extends keyof W["save"] & string>(type: T, id: W["save"][T]["key"], fields: W["save"][T]["fields"]): Promise<void> {
+    await this.#write({ op: "save", layer: type, row: id, fields: fields as Readonly<Record<string, unknown>> });
+  }
+
+  /**
+   * Creates a row under a parent's relation ("Type.field"), showing a
+   * temporary row at once; resolves with the new row's key once the server
+   * committed it (the real row has replaced the temporary one in the
+   * state), rejects with the server's RxError (the temporary row is gone).
+   */
+  async create<R extends keyof W["create"] & string>(
+    relation: R,
+    parent: W["create"][R]["parent"],
+    fields: W["create"][R]["fields"],
+  ): Promise<W["create"][R]["key"]> {
+    const layer = this.model.writes
+      ? (Object.entries(this.model.writes).find(([, w]) => w.create?.[relation])?.[0] ?? "")
+      : "";
+    const row = await this.#write({ op: "create", layer, relation, parent, fields: fields as Readonly<Record<string, unknown>> });
+    const key = this.model.writes?.[layer]?.idType === "number" ? Number(row) : row;
+    return key as W["create"][R]["key"];
+  }
+
+  /**
+   * Deletes a row, hiding it at once; rejects with the server's RxError,
+   * the row then back in its place.
+   */
+  async delete<T extends keyof W["delete"] & string>(type: T, id: W["delete"][T]["key"]): Promise<void> {
+    await this.#write({ op: "delete", layer: type, row: id });
+  }
+
+  #write(req: WriteRequest): Promise<string> {
+    if (!this.#sub) {
+      return Promise.reject(new RxError(ErrorCode.NotFound, `${this.channel} is not subscribed: subscribe before writing`));
+    }
+    return this.#sub.write(req);
   }
 
   /** The state: null before the first snapshot or without subscription. */
@@ -128,6 +221,7 @@ export abstract class ContextChannel<State, Params = unknown, Runtime extends ob
     sub.subscribe((state) => this.#stateListeners.emit(state));
     sub.onStatus((status, error) => this.#statusListeners.emit(status, error));
     sub.onRuntime((runtime) => this.#runtimeListeners.emit(runtime));
+    sub.onPresence((users, anchor) => this.#presenceListeners.emit(users, anchor));
     this.#statusListeners.emit(sub.status, sub.error);
   }
 

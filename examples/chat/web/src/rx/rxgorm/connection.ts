@@ -15,18 +15,27 @@
 // every subscription is released (it then returns to "idle", and the next
 // subscription connects again).
 //
-// Calls. A call made before the socket is ready waits for it and is sent
-// after the subscriptions; a call already sent when the socket closes
-// rejects with RxError("internal", "connection lost"), as nobody can know
-// whether it ran. A call larger than the server's read limit (welcome's
-// maxMessage) rejects with "bad_request" instead of being sent, since the
-// server would answer it by closing the socket with 1009.
+// Calls (and writes, which are answered the same way). A call made before
+// the socket is ready waits for it and is sent after the subscriptions; a
+// call already sent when the socket closes rejects with
+// RxError("internal", "connection lost"), as nobody can know whether it
+// ran. A call larger than the server's read limit (welcome's maxMessage)
+// rejects with "bad_request" instead of being sent, since the server would
+// answer it by closing the socket with 1009.
 
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from "./codes.js";
 import { RxError } from "./errors.js";
 import { Listeners } from "./listeners.js";
 import type { ChannelModel } from "./model.js";
-import { parseServerFrame, type CallFrame, type ClientFrame, type ErrorFrame, type ResultFrame, type WelcomeFrame } from "./protocol.js";
+import {
+  parseServerFrame,
+  type CallFrame,
+  type ClientFrame,
+  type ErrorFrame,
+  type ResultFrame,
+  type WelcomeFrame,
+  type WriteFrame,
+} from "./protocol.js";
 import { Subscription, type SubscriptionHandler } from "./subscription.js";
 
 /**
@@ -87,8 +96,12 @@ export function backoffDelay(attempt: number, base: number, max: number, random:
 
 type Timer = ReturnType<typeof setTimeout>;
 
+/** A write frame before the connection gives it its id and subscription. */
+export type WriteRequestFrame = WriteFrame extends infer F ? (F extends WriteFrame ? Omit<F, "id" | "sub"> : never) : never;
+
 interface PendingCall {
-  readonly frame: CallFrame & { readonly id: number };
+  /** A call or a write: both are answered by a result frame. */
+  readonly frame: (CallFrame | WriteFrame) & { readonly id: number };
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: RxError) => void;
 }
@@ -226,6 +239,19 @@ export class Connection {
    * server's code.
    */
   call<T = unknown>(subId: string, action: string, args: readonly unknown[] = []): Promise<T> {
+    return this.#request<T>(subId, (id) => ({ type: "call", id, sub: subId, action, args: [...args] }));
+  }
+
+  /**
+   * Sends a client write (save, create or delete) for subscription subId.
+   * It resolves with the result's value ({row: id}) and rejects like call.
+   * Subscription.write applies it optimistically first.
+   */
+  write<T = unknown>(subId: string, frame: WriteRequestFrame): Promise<T> {
+    return this.#request<T>(subId, (id) => ({ ...frame, id, sub: subId }) as WriteFrame & { readonly id: number });
+  }
+
+  #request<T>(subId: string, make: (id: number) => (CallFrame | WriteFrame) & { readonly id: number }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (!this.#subs.has(subId)) {
         reject(new RxError(ErrorCode.NotFound, `no subscription ${subId}`));
@@ -236,7 +262,7 @@ export class Connection {
         return;
       }
       const call: PendingCall = {
-        frame: { type: "call", id: ++this.#nextCall, sub: subId, action, args: [...args] },
+        frame: make(++this.#nextCall),
         resolve: resolve as (value: unknown) => void,
         reject,
       };
@@ -453,7 +479,10 @@ export class Connection {
       // The server would close the socket with 1009, which stops the
       // connection: refuse the one call instead.
       call.reject(
-        new RxError(ErrorCode.BadRequest, `call of ${call.frame.action} exceeds the server's limit of ${this.#maxMessage} bytes`),
+        new RxError(
+          ErrorCode.BadRequest,
+          `${call.frame.type === "call" ? `call of ${call.frame.action}` : `${call.frame.type} of ${call.frame.layer}`} exceeds the server's limit of ${this.#maxMessage} bytes`,
+        ),
       );
       return;
     }
@@ -483,6 +512,9 @@ export class Connection {
         break;
       case "runtime":
         this.#subs.get(String(m.sub))?.h.runtime(m.key, m.value);
+        break;
+      case "presence":
+        this.#subs.get(String(m.sub))?.h.presence(String(m.anchor), m.users ?? []);
         break;
       case "delta":
         // A delta names its stream; it applies to every subscription on it.

@@ -36,6 +36,39 @@ export interface ChannelModel {
   readonly many: boolean;
   /** Every type reachable from the anchor, with its relation fields. */
   readonly layers: { readonly [type: string]: Layer };
+  /** The types clients may write, for optimistic updates (see WriteModel). */
+  readonly writes?: { readonly [type: string]: WriteModel };
+}
+
+/**
+ * What the runtime needs to apply a client write to the local state before
+ * the server confirms it: how rows of a type are keyed, and how a created
+ * row is placed under its parent.
+ */
+export interface WriteModel {
+  /** The field holding the row's key. */
+  readonly key: string;
+  /** How keys are encoded: temporary keys of created rows follow it (negative numbers, or "tmp:<n>"). */
+  readonly idType: "number" | "string";
+  /** The per-user owner field, set to the user's id in created rows. */
+  readonly owner?: string;
+  /** The fields of a new row before the client's are set (the Go zero value). */
+  readonly template: Readonly<Record<string, unknown>>;
+  /** The relations rows may be created under, by "Type.field". */
+  readonly create?: { readonly [relation: string]: CreateModel };
+}
+
+/** A relation clients may create rows under. */
+export interface CreateModel {
+  /** The parent's type and its relation field. */
+  readonly parent: string;
+  readonly field: string;
+  /** A list (has-many), or a single row (has-one). */
+  readonly many: boolean;
+  /** The created row's field that holds the parent's key. */
+  readonly foreignKey?: string;
+  /** New rows go first in the list (the relation is ordered descending). */
+  readonly first?: boolean;
 }
 
 /** A relation of a compiled plan. */

@@ -2,14 +2,15 @@
 // The React binding, a separate entry so that index.ts needs no React.
 //
 //   const channel = useMemo(() => new ChatChannel({ url, token }, { chatId }), [url, token, chatId]);
-//   const { state, status, error, runtime, ready } = useChannel(channel);
+//   const { state, status, error, runtime, ready, presence } = useChannel(channel);
 //
 // Keep the channel object stable (useMemo): a new channel per render would
 // subscribe again on every render.
 
 import { useCallback, useSyncExternalStore } from "react";
-import type { ContextChannel } from "./channel.js";
+import type { ContextChannel, Writes } from "./channel.js";
 import type { RxError } from "./errors.js";
+import type { Present } from "./protocol.js";
 import type { SubscriptionStatus } from "./subscription.js";
 
 /** What useChannel returns; a new object only when something in it changed. */
@@ -22,9 +23,11 @@ export interface ChannelView<State, Runtime> {
   readonly runtime: Partial<Runtime>;
   /** True once the initial state was complete. */
   readonly ready: boolean;
+  /** Who is connected to the channel's stream (channels that track presence). */
+  readonly presence: readonly Present[];
 }
 
-type AnyChannel = ContextChannel<unknown, unknown, object>;
+type AnyChannel = ContextChannel<unknown, unknown, object, Writes>;
 
 const IDLE: ChannelView<unknown, object> = Object.freeze({
   state: null,
@@ -32,6 +35,7 @@ const IDLE: ChannelView<unknown, object> = Object.freeze({
   error: null,
   runtime: Object.freeze({}),
   ready: false,
+  presence: Object.freeze([]),
 });
 
 const views = new WeakMap<AnyChannel, ChannelView<unknown, object>>();
@@ -45,17 +49,19 @@ function view(channel: AnyChannel): ChannelView<unknown, object> {
   const error = channel.error;
   const runtime = channel.getRuntime();
   const ready = channel.ready;
+  const presence = channel.presence;
   if (
     prev &&
     prev.state === state &&
     prev.status === status &&
     prev.error === error &&
     prev.runtime === runtime &&
-    prev.ready === ready
+    prev.ready === ready &&
+    prev.presence === presence
   ) {
     return prev;
   }
-  const next = { state, status, error, runtime, ready };
+  const next = { state, status, error, runtime, ready, presence };
   views.set(channel, next);
   return next;
 }
@@ -65,14 +71,14 @@ function view(channel: AnyChannel): ChannelView<unknown, object> {
  * state, status, error, runtime state and readiness. A null or undefined
  * channel gives the idle view.
  */
-export function useChannel<State, Params, Runtime extends object>(
-  channel: ContextChannel<State, Params, Runtime> | null | undefined,
+export function useChannel<State, Params, Runtime extends object, W extends Writes>(
+  channel: ContextChannel<State, Params, Runtime, W> | null | undefined,
 ): ChannelView<State, Runtime> {
-  const ch = (channel ?? null) as AnyChannel | null;
+  const ch = (channel ?? null) as unknown as AnyChannel | null;
   const subscribe = useCallback(
     (onChange: () => void) => {
       if (!ch) return () => {};
-      const offs = [ch.onStatus(onChange), ch.onRuntime(onChange), ch.subscribe(onChange)];
+      const offs = [ch.onStatus(onChange), ch.onRuntime(onChange), ch.onPresence(onChange), ch.subscribe(onChange)];
       return () => {
         for (const off of offs) off();
       };

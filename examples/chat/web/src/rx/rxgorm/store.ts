@@ -30,6 +30,16 @@
 // A reset (clear) keeps the cleared entries aside until settle(): a row
 // that comes back with the same fields gets its old revision, so a full
 // snapshot after a reconnect leaves unchanged parts of the state identical.
+//
+// Patches. Optimistic writes are patches laid over the index, never merged
+// into it: a row's view is its entry with every pending patch that touches
+// it applied in order (a save merges fields, a create adds a temporary row
+// and appends or prepends its key to the parent's relation field, a delete
+// hides the row, so that lists and to-one fields skip it as they skip any
+// missing row). The server's rows keep arriving underneath. Removing a
+// patch (confirmed or rolled back) leaves exactly the server's state: a
+// rolled-back delete shows the row at its place again, a rolled-back create
+// leaves no trace.
 
 import { compileModel, type ChannelModel, type Plan } from "./model.js";
 import type { Instance } from "./protocol.js";
@@ -48,6 +58,48 @@ interface Entry {
   /** Effective fields: shared overlaid by own. */
   fields: Fields;
   rev: number;
+}
+
+/** What the state shows of a row: its fields and their revision. */
+interface Row {
+  readonly fields: Fields;
+  readonly rev: number;
+}
+
+/** A patched row: undefined fields hide it. */
+interface View {
+  readonly fields: Fields | undefined;
+  readonly rev: number;
+}
+
+/** Where a created row goes: its parent row and the parent's relation field. */
+export interface PatchParent {
+  readonly type: string;
+  readonly id: string;
+  readonly field: string;
+  readonly many: boolean;
+  /** Put the new key first in the list instead of last. */
+  readonly first: boolean;
+}
+
+/** An optimistic change laid over the index (see the file comment). */
+export type Patch =
+  | { readonly op: "save"; readonly type: string; readonly id: string; readonly fields: Fields }
+  | {
+      readonly op: "create";
+      readonly type: string;
+      readonly id: string;
+      /** The temporary key as the relation field holds it (a number or a string). */
+      readonly ref: unknown;
+      readonly fields: Fields;
+      readonly parent: PatchParent;
+    }
+  | { readonly op: "delete"; readonly type: string; readonly id: string };
+
+function patchKeys(p: Patch): string[] {
+  const keys = [instanceKey(p.type, p.id)];
+  if (p.op === "create") keys.push(instanceKey(p.parent.type, p.parent.id));
+  return keys;
 }
 
 const ABSENT: unique symbol = Symbol("absent");
@@ -77,20 +129,91 @@ export class Store {
   #memo = new Map<string, Built>();
   #changed = true;
   #last: { plan: Plan; key: string; obj: Record<string, unknown> | null } | null = null;
+  /** Pending patches by id, in the order they were made. */
+  readonly #patches = new Map<number, Patch>();
+  /** The views of the rows the patches touch. */
+  readonly #views = new Map<string, View>();
 
-  /** The number of rows in the index. */
+  /** The number of rows in the index (patches aside). */
   get size(): number {
     return this.#entries.size;
   }
 
-  /** Reports whether the index holds the row. */
+  /** Reports whether the state shows the row (patches included). */
   has(type: string, id: string): boolean {
-    return this.#entries.has(instanceKey(type, id));
+    return this.#row(instanceKey(type, id)) !== undefined;
   }
 
-  /** The effective fields of a row (shared overlaid by own), or undefined. */
+  /** The effective fields of a row as the state shows it (shared overlaid by own, patches included), or undefined. */
   fields(type: string, id: string): Fields | undefined {
-    return this.#entries.get(instanceKey(type, id))?.fields;
+    return this.#row(instanceKey(type, id))?.fields;
+  }
+
+  /** The number of pending patches. */
+  get patches(): number {
+    return this.#patches.size;
+  }
+
+  /** Lays patch p (with a unique id) over the index. */
+  patch(id: number, p: Patch): void {
+    this.#patches.set(id, p);
+    this.#repatch(patchKeys(p));
+  }
+
+  /** Removes patch id: the rows it touched show the server's state again. */
+  unpatch(id: number): void {
+    const p = this.#patches.get(id);
+    if (!p) return;
+    this.#patches.delete(id);
+    this.#repatch(patchKeys(p));
+  }
+
+  #row(key: string): Row | undefined {
+    const v = this.#views.get(key);
+    if (v) return v.fields === undefined ? undefined : (v as Row);
+    return this.#entries.get(key);
+  }
+
+  // #repatch recomputes the views of keys from their entries and the
+  // pending patches.
+  #repatch(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const base = this.#entries.get(key);
+      let fields: Fields | undefined = base?.fields;
+      let touched = false;
+      for (const p of this.#patches.values()) {
+        if (p.op === "create" && instanceKey(p.parent.type, p.parent.id) === key) {
+          touched = true;
+          if (fields) fields = withChild(fields, p.parent, p.ref);
+        }
+        if (instanceKey(p.type, p.id) !== key) continue;
+        touched = true;
+        if (p.op === "save") {
+          if (fields) fields = { ...fields, ...p.fields };
+        } else if (p.op === "create") {
+          fields = p.fields;
+        } else {
+          fields = undefined;
+        }
+      }
+      const prev = this.#views.get(key);
+      if (!touched) {
+        if (prev) {
+          this.#views.delete(key);
+          this.#changed = true;
+        }
+        continue;
+      }
+      if (fields === undefined && prev && prev.fields === undefined) continue; // still hidden
+      const before = prev ?? base;
+      let rev: number;
+      if (before && before.fields !== undefined && fields !== undefined && jsonEqual(before.fields, fields)) rev = before.rev;
+      else if (base && fields !== undefined && jsonEqual(base.fields, fields)) rev = base.rev;
+      else rev = ++this.#rev;
+      if (prev && prev.rev === rev && (prev.fields === undefined) === (fields === undefined)) continue;
+      this.#views.set(key, { fields, rev });
+      this.#changed = true;
+    }
   }
 
   /** Merges instances (fields and tombstones) into the index. */
@@ -106,6 +229,7 @@ export class Store {
     for (const [key, entry] of this.#entries) this.#cleared.set(key, entry);
     if (this.#entries.size > 0) this.#changed = true;
     this.#entries = new Map();
+    this.#repatch([...this.#views.keys()]);
   }
 
   /** Ends a reset: rows cleared and not sent again are forgotten. */
@@ -129,6 +253,7 @@ export class Store {
       if (!entry.shared && !entry.own) {
         this.#entries.delete(key);
         this.#changed = true;
+        if (this.#views.has(key)) this.#repatch([key]);
         return;
       }
     } else {
@@ -150,6 +275,7 @@ export class Store {
     entry.fields = effective;
     entry.rev = old && jsonEqual(old.fields, effective) ? old.rev : ++this.#rev;
     this.#changed = true;
+    if (this.#views.has(key)) this.#repatch([key]);
   }
 
   /**
@@ -176,7 +302,7 @@ export class Store {
 
   #node(ctx: BuildCtx, type: string, id: string): Built | undefined {
     const key = instanceKey(type, id);
-    const entry = this.#entries.get(key);
+    const entry = this.#row(key);
     if (!entry) return undefined;
     const tp = ctx.plan.type(type);
     let memoKey = key;
@@ -238,6 +364,14 @@ export class Store {
     if (ctx.onPath.has(instanceKey(type, id))) return ref;
     return this.#node(ctx, type, id)?.obj;
   }
+}
+
+// withChild returns fields with ref added to the parent's relation field.
+function withChild(fields: Fields, parent: PatchParent, ref: unknown): Fields {
+  if (!parent.many) return { ...fields, [parent.field]: ref };
+  const raw = fields[parent.field];
+  const list = Array.isArray(raw) ? raw : [];
+  return { ...fields, [parent.field]: parent.first ? [ref, ...list] : [...list, ref] };
 }
 
 function sameArray(a: unknown, b: readonly unknown[]): boolean {

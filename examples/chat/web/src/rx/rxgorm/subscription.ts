@@ -4,12 +4,13 @@
 // connection.subscribe(...); the connection feeds it frames through a
 // SubscriptionHandler that only it holds.
 
+import { ErrorCode } from "./codes.js";
 import type { Connection } from "./connection.js";
-import type { RxError } from "./errors.js";
+import { RxError } from "./errors.js";
 import { Listeners } from "./listeners.js";
 import type { ChannelModel } from "./model.js";
-import type { DeltaFrame, SnapshotFrame, SubFrame } from "./protocol.js";
-import { Store } from "./store.js";
+import type { DeltaFrame, Present, SnapshotFrame, SubFrame } from "./protocol.js";
+import { Store, type Patch } from "./store.js";
 
 /**
  * The life of a subscription:
@@ -33,6 +34,8 @@ export interface SubscriptionHandler {
   anchors(ids: readonly string[]): void;
   delta(frame: DeltaFrame): void;
   runtime(key: string, value: unknown): void;
+  /** Who is present in an anchor's stream. */
+  presence(anchor: string, users: readonly Present[]): void;
   /** The server ended the subscription with err. */
   ended(err: RxError): void;
   /** The socket was lost; the connection will resubscribe. */
@@ -56,6 +59,37 @@ interface AnchorState {
 }
 
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+const NOBODY: readonly Present[] = Object.freeze([]);
+
+/**
+ * A client write, as Subscription.write takes it: save fields of a row,
+ * create a row under a parent's relation ("Type.field"), delete a row.
+ */
+export type WriteRequest =
+  | {
+      readonly op: "save";
+      readonly layer: string;
+      readonly row: string | number;
+      readonly fields: Readonly<Record<string, unknown>>;
+    }
+  | {
+      readonly op: "create";
+      readonly layer: string;
+      readonly relation: string;
+      readonly parent: string | number;
+      readonly fields: Readonly<Record<string, unknown>>;
+    }
+  | { readonly op: "delete"; readonly layer: string; readonly row: string | number };
+
+/**
+ * The longest a delta waits for writes in flight to settle before it is
+ * shown anyway (see write); a safeguard, writes normally settle in a round
+ * trip.
+ */
+const HOLD_LIMIT_MS = 5000;
+
+let writes = 0;
+let temps = 0;
 
 /**
  * A live subscription. State is the nested anchor object for single-anchor
@@ -83,6 +117,17 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
   readonly #stateListeners = new Listeners<[State | null]>();
   readonly #statusListeners = new Listeners<[SubscriptionStatus, RxError | null]>();
   readonly #runtimeListeners = new Listeners<[Partial<Runtime>, string]>();
+  readonly #presence = new Map<string, readonly Present[]>();
+  readonly #presenceListeners = new Listeners<[readonly Present[], string]>();
+  /** Writes sent and not answered yet. */
+  readonly #inflight = new Set<number>();
+  /** Keys ("Type\u0000id") of rows created optimistically and not confirmed. */
+  readonly #temps = new Set<string>();
+  /** While set, rebuilds wait for these writes to settle (see write). */
+  #hold: Set<number> | null = null;
+  #holdTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A rebuild was skipped during a hold. */
+  #stale = false;
 
   /** Internal: use connection.subscribe(channel, params, model). */
   constructor(
@@ -140,9 +185,138 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
     return this.#runtimeListeners.add(listener);
   }
 
+  /** Who is present in the stream of a single-anchor subscription (empty for list channels: see presenceOf). */
+  get presence(): readonly Present[] {
+    if (this.model.many) return NOBODY;
+    for (const users of this.#presence.values()) return users;
+    return NOBODY;
+  }
+
+  /** Who is present in the stream of one anchor. */
+  presenceOf(anchor: string): readonly Present[] {
+    return this.#presence.get(anchor) ?? NOBODY;
+  }
+
+  /** Calls listener with an anchor's presence list and the anchor each time it changes. */
+  onPresence(listener: (users: readonly Present[], anchor: string) => void): () => void {
+    return this.#presenceListeners.add(listener);
+  }
+
   /** Calls an action of the channel instance behind this subscription. */
   call<T = unknown>(action: string, args: readonly unknown[] = []): Promise<T> {
     return this.connection.call<T>(this.id, action, args);
+  }
+
+  /**
+   * Sends a client write and applies it to the state at once (when the
+   * model declares the type writable): a save shows its fields, a create a
+   * temporary row (a negative key, or "tmp:<n>" for string keys) under its
+   * parent, a delete hides the row. The promise resolves with the row's id
+   * from the server (the new id for a create) and rejects with the
+   * server's RxError.
+   *
+   * Either way the optimistic change is then removed, leaving the server's
+   * state: the server sends a write's delta before its reply, so on
+   * success the state has the real row, and on failure it is exactly what
+   * it was without the write. A delta that arrives while writes are in
+   * flight is applied at once but shown only when those writes have
+   * settled, so a confirmation swaps the temporary row for the real one in
+   * one step, never showing both.
+   */
+  write(req: WriteRequest): Promise<string> {
+    const op = ++writes;
+    const patch = this.#patchFor(req);
+    if (patch instanceof RxError) return Promise.reject(patch);
+    const patched: Store[] = [];
+    if (patch) {
+      const target = patch.op === "create" ? patch.parent : patch;
+      for (const a of this.#anchors.values()) {
+        if (a.store.has(target.type, target.id)) {
+          a.store.patch(op, patch);
+          patched.push(a.store);
+        }
+      }
+      if (patch.op === "create") this.#temps.add(patch.type + "\u0000" + patch.id);
+    }
+    this.#inflight.add(op);
+    if (patched.length > 0) this.#refresh();
+    const frame =
+      req.op === "save"
+        ? { type: "save" as const, layer: req.layer, row: String(req.row), fields: req.fields }
+        : req.op === "create"
+          ? { type: "create" as const, layer: req.layer, relation: req.relation, parent: String(req.parent), fields: req.fields }
+          : { type: "delete" as const, layer: req.layer, row: String(req.row) };
+    const settle = (): void => {
+      for (const st of patched) st.unpatch(op);
+      if (patch?.op === "create") this.#temps.delete(patch.type + "\u0000" + patch.id);
+      this.#inflight.delete(op);
+      if (this.#hold) {
+        this.#hold.delete(op);
+        if (this.#hold.size === 0) this.#releaseHold();
+        else if (patched.length > 0) this.#stale = true;
+        return;
+      }
+      if (patched.length > 0) this.#rebuild();
+    };
+    return this.connection.write<{ row?: unknown } | null>(this.id, frame).then(
+      (v) => {
+        settle();
+        return String(v?.row ?? "");
+      },
+      (err: unknown) => {
+        settle();
+        throw err;
+      },
+    );
+  }
+
+  // #patchFor makes the optimistic patch of a write, null when the model
+  // does not describe the type, or an error for a write that cannot be
+  // sent.
+  #patchFor(req: WriteRequest): Patch | RxError | null {
+    const wm = this.model.writes?.[req.layer];
+    if (req.op !== "create") {
+      const id = String(req.row);
+      if (this.#temps.has(req.layer + "\u0000" + id)) {
+        return new RxError(ErrorCode.BadRequest, `${req.layer} ${id} is not created yet: wait for its create to resolve`);
+      }
+      if (!wm) return null;
+      return req.op === "save"
+        ? { op: "save", type: req.layer, id, fields: req.fields }
+        : { op: "delete", type: req.layer, id };
+    }
+    const c = wm?.create?.[req.relation];
+    if (!wm || !c) return null;
+    const n = ++temps;
+    const ref: string | number = wm.idType === "number" ? -n : `tmp:${n}`;
+    const fields: Record<string, unknown> = { ...wm.template, ...req.fields, [wm.key]: ref };
+    const like = (field: string, v: unknown): unknown => (typeof wm.template[field] === "number" ? Number(v) : String(v));
+    if (c.foreignKey) fields[c.foreignKey] = like(c.foreignKey, req.parent);
+    if (wm.owner && this.connection.user) fields[wm.owner] = like(wm.owner, this.connection.user);
+    return {
+      op: "create",
+      type: req.layer,
+      id: String(ref),
+      ref,
+      fields,
+      parent: { type: c.parent, id: String(req.parent), field: c.field, many: c.many, first: c.first ?? false },
+    };
+  }
+
+  // #refresh rebuilds the state, or marks it stale during a hold.
+  #refresh(): void {
+    if (this.#hold) this.#stale = true;
+    else this.#rebuild();
+  }
+
+  #releaseHold(): void {
+    if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
+    this.#holdTimer = null;
+    this.#hold = null;
+    if (this.#stale) {
+      this.#stale = false;
+      this.#rebuild();
+    }
   }
 
   /** Unsubscribes; status becomes "closed". The state stays readable; listeners are removed first. */
@@ -152,6 +326,9 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
     this.#stateListeners.clear();
     this.#statusListeners.clear();
     this.#runtimeListeners.clear();
+    this.#presenceListeners.clear();
+    if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
+    this.#holdTimer = null;
     this.#release();
     this.#setStatus("closed", null);
   }
@@ -219,6 +396,7 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
         if (!this.model.many) {
           // One anchor per single-anchor subscription.
           for (const id of this.#anchors.keys()) if (id !== f.anchor) this.#anchors.delete(id);
+          for (const id of this.#presence.keys()) if (id !== f.anchor) this.#presence.delete(id);
         }
         const a = this.#anchor(f.anchor);
         if (f.reset) {
@@ -231,7 +409,7 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
           a.version = f.version;
           a.synced = true;
         }
-        this.#rebuild();
+        this.#refresh();
       },
 
       done: () => {
@@ -243,8 +421,9 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
         const order = ids.map(String);
         const keep = new Set(order);
         for (const id of this.#anchors.keys()) if (!keep.has(id)) this.#anchors.delete(id);
+        for (const id of this.#presence.keys()) if (!keep.has(id)) this.#presence.delete(id);
         this.#order = order;
-        this.#rebuild();
+        this.#refresh();
       },
 
       delta: (f) => {
@@ -256,12 +435,23 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
         if (!a || !a.synced || a.version === undefined || !(f.version > a.version)) return;
         a.store.apply(f.instances ?? []);
         a.version = f.version;
-        this.#rebuild();
+        if (this.#inflight.size > 0 && !this.#hold) {
+          // Possibly a write's own delta: show it with the write's reply.
+          this.#hold = new Set(this.#inflight);
+          this.#holdTimer = setTimeout(() => this.#releaseHold(), HOLD_LIMIT_MS);
+        }
+        this.#refresh();
       },
 
       runtime: (key, value) => {
         this.#runtime = { ...this.#runtime, [key]: value };
         this.#runtimeListeners.emit(this.#runtime, key);
+      },
+
+      presence: (anchor, users) => {
+        const list = Object.freeze([...users]);
+        this.#presence.set(anchor, list);
+        this.#presenceListeners.emit(list, anchor);
       },
 
       ended: (err) => this.#setStatus("error", err),
