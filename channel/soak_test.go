@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/rx/rxtest"
 )
 
 // The soak test: many sockets, continuous random writes, random reconnects
@@ -100,7 +101,7 @@ func TestSoak(t *testing.T) {
 	}
 	baseG, baseHeap := relSettle()
 	s := &relSoak{t: t, e: e}
-	rng := rand.New(rand.NewPCG(uint64(seedSoak(t)), 7))
+	rng := rand.New(rand.NewPCG(rxtest.Seed(t), 7))
 	clients := make([]*relSoakClient, sockets)
 	for i := range clients {
 		c := &relSoakClient{n: i, user: fmt.Sprint(rng.IntN(3) + 1), states: map[string]*rx.State{}}
@@ -275,19 +276,6 @@ func relSettle() (int, uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapAlloc
-}
-
-func seedSoak(t *testing.T) int64 {
-	seed := int64(20261123)
-	if v := os.Getenv("RXGORM_SEED"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seed = n
-	}
-	t.Logf("seed %d (replay with RXGORM_SEED=%d)", seed, seed)
-	return seed
 }
 
 // write makes random writes until the write phase ends: posts created,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/rx/rxtest"
 	"gorm.io/gorm"
 )
 
@@ -45,20 +45,9 @@ func TestConvergencePostgres(t *testing.T) {
 	runConvergence(t, openPostgres(t), seed(t), ops)
 }
 
-// seed returns RXGORM_SEED if set, else a fixed seed, and logs it so that a
-// failure can be replayed.
-func seed(t *testing.T) uint64 {
-	s := uint64(20261123)
-	if v := os.Getenv("RXGORM_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = n
-	}
-	t.Logf("seed %d (replay with RXGORM_SEED=%d)", s, s)
-	return s
-}
+// seed returns RXGORM_SEED if set, else a fixed seed, and logs it so that
+// a failure can be replayed.
+func seed(t *testing.T) uint64 { return rxtest.Seed(t) }
 
 type watcher struct {
 	name    string

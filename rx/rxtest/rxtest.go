@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,4 +77,20 @@ func closeDB(db *gorm.DB) {
 	if s, err := db.DB(); err == nil {
 		s.Close()
 	}
+}
+
+// Seed returns the seed of a randomized test: RXGORM_SEED if set, else a
+// fixed one, logged so that a failure can be replayed.
+func Seed(t testing.TB) uint64 {
+	t.Helper()
+	s := uint64(20261123)
+	if v := os.Getenv("RXGORM_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RXGORM_SEED: %v", err)
+		}
+		s = n
+	}
+	t.Logf("seed %d (replay with RXGORM_SEED=%d)", s, s)
+	return s
 }
