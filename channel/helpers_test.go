@@ -266,8 +266,8 @@ func (c *client) next() map[string]any {
 		default:
 		}
 		c.t.Fatalf("socket closed (code %d) while waiting for a frame", c.code.Load())
-	case <-time.After(5 * time.Second):
-		c.t.Fatal("no frame within 5s")
+	case <-time.After(15 * time.Second):
+		c.t.Fatal("no frame within 15s")
 	}
 	return nil
 }

@@ -110,8 +110,8 @@ func next(t testing.TB, sub *rx.Subscription) *rx.Event {
 			t.Fatalf("subscription ended: %v", sub.Err())
 		}
 		return ev
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event within 5s")
+	case <-time.After(15 * time.Second):
+		t.Fatal("no event within 15s")
 	}
 	return nil
 }
