@@ -14,9 +14,6 @@ import (
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
 	"github.com/rxgorm/rxgorm/rx/rxtest"
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Two nodes (a Hub and a Server each) on one database and one Redis: a
@@ -30,15 +27,7 @@ func TestPresenceAcrossServers(t *testing.T) {
 	tokens := map[string]string{}
 	var nodes []*env
 	for i := 0; i < 2; i++ {
-		db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if s, err := db.DB(); err == nil {
-				s.Close()
-			}
-		})
+		db := relOpenSQLite(t, dsn)
 		auth, err := channel.NewTokenAuth(db)
 		if err != nil {
 			t.Fatal(err)

@@ -68,21 +68,14 @@ type cluster struct {
 	lease Leaser // nil: no stream ownership (each node loads its own)
 	ttl   time.Duration
 
-	mu    sync.Mutex
-	queue []outgoing // guarded by mu
-	down  bool       // guarded by mu: the last publish failed
+	out *outbox
+
+	mu sync.Mutex
 	// roles of the streams hot here: true owned, false followed. Kept
 	// apart from the engine so that renewing leases never waits for it.
 	roles map[cache.Stream]bool // guarded by mu
-	wake  chan struct{}
-	done  chan struct{}
 
 	unsub func()
-}
-
-type outgoing struct {
-	topic   string
-	payload []byte
 }
 
 // touchMsg carries one commit's touches to the other nodes.
@@ -108,7 +101,7 @@ func newCluster(h *Hub) (*cluster, error) {
 		_, _ = rand.Read(b[:])
 		node = hex.EncodeToString(b[:])
 	}
-	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, wake: make(chan struct{}, 1), done: make(chan struct{}), roles: map[cache.Stream]bool{}}
+	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, out: newOutbox(h.broker, h.log, "commits"), roles: map[cache.Stream]bool{}}
 	if l, ok := h.broker.(Leaser); ok {
 		if s, ok := h.store.(SharedStore); ok && s.SharedAcrossNodes() {
 			c.lease = l
@@ -118,13 +111,13 @@ func newCluster(h *Hub) (*cluster, error) {
 	}
 	unsub, err := h.broker.Subscribe(h.ctx, topicTouches, c.remoteTouches)
 	if err != nil {
+		c.out.close(context.Background())
 		return nil, fmt.Errorf("rx: subscribe to commits of other nodes: %w", err)
 	}
 	c.unsub = unsub
 	if r, ok := h.broker.(recoverer); ok {
 		r.OnRecover(func() { h.engine.do(h.engine.rehomeAll) })
 	}
-	go c.publisher()
 	return c, nil
 }
 
@@ -141,66 +134,14 @@ func readyKey(k cache.Stream, node string) string {
 }
 func deltaTopic(k cache.Stream) string { return "delta:" + k.Channel + ":" + k.Anchor }
 
-// publish queues a message; one goroutine sends them in order.
+// publish queues a message for the other nodes.
 func (c *cluster) publish(topic string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		c.h.log.Error("rx: encode a message to other nodes", "topic", topic, "err", err)
 		return
 	}
-	c.mu.Lock()
-	c.queue = append(c.queue, outgoing{topic, b})
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (c *cluster) publisher() {
-	defer close(c.done)
-	for {
-		c.mu.Lock()
-		q := c.queue
-		c.queue = nil
-		c.mu.Unlock()
-		for _, m := range q {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := c.h.broker.Publish(ctx, m.topic, m.payload)
-			cancel()
-			c.mu.Lock()
-			if err != nil && !c.down {
-				c.h.log.Error("rx: publishing to other nodes failed; they resync when the broker is back", "err", err)
-			}
-			c.down = err != nil
-			c.mu.Unlock()
-		}
-		if len(q) > 0 {
-			continue
-		}
-		select {
-		case <-c.wake:
-		case <-c.h.ctx.Done():
-			return
-		}
-	}
-}
-
-// flush waits until the queued messages are sent.
-func (c *cluster) flush(ctx context.Context) error {
-	for {
-		c.mu.Lock()
-		n := len(c.queue)
-		c.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
+	c.out.send(topic, b)
 }
 
 // sendTouches tells the other nodes about a local commit.
@@ -397,7 +338,7 @@ func (c *cluster) close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
 	defer cancel()
-	_ = c.flush(ctx)
+	c.out.close(ctx)
 }
 
 // follower is the state of a stream this node follows.

@@ -257,7 +257,7 @@ func (h *Hub) Wait(ctx context.Context) error {
 		return err
 	}
 	if h.cluster != nil {
-		return h.cluster.flush(ctx)
+		return h.cluster.out.flush(ctx)
 	}
 	return nil
 }

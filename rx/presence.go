@@ -149,7 +149,7 @@ type presence struct {
 	interval time.Duration
 	timeout  time.Duration
 	unsub    func()
-	wake     chan struct{}
+	out      *outbox
 	stop     chan struct{}
 	done     chan struct{}
 
@@ -160,7 +160,6 @@ type presence struct {
 	in       map[*instance]map[Place]bool     // places an instance is in or watches; guarded by mu
 	remote   map[string]*remoteNode           // guarded by mu
 	totals   map[Place]counts                 // guarded by mu
-	out      [][]byte                         // guarded by mu: announcements to publish, in order
 	closed   bool                             // guarded by mu
 }
 
@@ -186,7 +185,7 @@ func newPresence(h *Hub) (*presence, error) {
 		node:     hex.EncodeToString(b),
 		interval: h.cfg.PresenceHeartbeat,
 		timeout:  h.cfg.PresenceTimeout,
-		wake:     make(chan struct{}, 1),
+		out:      newOutbox(h.broker, h.log, "presence"),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		local:    map[Place]counts{},
@@ -198,6 +197,7 @@ func newPresence(h *Hub) (*presence, error) {
 	}
 	unsub, err := h.broker.Subscribe(h.ctx, presenceTopic, p.receive)
 	if err != nil {
+		p.out.close(context.Background())
 		return nil, err
 	}
 	p.unsub = unsub
@@ -215,20 +215,19 @@ func (p *presence) close() {
 	p.unsub()
 	close(p.stop)
 	<-p.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.out.close(ctx)
 }
 
-// run publishes announcements in order, heartbeats, and expires the nodes
-// that went silent.
+// run heartbeats and expires the nodes that went silent.
 func (p *presence) run() {
 	defer close(p.done)
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-p.wake:
-			p.flush()
 		case <-p.stop:
-			p.flush()
 			return
 		case <-tick.C:
 			p.mu.Lock()
@@ -249,20 +248,6 @@ func (p *presence) run() {
 	}
 }
 
-func (p *presence) flush() {
-	p.mu.Lock()
-	out := p.out
-	p.out = nil
-	p.mu.Unlock()
-	for _, msg := range out {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := p.h.broker.Publish(ctx, presenceTopic, msg); err != nil {
-			p.h.log.Error("rx: announce presence", "err", err)
-		}
-		cancel()
-	}
-}
-
 // announceLocked queues an announcement. The table is encoded now, so later
 // changes cannot slip into it.
 func (p *presence) announceLocked(m presenceMsg) {
@@ -271,11 +256,7 @@ func (p *presence) announceLocked(m presenceMsg) {
 	}
 	m.Node = p.node
 	b, _ := json.Marshal(m)
-	p.out = append(p.out, b)
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.out.send(presenceTopic, b)
 }
 
 // receive applies another node's announcement.
