@@ -147,6 +147,47 @@ func BenchmarkMongoRawFind10k(b *testing.B) {
 	}
 }
 
+// BenchmarkMongoRawPackedFind10k is the server's floor for reading 10,000
+// instances whatever the store's layout: the instances' JSON packed into
+// ten opaque binary documents of 1,000 each (the fewest, cheapest values
+// a server can return), read with one find and iterated without decoding.
+// It tells whether any layout could reach a snapshot target on the
+// server at hand.
+func BenchmarkMongoRawPackedFind10k(b *testing.B) {
+	db := freshDB(b, testClient(b))
+	ctx := b.Context()
+	coll := db.Collection("packed")
+	rows := benchRows()
+	const per = 1000
+	for k := 0; k < benchInstances/per; k++ {
+		blob, err := json.Marshal(rows[k*per : (k+1)*per])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: k}, {Key: "_a", Value: benchStream.Anchor},
+			{Key: "x", Value: bson.Binary{Data: blob}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		cur, err := coll.Find(ctx, bson.D{{Key: "_a", Value: benchStream.Anchor}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for cur.Next(ctx) {
+			n++
+		}
+		if err := cur.Err(); err != nil {
+			b.Fatal(err)
+		}
+		cur.Close(ctx)
+		if n != benchInstances/per {
+			b.Fatalf("found %d documents, want %d", n, benchInstances/per)
+		}
+	}
+}
+
 // BenchmarkMongoRawBulk1000 is the server's share of a flush: 1,000
 // replacements by _id in a 10,000-document collection, in ordered
 // BulkWrites of the size the store uses on this server (16 on FerretDB,

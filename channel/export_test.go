@@ -12,3 +12,15 @@ func (s *Server) RelQueues() (lens, caps []int) {
 	})
 	return lens, caps
 }
+
+// RelWriters reports how many open sockets have a writer goroutine.
+func (s *Server) RelWriters() (n int) {
+	s.each(func(x *session) {
+		x.qmu.Lock()
+		if x.writing {
+			n++
+		}
+		x.qmu.Unlock()
+	})
+	return n
+}

@@ -562,3 +562,46 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("after shutdown: %d", resp.StatusCode)
 	}
 }
+
+// An idle socket gives its writer goroutine back after lingering, and a
+// new frame starts one again: steady traffic keeps it, silence does not.
+func TestIdleWriterExits(t *testing.T) {
+	e := newEnv(t, openSQLite, channel.Options{})
+	e.db.Create(&Room{Name: "lobby", Public: true})
+	c := e.login("1")
+	c.send(`{"type":"sub","id":1,"channel":"RoomChannel","params":{"roomId":1}}`)
+	c.expect("snapshot")
+	delta := func() map[string]any {
+		t.Helper()
+		for {
+			if m := c.next(); m["type"] == "delta" {
+				return m
+			}
+		}
+	}
+	writersBack := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for e.srv.RelWriters() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sockets with a writer, want %d", e.srv.RelWriters(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Traffic every 300 ms, shorter than the linger: the writer stays.
+	for i := range 6 {
+		e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: fmt.Sprint("keep ", i)})
+		delta()
+		if n := e.srv.RelWriters(); n != 1 {
+			t.Fatalf("writer gone during steady traffic (after post %d)", i)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	writersBack(0)
+	e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: "again"})
+	if m := delta(); !strings.Contains(fmt.Sprint(m), "again") {
+		t.Fatalf("delta after the writer came back: %v", m)
+	}
+	writersBack(0)
+}

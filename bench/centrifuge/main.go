@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/centrifugal/centrifuge"
@@ -54,7 +53,7 @@ func main() {
 	loadctl.Handle(mux, func(ctx context.Context, req loadctl.WriteRequest) loadctl.WriteResult {
 		return loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) error {
 			a, seq := loadctl.Seq(i, req.Anchors)
-			_, err := node.Publish("a"+strconv.Itoa(a), payload(seq, sent, req.Payload))
+			_, err := node.Publish("a"+strconv.Itoa(a), loadctl.Payload(seq, sent, req.Payload))
 			return err
 		})
 	}, node.Hub().NumClients)
@@ -71,14 +70,4 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.Serve(ln))
-}
-
-// payload returns {"n":seq,"sent":sent,"pad":"xx…"} of size bytes (or
-// longer, when size is too small for the fields).
-func payload(seq int, sent int64, size int) []byte {
-	b := fmt.Appendf(nil, `{"n":%d,"sent":%d,"pad":"`, seq, sent)
-	if pad := size - len(b) - 2; pad > 0 {
-		b = append(b, strings.Repeat("x", pad)...)
-	}
-	return append(b, `"}`...)
 }

@@ -21,10 +21,12 @@ import (
 // Dialect is the wire protocol of a target server.
 type Dialect string
 
-// The two servers rxload can drive.
+// The servers rxload can drive. The bare server (bare.go) speaks the
+// centrifuge dialect's handshake and publications.
 const (
 	RxGorm     Dialect = "rxgorm"
 	Centrifuge Dialect = "centrifuge"
+	Bare       Dialect = "bare"
 )
 
 // target is a server under load: its control endpoints and its sockets.

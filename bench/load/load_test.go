@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -89,6 +90,39 @@ func TestServeAndConnect(t *testing.T) {
 	rep := runMain(t, "-connect", "http://"+addr, "-a", "3", "-c", "6", "-w", "30")
 	if rep.Lost != 0 || rep.Duplicate != 0 || rep.OutOfOrder != 0 || rep.Deliveries != 60 {
 		t.Fatalf("deliveries %d, lost %d, duplicate %d, out of order %d", rep.Deliveries, rep.Lost, rep.Duplicate, rep.OutOfOrder)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBareFloor drives the bare server (the floor of one-frame-per-socket
+// delivery) with the centrifuge-dialect clients: every publication must
+// reach every client of its anchor once, in order, at the payload size
+// asked for.
+func TestBareFloor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- ServeBare(ctx, ln) }()
+	bt := newTarget(Bare, "http://"+ln.Addr().String(), nil)
+	rep, err := runFanout(ctx, bt, Config{Clients: 6, Anchors: 3, Writes: 30}, 200, newProgress(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Server != Bare || rep.Lost != 0 || rep.Duplicate != 0 || rep.OutOfOrder != 0 || rep.Dropped != 0 {
+		t.Fatalf("report = %+v", rep)
+	}
+	// 30 writes over 3 anchors, 2 clients per anchor, one frame each.
+	if rep.Deliveries != 60 || rep.Frames != 60 {
+		t.Fatalf("deliveries %d, frames %d, want 60 and 60", rep.Deliveries, rep.Frames)
+	}
+	if rep.FrameBytes != 200 {
+		t.Fatalf("frame size %v, want the 200 bytes asked for", rep.FrameBytes)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -53,9 +53,11 @@ type Report struct {
 
 	// The same scenario against centrifuge, and rxgorm's deliveries/s over
 	// centrifuge's.
-	Centrifuge *Report  `json:"centrifuge,omitempty"`
-	Ratio      float64  `json:"ratio,omitempty"`
-	Notes      []string `json:"notes,omitempty"`
+	Centrifuge *Report `json:"centrifuge,omitempty"`
+	// The same fan-out against the bare server: the machine's floor.
+	Bare  *Report  `json:"bare,omitempty"`
+	Ratio float64  `json:"ratio,omitempty"`
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Latency is the distribution of commit → client times over every
@@ -186,6 +188,11 @@ func median(v []float64) float64 {
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	r.print(w, "")
+	if r.Bare != nil {
+		r.Bare.print(w, "")
+		fmt.Fprintf(w, "ratio rxgorm/bare: p50 latency %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
+			r.Latency.P50/r.Bare.Latency.P50, r.Latency.P99/r.Bare.Latency.P99, r.ServerCPU/r.Bare.ServerCPU)
+	}
 	if r.Centrifuge != nil {
 		r.Centrifuge.print(w, "")
 		if r.Mode == "fanout" {

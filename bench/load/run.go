@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -46,6 +47,9 @@ type Config struct {
 	// CentrifugeDir is the bench/centrifuge module; "" finds it beside
 	// this package's source.
 	CentrifugeDir string
+	// Bare also runs a fan-out against the bare server (bare.go): the
+	// floor of one-frame-per-socket delivery on the machine.
+	Bare bool
 	// Repeat is the number of subscriptions per case in snapshot mode.
 	Repeat int
 	// Hold keeps idle sockets open this long before measuring.
@@ -84,10 +88,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Nodes, "nodes", 1, "rxgorm nodes in a cluster, in this process (needs -mongo and -redis); clients are spread over them, writes go through the first")
 	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
+	fs.BoolVar(&cfg.Bare, "bare", false, "fanout: also run the scenario against a bare server (no queues, no library): the machine's floor")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
 	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs")
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle mode: how long the sockets stay open before measuring")
 	serve := fs.Bool("serve", false, "run only the rxgorm server (prints RXLOAD_ADDR=host:port)")
+	serveBare := fs.Bool("serve-bare", false, "run only the bare server (prints RXLOAD_ADDR=host:port)")
 	stdinEOF := fs.Bool("exit-on-stdin-eof", false, "with -serve: exit when standard input closes")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +104,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if *serveBare {
+		return serveBareChild(ctx, stdout, *stdinEOF)
+	}
 	if *serve {
 		cfg.Server.Anchors = cfg.Anchors
 		cfg.Server.Snapshot = true
@@ -161,8 +170,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = fmt.Errorf("rxload: unknown mode %q (fanout, idle or snapshot)", cfg.Mode)
 	}
 	t.stop()
-	if err != nil || !cfg.Centrifuge || cfg.Mode == "snapshot" {
-		return rep, err
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bare && cfg.Mode == "fanout" {
+		bt, err := startBare()
+		if err != nil {
+			return nil, err
+		}
+		rep.Bare, err = runFanout(ctx, bt, cfg, int(rep.FrameBytes), p)
+		bt.stop()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.Centrifuge || cfg.Mode == "snapshot" {
+		return rep, nil
 	}
 	ct, err := startCentrifuge(ctx, cfg)
 	if err != nil {
@@ -260,6 +283,32 @@ func startCentrifuge(ctx context.Context, cfg Config) (*target, error) {
 		return nil, err
 	}
 	return newTarget(Centrifuge, "http://"+addr, func() { stop(); os.RemoveAll(tmp) }), nil
+}
+
+// startBare re-execs this binary as the bare server (rxload -serve-bare).
+func startBare() (*target, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, stop, err := startChild(exec.Command(exe, "-serve-bare", "-exit-on-stdin-eof"), loadctl.AddrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return newTarget(Bare, "http://"+addr, stop), nil
+}
+
+// serveBareChild is rxload -serve-bare.
+func serveBareChild(ctx context.Context, stdout io.Writer, stdinEOF bool) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s%s\n", loadctl.AddrPrefix, ln.Addr())
+	if stdinEOF {
+		loadctl.ExitOnStdinEOF()
+	}
+	return ServeBare(ctx, ln)
 }
 
 // runFanout runs the writes with every client subscribed and measures what

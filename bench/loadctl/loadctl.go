@@ -251,3 +251,14 @@ func ExitOnStdinEOF() {
 		}
 	}()
 }
+
+// Payload returns the publication of the bare pub/sub servers:
+// {"n":seq,"sent":sent,"pad":"xx…"} of size bytes (or longer, when size is
+// too small for the fields).
+func Payload(seq int, sent int64, size int) []byte {
+	b := fmt.Appendf(nil, `{"n":%d,"sent":%d,"pad":"`, seq, sent)
+	if pad := size - len(b) - 2; pad > 0 {
+		b = append(b, strings.Repeat("x", pad)...)
+	}
+	return append(b, `"}`...)
+}
