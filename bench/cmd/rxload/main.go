@@ -1,9 +1,12 @@
 // Command rxload puts an rxgorm server under WebSocket load and reports
 // deliveries/s, commit → client latency, lost, duplicate and out-of-order
 // deliveries, and the server's CPU and memory; with -centrifuge it runs the
-// same scenario against a bare centrifuge server and reports the ratio.
+// same scenario against a bare centrifuge server and reports the ratio;
+// with -bare, against a server with no library at all (the machine's
+// floor for one frame per socket).
 //
 //	go run ./bench/cmd/rxload -c 1000 -w 2000 -centrifuge
+//	go run ./bench/cmd/rxload -c 10000 -w 400 -rate 20 -bare
 //	go run ./bench/cmd/rxload -c 100 -w 2000 -rate 200
 //	go run ./bench/cmd/rxload -mode snapshot
 //	go run ./bench/cmd/rxload -mode idle -c 10000
