@@ -462,7 +462,12 @@ func (s *session) writer() {
 			s.qmu.Unlock()
 			return
 		}
-		s.idle = false
+		if s.idle {
+			// The check found the writer idle while it was still
+			// writing, and stopped; new frames came: check again.
+			s.idle = false
+			linger.Reset(writerLinger)
+		}
 		// Swap the queue with the drained batch's storage.
 		batch, s.queue = s.queue, batch[:0]
 		s.busy = true
