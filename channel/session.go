@@ -473,8 +473,19 @@ func (s *session) writer() {
 		s.busy = true
 		s.wrote++
 		s.qmu.Unlock()
+		bc, _ := s.conn.NetConn().(*batchConn)
+		if bc != nil {
+			bc.begin()
+		}
 		for i, it := range batch {
-			if err := s.write(it); err != nil {
+			err := s.write(it)
+			if err == nil && i == len(batch)-1 && bc != nil {
+				err = bc.end() // the whole batch in one write
+			}
+			if err != nil {
+				if bc != nil {
+					_ = bc.end()
+				}
 				s.srv.opts.Logger.Debug("channel: write failed", "err", err)
 				s.kill(CloseSlowClient, "write failed; resume")
 				s.qmu.Lock()
@@ -502,6 +513,7 @@ func (s *session) keepalive() {
 
 func (s *session) write(it outItem) error {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+	s.srv.frames.Add(1)
 	switch {
 	case it.pm != nil:
 		return s.conn.WritePreparedMessage(it.pm)
@@ -520,6 +532,9 @@ func (s *session) write(it outItem) error {
 			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
 			if err != nil {
 				return err
+			}
+			if !first {
+				s.srv.frames.Add(1)
 			}
 			if err := s.conn.WritePreparedMessage(pm); err != nil {
 				return err

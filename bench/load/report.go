@@ -39,6 +39,13 @@ type Report struct {
 	Dropped          int     `json:"dropped"` // sockets the server closed during the run
 	ServerCPU        float64 `json:"serverCpuSeconds"`
 	ServerMaxRSS     int64   `json:"serverMaxRss"`
+	// ServerWriteCalls is the server process's write system calls during
+	// the run (0 when it is not a child process on Linux); per delivery it
+	// shows how well queued frames are merged into one write.
+	ServerWriteCalls int64 `json:"serverWriteCalls"`
+	// ClientCPU is the load tool's own CPU time during the run: the
+	// clients' (and, with -inproc, the server's too).
+	ClientCPU float64 `json:"clientCpuSeconds"`
 
 	// Idle.
 	HeapPerSocket float64 `json:"heapPerSocket,omitempty"`
@@ -222,7 +229,9 @@ func (r *Report) print(w io.Writer, _ string) {
 			r.Deliveries, r.SpanMs, r.DeliveriesPerSec, r.Frames, r.FramesPerSec, r.FrameBytes, float64(r.Deliveries)/max(1, float64(r.Frames)))
 		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
 		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
-		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20))
+		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20),
+			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
+		fmt.Fprintf(w, "  clients     CPU %.2f s\n", r.ClientCPU)
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)
 		fmt.Fprintf(w, "  per socket  heap %.1f KiB, stacks %.1f KiB (%.1f goroutines), RSS %.1f KiB; server peak RSS %.1f MiB\n",

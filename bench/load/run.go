@@ -326,6 +326,7 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 		clients = nil
 	}
 	defer closeAll()
+	cpu0 := loadctl.ProcessCPU()
 	st0, err := t.stats(ctx, false)
 	if err != nil {
 		return nil, err
@@ -384,7 +385,8 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	}
 	closeAll()
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
-		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS}
+		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS,
+		ServerWriteCalls: st1.WriteCalls - st0.WriteCalls, ClientCPU: (loadctl.ProcessCPU() - cpu0).Seconds()}
 	if t.dialect == RxGorm {
 		rep.Store, rep.DB = cfg.Server.store(), cfg.Server.db()
 	}

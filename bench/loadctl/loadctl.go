@@ -84,6 +84,9 @@ type Stats struct {
 	Goroutines int `json:"goroutines"`
 	// Sockets is the number of open client sockets, when the server knows.
 	Sockets int `json:"sockets"`
+	// WriteCalls is the number of write system calls the process has made
+	// (syscw of /proc/self/io, Linux; 0 elsewhere): a socket write is one.
+	WriteCalls int64 `json:"writeCalls"`
 }
 
 // ReadStats returns the calling process's Stats; gc runs a garbage
@@ -94,13 +97,38 @@ func ReadStats(gc bool) Stats {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine(), RSS: currentRSS()}
+	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine(), RSS: currentRSS(), WriteCalls: WriteCalls()}
+	st.CPU = ProcessCPU()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		st.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		st.MaxRSS = int64(ru.Maxrss) * 1024 // kilobytes on Linux
 	}
 	return st
+}
+
+// ProcessCPU is the calling process's user + system CPU time so far.
+func ProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// WriteCalls returns the number of write system calls the calling process
+// has made, from syscw in /proc/self/io (Linux); 0 elsewhere.
+func WriteCalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // currentRSS reads the resident set size from /proc/self/statm (Linux); 0

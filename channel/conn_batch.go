@@ -1,0 +1,106 @@
+package channel
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// maxHeld is the most bytes a batchConn holds before it writes them out,
+// so holding never costs more than one send buffer of memory.
+const maxHeld = 64 << 10
+
+// batchConn is the connection under a session's websocket.Conn. While the
+// writer holds it, the frames of one batch (everything the socket's queue
+// held when the writer took it) collect in one buffer and go out in one
+// write when the writer releases it: n queued frames cost one syscall and,
+// with TCP_NODELAY, one segment train instead of n. Outside a hold it
+// writes through.
+//
+// gorilla/websocket serialises every write to the connection (data frames
+// and control frames alike) under its own lock, so held bytes stay in
+// frame order; a control frame written by another goroutine during a hold
+// (a ping, a pong, a close) goes out with the batch, and Close sends what
+// is held before closing, so a close frame is never lost.
+type batchConn struct {
+	net.Conn
+	mu     sync.Mutex
+	held   []byte // guarded by mu
+	hold   bool   // guarded by mu
+	writes *atomic.Int64
+}
+
+// Write implements net.Conn.
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hold {
+		if len(c.held)+len(p) > maxHeld {
+			if err := c.flushLocked(); err != nil {
+				return 0, err
+			}
+		}
+		if len(p) <= maxHeld {
+			c.held = append(c.held, p...)
+			return len(p), nil
+		}
+	}
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// begin holds the writes that follow until end.
+func (c *batchConn) begin() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// end writes what is held, in one write, and stops holding.
+func (c *batchConn) end() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = false
+	return c.flushLocked()
+}
+
+func (c *batchConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	c.writes.Add(1)
+	_, err := c.Conn.Write(c.held)
+	if cap(c.held) > 4<<10 {
+		c.held = nil // an idle socket keeps no large buffer
+	} else {
+		c.held = c.held[:0]
+	}
+	return err
+}
+
+// Close implements net.Conn: it sends what is held, then closes.
+func (c *batchConn) Close() error {
+	c.mu.Lock()
+	c.hold = false
+	_ = c.flushLocked()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// batchWriter hands gorilla/websocket's Upgrade a hijacked connection
+// wrapped in a batchConn.
+type batchWriter struct {
+	http.ResponseWriter
+	writes *atomic.Int64
+}
+
+// Hijack implements http.Hijacker.
+func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &batchConn{Conn: conn, writes: w.writes}, brw, nil
+}

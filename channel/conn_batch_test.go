@@ -1,0 +1,97 @@
+package channel_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rxgorm/rxgorm/channel"
+)
+
+// TestQueuedFramesOneWrite: frames that queue up for a socket while its
+// writer is blocked go out together, in far fewer writes than frames, and
+// all of them arrive, in order, intact.
+func TestQueuedFramesOneWrite(t *testing.T) {
+	e := newEnv(t, openSQLite, channel.Options{})
+	e.http.Close()
+	e.http = httptest.NewUnstartedServer(e.srv)
+	e.http.Listener = smallBuffers{e.http.Listener}
+	e.http.Start()
+	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http")
+	const rooms = 40
+	for i := 0; i < rooms; i++ {
+		e.db.Create(&Room{Name: fmt.Sprint("room", i), Public: true})
+	}
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	conn, _, err := d.Dial(e.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"hello","v":1,"token":%q}`, e.tokens["1"])))
+	for i := 1; i <= rooms; i++ {
+		conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"sub","id":%d,"channel":"RoomChannel","params":{"roomId":%d}}`, i, i)))
+	}
+	for snapshots := 0; snapshots < rooms; {
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "snapshot" {
+			snapshots++
+		}
+	}
+	// Stop reading. A large post fills the socket's buffers and blocks the
+	// writer; one post per room then queues a frame per room behind it.
+	e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: strings.Repeat("x", 64<<10)})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := e.hub.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := e.srv.Stats()
+	for i := 1; i <= rooms; i++ {
+		e.db.Create(&Post{RoomID: uint(i), AuthorID: 1, Text: fmt.Sprint("post in ", i)})
+	}
+	if err := e.hub.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Read the big delta, then one delta per room, each carrying its post.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	seen := map[string]bool{}
+	for len(seen) < rooms {
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] != "delta" {
+			continue
+		}
+		for _, in := range instances(m) {
+			f, _ := in["fields"].(map[string]any)
+			if txt, _ := f["text"].(string); strings.HasPrefix(txt, "post in ") {
+				seen[txt] = true
+			}
+		}
+	}
+	after := e.srv.Stats()
+	frames, writes := after.Frames-before.Frames, after.Writes-before.Writes
+	t.Logf("%d frames in %d writes", frames, writes)
+	if frames < rooms {
+		t.Fatalf("%d frames for %d rooms", frames, rooms)
+	}
+	if writes*4 > frames {
+		t.Fatalf("%d frames queued behind a blocked write went out in %d writes; want them batched (at most a quarter as many writes)", frames, writes)
+	}
+}
