@@ -43,7 +43,7 @@ func (c *batchConn) Write(p []byte) (int, error) {
 			}
 		}
 		if len(p) <= maxHeld {
-			c.held = append(c.held, p...)
+			c.held = append(c.held, p...) // c.held is empty after a flush
 			return len(p), nil
 		}
 	}
@@ -51,19 +51,33 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// heldPool recycles the hold buffers: a socket holds one only while its
+// writer writes a batch, so idle sockets keep none.
+var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 // begin holds the writes that follow until end.
 func (c *batchConn) begin() {
 	c.mu.Lock()
 	c.hold = true
+	if c.held == nil {
+		c.held = (*heldPool.Get().(*[]byte))[:0]
+	}
 	c.mu.Unlock()
 }
 
-// end writes what is held, in one write, and stops holding.
+// end writes what is held, in one write, stops holding and gives the
+// buffer back.
 func (c *batchConn) end() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hold = false
-	return c.flushLocked()
+	err := c.flushLocked()
+	if c.held != nil {
+		b := c.held[:0]
+		heldPool.Put(&b)
+		c.held = nil
+	}
+	return err
 }
 
 func (c *batchConn) flushLocked() error {
@@ -72,11 +86,7 @@ func (c *batchConn) flushLocked() error {
 	}
 	c.writes.Add(1)
 	_, err := c.Conn.Write(c.held)
-	if cap(c.held) > 4<<10 {
-		c.held = nil // an idle socket keeps no large buffer
-	} else {
-		c.held = c.held[:0]
-	}
+	c.held = c.held[:0]
 	return err
 }
 

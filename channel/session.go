@@ -473,7 +473,11 @@ func (s *session) writer() {
 		s.busy = true
 		s.wrote++
 		s.qmu.Unlock()
+		// Several frames go out in one write; one is written through.
 		bc, _ := s.conn.NetConn().(*batchConn)
+		if len(batch) < 2 {
+			bc = nil
+		}
 		if bc != nil {
 			bc.begin()
 		}
