@@ -27,10 +27,12 @@ staticcheck:
 # The chat example's committed TypeScript must match its Go channels.
 frontend-check:
 	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat -check
+	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/src/rx -name board -check
 
 # Regenerates it.
 frontend:
 	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat
+	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/src/rx -name board
 
 # Rebuilds the chat example's web UI into examples/chat/web/dist, which the
 # Go binary embeds: run it after changing web/src (or `make frontend`) and
