@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
@@ -39,14 +38,10 @@ func checkPassword(p string) error {
 }
 
 func cleanDisplayName(name, fallback string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
+	if strings.TrimSpace(name) == "" {
 		name = fallback
 	}
-	if name == "" || utf8.RuneCountInString(name) > 64 {
-		return "", badRequest("a display name has 1 to 64 characters")
-	}
-	return name, nil
+	return cleanName("a display name", name, 64)
 }
 
 // Register creates a user with their home and default friend group.
@@ -207,7 +202,14 @@ func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
 	}
 	// 2-4. Chats.
 	var rels []UserChatRelation
-	if err := tx.Where("user_id = ?", u.ID).Find(&rels).Error; err != nil {
+	if err := tx.Where("user_id = ?", u.ID).Order("chat_id").Find(&rels).Error; err != nil {
+		return err
+	}
+	chatIDs := make([]uint, len(rels))
+	for i, r := range rels {
+		chatIDs[i] = r.ChatID
+	}
+	if err := lockChats(tx, chatIDs); err != nil {
 		return err
 	}
 	for _, r := range rels {

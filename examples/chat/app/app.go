@@ -172,13 +172,43 @@ func notFound(format string, args ...any) error {
 // write runs f in a transaction and, after the commit, delivers the
 // notices f left in the outbox. rxgorm broadcasts the transaction's
 // changes after the commit, before the notices reach anyone.
+//
+// The transactions lock chats in one order (see lockChat), so they do not
+// deadlock one another; should PostgreSQL still abort one as a deadlock
+// victim or a serialization failure, it is run again, up to
+// maxWriteAttempts times in all.
 func (a *App) write(ctx context.Context, f func(tx *gorm.DB, out *outbox) error) error {
-	out := &outbox{}
-	if err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return f(tx, out) }); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		out := &outbox{}
+		err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return f(tx, out) })
+		if err == nil {
+			a.deliver(context.WithoutCancel(ctx), out)
+			return nil
+		}
+		if attempt == maxWriteAttempts || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("app: transaction retried", "attempt", attempt, "err", err)
 	}
-	a.deliver(context.WithoutCancel(ctx), out)
-	return nil
+}
+
+// maxWriteAttempts bounds how often write runs a transaction that
+// PostgreSQL aborted as a deadlock victim or a serialization failure.
+const maxWriteAttempts = 3
+
+// retryable reports whether err is PostgreSQL's deadlock_detected (40P01)
+// or serialization_failure (40001): the transaction was rolled back and
+// may simply run again.
+func retryable(err error) bool {
+	var pg interface{ SQLState() string }
+	if !errors.As(err, &pg) {
+		return false
+	}
+	switch pg.SQLState() {
+	case "40P01", "40001":
+		return true
+	}
+	return false
 }
 
 // take loads the row with primary key id into dest, or returns a not_found

@@ -39,12 +39,12 @@ func preview(text string) string {
 // other member's unread count grows; the sender has read everything up to
 // their message.
 func (a *App) SendMessage(ctx context.Context, uid, chatID uint, text string) (*Message, error) {
-	text = strings.TrimSpace(text)
-	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
-		return nil, badRequest("a message has 1 to %d characters", MaxMessage)
+	text, err := cleanText("a message", text, MaxMessage, false)
+	if err != nil {
+		return nil, err
 	}
 	var m Message
-	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		if _, err := memberChat(tx, chatID, uid); err != nil {
 			return err
 		}
@@ -145,8 +145,8 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 		return nil, badRequest("a page has 1 to %d messages", MaxPage)
 	}
 	db := a.DB.WithContext(ctx)
-	if _, err := memberChat(db, chatID, uid); err != nil {
-		return nil, err
+	if ok, err := isMember(db, chatID, uid); err != nil || !ok {
+		return nil, orNotFound(err, "no chat %d", chatID)
 	}
 	q := db.Where("chat_id = ?", chatID)
 	if before > 0 {
@@ -184,9 +184,9 @@ func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error 
 	if w.Old.SenderID != uid {
 		return forbidden("you can edit only your own messages")
 	}
-	text := strings.TrimSpace(w.New.Text)
-	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
-		return badRequest("a message has 1 to %d characters", MaxMessage)
+	text, err := cleanText("a message", w.New.Text, MaxMessage, false)
+	if err != nil {
+		return err
 	}
 	w.New.Text = text
 	if text == w.Old.Text {
@@ -194,6 +194,10 @@ func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error 
 	}
 	now := time.Now().UTC()
 	w.New.EditedAt = &now
+	var chat Chat
+	if err := lockChat(w.Tx, &chat, w.Old.ChatID); err != nil {
+		return err
+	}
 	var latest Message
 	if err := w.Tx.Where("chat_id = ?", w.Old.ChatID).Order("id desc").Take(&latest).Error; err != nil {
 		return err
