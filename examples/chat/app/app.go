@@ -14,6 +14,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +44,9 @@ type Options struct {
 	// TypingTimeout is how long a member counts as typing after their last
 	// Typing(true). Zero means DefaultTypingTimeout.
 	TypingTimeout time.Duration
+	// TypingRate limits Typing calls per user. Zero means
+	// DefaultTypingRate.
+	TypingRate Rate
 }
 
 // SessionCloser ends a user's live connections; *channel.Server is one.
@@ -67,6 +72,13 @@ type App struct {
 	log       *slog.Logger
 	cost      int
 	deletedID uint
+	typingLim *Limiter
+	// dummyHash is a bcrypt hash of a random password at the app's cost:
+	// Login checks passwords of unknown users against it, so that they
+	// take as long as known ones.
+	dummyHash []byte
+	// compare is bcrypt.CompareHashAndPassword (tests count its calls).
+	compare func(hash, password []byte) error
 }
 
 // New migrates the database, installs rxgorm on db, registers the channels
@@ -79,6 +91,19 @@ func New(db *gorm.DB, opts Options) (*App, error) {
 	if a.cost == 0 {
 		a.cost = bcrypt.DefaultCost
 	}
+	a.compare = bcrypt.CompareHashAndPassword
+	typing := opts.TypingRate
+	if typing == (Rate{}) {
+		typing = DefaultTypingRate
+	}
+	a.typingLim = NewLimiter(typing)
+	var random [16]byte
+	_, _ = rand.Read(random[:]) // never fails
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(random[:])), a.cost)
+	if err != nil {
+		return nil, fmt.Errorf("app: dummy password hash: %w", err)
+	}
+	a.dummyHash = dummy
 	if err := db.AutoMigrate(Models()...); err != nil {
 		return nil, fmt.Errorf("app: migrate: %w", err)
 	}

@@ -477,6 +477,7 @@ func (a *App) LeaveChat(ctx context.Context, uid, chatID uint) error {
 		if err := removeMemberTx(tx, c.ID, uid); err != nil {
 			return err
 		}
+		out.leftChat(c.ID, uid)
 		out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat", me.DisplayName))
 		return nil
 	})

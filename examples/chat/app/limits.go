@@ -3,8 +3,13 @@ package app
 import (
 	"math"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rxgorm/rxgorm/rx"
+	"golang.org/x/time/rate"
 )
 
 // Input limits. Everything a client sends is checked here before it
@@ -87,4 +92,88 @@ func cleanText(what, text string, max int, empty bool) (string, error) {
 		}
 	}
 	return text, nil
+}
+
+// Rate is a token bucket: Burst events at once, then one more every
+// Every.
+type Rate struct {
+	Every time.Duration
+	Burst int
+}
+
+// Default rates.
+var (
+	// DefaultTypingRate limits Typing calls per user, over all their
+	// chats. The web UI sends one every 2 s at most while the user types.
+	DefaultTypingRate = Rate{Every: 500 * time.Millisecond, Burst: 10}
+	// DefaultLoginIPRate limits login attempts per client IP address.
+	DefaultLoginIPRate = Rate{Every: 3 * time.Second, Burst: 20}
+	// DefaultLoginUserRate limits login attempts per username, from
+	// anywhere: guessing one user's password from many addresses.
+	DefaultLoginUserRate = Rate{Every: 6 * time.Second, Burst: 10}
+	// DefaultRegisterRate limits registrations per client IP address.
+	DefaultRegisterRate = Rate{Every: 30 * time.Second, Burst: 10}
+)
+
+// Limiter limits events per key (a user id, an IP address, a username)
+// with one golang.org/x/time/rate token bucket per key. Buckets that
+// refilled completely are dropped from time to time, so memory follows
+// the keys active lately, not every key ever seen.
+type Limiter struct {
+	rate Rate
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter // guarded by mu
+	added   int                      // buckets added since the last sweep; guarded by mu
+}
+
+// NewLimiter returns a Limiter allowing r per key. A zero Rate allows
+// everything.
+func NewLimiter(r Rate) *Limiter {
+	return &Limiter{rate: r, buckets: map[string]*rate.Limiter{}}
+}
+
+// sweepEvery is how many new buckets trigger a sweep of the full ones.
+const sweepEvery = 1024
+
+// Allow takes one event from key's bucket. When the bucket is empty it
+// returns false and how long until the next event is allowed.
+func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	if l == nil || l.rate.Every <= 0 || l.rate.Burst <= 0 {
+		return true, 0
+	}
+	now := time.Now()
+	l.mu.Lock()
+	b := l.buckets[key]
+	if b == nil {
+		if l.added++; l.added >= sweepEvery {
+			l.added = 0
+			for k, old := range l.buckets {
+				if old.TokensAt(now) >= float64(l.rate.Burst) {
+					delete(l.buckets, k)
+				}
+			}
+		}
+		b = rate.NewLimiter(rate.Every(l.rate.Every), l.rate.Burst)
+		l.buckets[key] = b
+	}
+	l.mu.Unlock()
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// limited is the error of an action refused by a Limiter: overloaded,
+// with when to try again.
+func limited(what string, wait time.Duration) error {
+	return rx.Errorf(rx.CodeOverloaded, "too many %s: try again in %d s", what, RetrySeconds(wait))
+}
+
+// RetrySeconds rounds a wait up to whole seconds, at least one (for
+// messages and the Retry-After header).
+func RetrySeconds(wait time.Duration) int {
+	return max(1, int(math.Ceil(wait.Seconds())))
 }
