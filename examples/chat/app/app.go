@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
@@ -73,6 +74,11 @@ type App struct {
 	cost      int
 	deletedID uint
 	typingLim *Limiter
+	// sqliteWrites, on SQLite, queues this app's write transactions in
+	// process: SQLite runs one writer at a time anyway, and writers
+	// waiting in its busy handler poll and can time out ("database is
+	// locked") under a burst, where a mutex queue just waits its turn.
+	sqliteWrites *sync.Mutex
 	// dummyHash is a bcrypt hash of a random password at the app's cost:
 	// Login checks passwords of unknown users against it, so that they
 	// take as long as known ones.
@@ -92,6 +98,9 @@ func New(db *gorm.DB, opts Options) (*App, error) {
 		a.cost = bcrypt.DefaultCost
 	}
 	a.compare = bcrypt.CompareHashAndPassword
+	if db.Dialector.Name() == "sqlite" {
+		a.sqliteWrites = &sync.Mutex{}
+	}
 	typing := opts.TypingRate
 	if typing == (Rate{}) {
 		typing = DefaultTypingRate
@@ -205,7 +214,7 @@ func notFound(format string, args ...any) error {
 func (a *App) write(ctx context.Context, f func(tx *gorm.DB, out *outbox) error) error {
 	for attempt := 1; ; attempt++ {
 		out := &outbox{}
-		err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return f(tx, out) })
+		err := a.transaction(ctx, func(tx *gorm.DB) error { return f(tx, out) })
 		if err == nil {
 			a.deliver(context.WithoutCancel(ctx), out)
 			return nil
@@ -215,6 +224,16 @@ func (a *App) write(ctx context.Context, f func(tx *gorm.DB, out *outbox) error)
 		}
 		a.log.Warn("app: transaction retried", "attempt", attempt, "err", err)
 	}
+}
+
+// transaction runs f in a transaction, on SQLite one at a time (see
+// sqliteWrites).
+func (a *App) transaction(ctx context.Context, f func(tx *gorm.DB) error) error {
+	if a.sqliteWrites != nil {
+		a.sqliteWrites.Lock()
+		defer a.sqliteWrites.Unlock()
+	}
+	return a.DB.WithContext(ctx).Transaction(f)
 }
 
 // maxWriteAttempts bounds how often write runs a transaction that
