@@ -110,6 +110,13 @@ func TestRun(t *testing.T) {
 // testServer is the HTTP server of a fresh app.
 func testServer(t *testing.T) (*httptest.Server, *app.App) {
 	t.Helper()
+	hs, _, a := testServerAll(t)
+	return hs, a
+}
+
+// testServerAll is testServer with the server, to change its limits.
+func testServerAll(t *testing.T) (*httptest.Server, *server, *app.App) {
+	t.Helper()
 	db, err := app.OpenSQLite(filepath.Join(t.TempDir(), "chat.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func testServer(t *testing.T) (*httptest.Server, *app.App) {
 			sqlDB.Close()
 		}
 	})
-	return hs, a
+	return hs, s, a
 }
 
 // post sends JSON and decodes the JSON answer.
@@ -261,7 +268,7 @@ func TestREST(t *testing.T) {
 	if _, err := png.Decode(bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/api/avatar/nobody.png", "/api/avatar/alice.gif"} {
+	for _, p := range []string{"/api/avatar/no%20body.png", "/api/avatar/alice.gif"} {
 		if code, _, _ := get(t, hs.URL+p, ""); code != http.StatusNotFound {
 			t.Fatalf("%s: %d", p, code)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,14 +28,21 @@ type server struct {
 	app *app.App
 	rx  *channel.Server
 	mux *http.ServeMux
+	// Rate limits: login attempts per client IP and per username,
+	// registrations per client IP (app.Default…Rate).
+	loginIP, loginUser, register *app.Limiter
 }
 
 func newServer(a *app.App, static fs.FS) *server {
-	s := &server{app: a, mux: http.NewServeMux()}
-	s.rx = channel.NewServer(a.Hub, channel.Options{Auth: a.Tokens, Cookie: tokenCookie})
+	s := &server{app: a, mux: http.NewServeMux(),
+		loginIP:   app.NewLimiter(app.DefaultLoginIPRate),
+		loginUser: app.NewLimiter(app.DefaultLoginUserRate),
+		register:  app.NewLimiter(app.DefaultRegisterRate),
+	}
+	s.rx = channel.NewServer(a.Hub, channel.Options{Auth: a, Cookie: tokenCookie})
 	a.Sessions = s.rx
 	s.mux.Handle("GET /rx", s.rx)
-	s.mux.HandleFunc("POST /api/register", s.register)
+	s.mux.HandleFunc("POST /api/register", s.registerUser)
 	s.mux.HandleFunc("POST /api/login", s.login)
 	s.mux.HandleFunc("POST /api/logout", s.logout)
 	s.mux.HandleFunc("GET /api/avatar/{file}", s.avatar)
@@ -67,7 +75,10 @@ type credentials struct {
 
 // register creates an account and logs it in:
 // {"username","password","displayName"} → 201 {"token","user"}.
-func (s *server) register(w http.ResponseWriter, r *http.Request) {
+func (s *server) registerUser(w http.ResponseWriter, r *http.Request) {
+	if !s.allow(w, s.register, clientIP(r), "registrations") {
+		return
+	}
 	var reg app.Registration
 	if !decode(w, r, &reg) {
 		return
@@ -87,8 +98,14 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 
 // login: {"username","password"} → {"token","user"}.
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	if !s.allow(w, s.loginIP, clientIP(r), "login attempts") {
+		return
+	}
 	var c credentials
 	if !decode(w, r, &c) {
+		return
+	}
+	if !s.allow(w, s.loginUser, strings.ToLower(c.Username), "login attempts for this username") {
 		return
 	}
 	tok, u, err := s.app.Login(r.Context(), c.Username, c.Password)
@@ -115,19 +132,12 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// avatar serves GET /api/avatar/{username}.png.
+// avatar serves GET /api/avatar/{username}.png. Avatars are made from the
+// username alone, so any well-formed username has one, whether an account
+// has it or not: the answer does not tell which usernames exist.
 func (s *server) avatar(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutSuffix(r.PathValue("file"), ".png")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	var n int64
-	if err := s.app.DB.WithContext(r.Context()).Model(&app.User{}).Where("username = ?", name).Count(&n).Error; err != nil {
-		fail(w, err)
-		return
-	}
-	if n == 0 {
+	if !ok || !(app.ValidUsername(name) || name == app.DeletedUsername) {
 		http.NotFound(w, r)
 		return
 	}
@@ -183,7 +193,7 @@ func (s *server) snapshot(w http.ResponseWriter, r *http.Request, channel string
 
 // user authenticates a REST request by its token.
 func (s *server) user(w http.ResponseWriter, r *http.Request) (rx.User, bool) {
-	u, err := s.app.Tokens.Authenticate(r.Context(), token(r))
+	u, err := s.app.Authenticate(r.Context(), token(r))
 	if err != nil {
 		fail(w, err)
 		return rx.User{}, false
@@ -221,7 +231,30 @@ func reply(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// allow takes an event of key from l, or answers 429 Too Many Requests
+// (code overloaded) with Retry-After and returns false.
+func (s *server) allow(w http.ResponseWriter, l *app.Limiter, key, what string) bool {
+	ok, wait := l.Allow(key)
+	if !ok {
+		secs := app.RetrySeconds(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		fail(w, rx.Errorf(rx.CodeOverloaded, "too many %s: try again in %d s", what, secs))
+	}
+	return ok
+}
+
+// clientIP is the address the request came from. X-Forwarded-For is not
+// trusted: behind a reverse proxy, limit there or adapt this.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
 var statuses = map[rx.Code]int{
+	rx.CodeOverloaded:      http.StatusTooManyRequests,
 	rx.CodeUnauthenticated: http.StatusUnauthorized,
 	rx.CodeForbidden:       http.StatusForbidden,
 	rx.CodeNotFound:        http.StatusNotFound,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
@@ -39,14 +38,10 @@ func checkPassword(p string) error {
 }
 
 func cleanDisplayName(name, fallback string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
+	if strings.TrimSpace(name) == "" {
 		name = fallback
 	}
-	if name == "" || utf8.RuneCountInString(name) > 64 {
-		return "", badRequest("a display name has 1 to 64 characters")
-	}
-	return name, nil
+	return cleanName("a display name", name, 64)
 }
 
 // Register creates a user with their home and default friend group.
@@ -91,15 +86,34 @@ func (a *App) Register(ctx context.Context, r Registration) (*User, error) {
 	return u, nil
 }
 
+// ValidUsername reports whether name is a well-formed username: 3 to 32
+// ASCII letters, digits, '_', '.' or '-'.
+func ValidUsername(name string) bool { return usernameRE.MatchString(name) }
+
 // Login checks a username and password and returns a new token.
+//
+// It takes as long for a username that does not exist (or is malformed,
+// or cannot log in) as for a wrong password: the password is checked
+// against a dummy hash of the same cost, so the time of the answer does
+// not tell which usernames exist.
 func (a *App) Login(ctx context.Context, username, password string) (string, *User, error) {
 	var u User
-	err := a.DB.WithContext(ctx).Where("username = ?", username).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && (u.PasswordHash == "" || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil)) {
-		return "", nil, rx.Errorf(rx.CodeUnauthenticated, "wrong username or password")
+	found := false
+	if ValidUsername(username) {
+		err := a.DB.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+		switch {
+		case err == nil:
+			found = u.PasswordHash != ""
+		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return "", nil, fmt.Errorf("app: log in: %w", err)
+		}
 	}
-	if err != nil {
-		return "", nil, err
+	hash := a.dummyHash
+	if found {
+		hash = []byte(u.PasswordHash)
+	}
+	if a.compare(hash, []byte(password)) != nil || !found {
+		return "", nil, rx.Errorf(rx.CodeUnauthenticated, "wrong username or password")
 	}
 	tok, err := a.Tokens.Create(ctx, idString(u.ID))
 	if err != nil {
@@ -132,8 +146,12 @@ func (a *App) UpdateProfile(ctx context.Context, uid uint, p ProfileUpdate) (*Us
 	return u, err
 }
 
-// ChangePassword replaces the caller's password after checking the old one.
-func (a *App) ChangePassword(ctx context.Context, uid uint, old, password string) error {
+// ChangePassword replaces the caller's password after checking the old one,
+// and revokes every other token of the user in the same transaction: a
+// session someone else opened with the old password ends with it. keep is
+// the token of the session that asked, which stays valid ("" revokes them
+// all).
+func (a *App) ChangePassword(ctx context.Context, uid uint, old, password, keep string) error {
 	if err := checkPassword(password); err != nil {
 		return err
 	}
@@ -149,8 +167,25 @@ func (a *App) ChangePassword(ctx context.Context, uid uint, old, password string
 		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(old)) != nil {
 			return forbidden("wrong password")
 		}
-		return tx.Model(u).Update("password_hash", string(hash)).Error
+		if err := tx.Model(u).Update("password_hash", string(hash)).Error; err != nil {
+			return err
+		}
+		return tx.Where("user_id = ? AND key <> ?", idString(uid), keep).Delete(&channel.Token{}).Error
 	})
+}
+
+// Authenticate implements channel.Authenticator for the REST endpoints
+// and the WebSocket: a.Tokens, remembering the token in the *User it
+// loads, so that ChangePassword keeps the caller's own session.
+func (a *App) Authenticate(ctx context.Context, token string) (rx.User, error) {
+	u, err := a.Tokens.Authenticate(ctx, token)
+	if err != nil {
+		return u, err
+	}
+	if p, ok := u.Data.(*User); ok {
+		p.token = token
+	}
+	return u, nil
 }
 
 // DeleteAccount deletes the caller's account after checking the password,
@@ -207,7 +242,14 @@ func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
 	}
 	// 2-4. Chats.
 	var rels []UserChatRelation
-	if err := tx.Where("user_id = ?", u.ID).Find(&rels).Error; err != nil {
+	if err := tx.Where("user_id = ?", u.ID).Order("chat_id").Find(&rels).Error; err != nil {
+		return err
+	}
+	chatIDs := make([]uint, len(rels))
+	for i, r := range rels {
+		chatIDs[i] = r.ChatID
+	}
+	if err := lockChats(tx, chatIDs); err != nil {
 		return err
 	}
 	for _, r := range rels {
@@ -238,6 +280,7 @@ func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
 			if err := removeMemberTx(tx, c.ID, u.ID); err != nil {
 				return err
 			}
+			out.leftChat(c.ID, u.ID)
 			out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat (account deleted)", name))
 		}
 	}

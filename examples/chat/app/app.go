@@ -14,10 +14,13 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
@@ -42,6 +45,9 @@ type Options struct {
 	// TypingTimeout is how long a member counts as typing after their last
 	// Typing(true). Zero means DefaultTypingTimeout.
 	TypingTimeout time.Duration
+	// TypingRate limits Typing calls per user. Zero means
+	// DefaultTypingRate.
+	TypingRate Rate
 }
 
 // SessionCloser ends a user's live connections; *channel.Server is one.
@@ -67,6 +73,18 @@ type App struct {
 	log       *slog.Logger
 	cost      int
 	deletedID uint
+	typingLim *Limiter
+	// sqliteWrites, on SQLite, queues this app's write transactions in
+	// process: SQLite runs one writer at a time anyway, and writers
+	// waiting in its busy handler poll and can time out ("database is
+	// locked") under a burst, where a mutex queue just waits its turn.
+	sqliteWrites *sync.Mutex
+	// dummyHash is a bcrypt hash of a random password at the app's cost:
+	// Login checks passwords of unknown users against it, so that they
+	// take as long as known ones.
+	dummyHash []byte
+	// compare is bcrypt.CompareHashAndPassword (tests count its calls).
+	compare func(hash, password []byte) error
 }
 
 // New migrates the database, installs rxgorm on db, registers the channels
@@ -79,6 +97,22 @@ func New(db *gorm.DB, opts Options) (*App, error) {
 	if a.cost == 0 {
 		a.cost = bcrypt.DefaultCost
 	}
+	a.compare = bcrypt.CompareHashAndPassword
+	if db.Dialector.Name() == "sqlite" {
+		a.sqliteWrites = &sync.Mutex{}
+	}
+	typing := opts.TypingRate
+	if typing == (Rate{}) {
+		typing = DefaultTypingRate
+	}
+	a.typingLim = NewLimiter(typing)
+	var random [16]byte
+	_, _ = rand.Read(random[:]) // never fails
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(random[:])), a.cost)
+	if err != nil {
+		return nil, fmt.Errorf("app: dummy password hash: %w", err)
+	}
+	a.dummyHash = dummy
 	if err := db.AutoMigrate(Models()...); err != nil {
 		return nil, fmt.Errorf("app: migrate: %w", err)
 	}
@@ -172,13 +206,53 @@ func notFound(format string, args ...any) error {
 // write runs f in a transaction and, after the commit, delivers the
 // notices f left in the outbox. rxgorm broadcasts the transaction's
 // changes after the commit, before the notices reach anyone.
+//
+// The transactions lock chats in one order (see lockChat), so they do not
+// deadlock one another; should PostgreSQL still abort one as a deadlock
+// victim or a serialization failure, it is run again, up to
+// maxWriteAttempts times in all.
 func (a *App) write(ctx context.Context, f func(tx *gorm.DB, out *outbox) error) error {
-	out := &outbox{}
-	if err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return f(tx, out) }); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		out := &outbox{}
+		err := a.transaction(ctx, func(tx *gorm.DB) error { return f(tx, out) })
+		if err == nil {
+			a.deliver(context.WithoutCancel(ctx), out)
+			return nil
+		}
+		if attempt == maxWriteAttempts || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("app: transaction retried", "attempt", attempt, "err", err)
 	}
-	a.deliver(context.WithoutCancel(ctx), out)
-	return nil
+}
+
+// transaction runs f in a transaction, on SQLite one at a time (see
+// sqliteWrites).
+func (a *App) transaction(ctx context.Context, f func(tx *gorm.DB) error) error {
+	if a.sqliteWrites != nil {
+		a.sqliteWrites.Lock()
+		defer a.sqliteWrites.Unlock()
+	}
+	return a.DB.WithContext(ctx).Transaction(f)
+}
+
+// maxWriteAttempts bounds how often write runs a transaction that
+// PostgreSQL aborted as a deadlock victim or a serialization failure.
+const maxWriteAttempts = 3
+
+// retryable reports whether err is PostgreSQL's deadlock_detected (40P01)
+// or serialization_failure (40001): the transaction was rolled back and
+// may simply run again.
+func retryable(err error) bool {
+	var pg interface{ SQLState() string }
+	if !errors.As(err, &pg) {
+		return false
+	}
+	switch pg.SQLState() {
+	case "40P01", "40001":
+		return true
+	}
+	return false
 }
 
 // take loads the row with primary key id into dest, or returns a not_found

@@ -46,6 +46,9 @@ func (c *ChatChannel) Authorize(ctx context.Context, u rx.User, p ChatParams) er
 	if err != nil {
 		return err
 	}
+	if err := checkIDs(p.ChatID); err != nil {
+		return err
+	}
 	ok, err := isMember(c.App.DB.WithContext(ctx), p.ChatID, uid)
 	if err != nil {
 		return err
@@ -80,6 +83,10 @@ func (c *ChatChannel) onNotify(ctx context.Context, n Notice) {
 		r.Notices = pushNotice(r.Notices, n)
 		r.Closed = r.Closed || closed
 	})
+	if closed {
+		// No longer a member: stop hearing the chat's notices and typing.
+		c.Channel.Leave("chat:" + idString(c.Params().ChatID))
+	}
 }
 
 // Actions lists the actions of ChatChannel.
@@ -101,13 +108,16 @@ func (c *ChatChannel) SendMessage(ctx context.Context, text string) (*Message, e
 	}
 	m, err := c.App.SendMessage(ctx, uid, c.Params().ChatID, text)
 	if err == nil {
-		_ = c.Typing(ctx, false)
+		_ = c.App.publishTyping(ctx, c.Params().ChatID, uid, false)
 	}
 	return m, err
 }
 
 // MarkRead marks the messages up to upTo (0: all) as read.
 func (c *ChatChannel) MarkRead(ctx context.Context, upTo uint) (*UserChatRelation, error) {
+	if err := checkIDs(upTo); err != nil {
+		return nil, err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return nil, err
@@ -118,6 +128,9 @@ func (c *ChatChannel) MarkRead(ctx context.Context, upTo uint) (*UserChatRelatio
 // History returns up to limit messages older than message before (0: the
 // newest), for paging past the 50 the state holds.
 func (c *ChatChannel) History(ctx context.Context, before uint, limit int) (*MessagePage, error) {
+	if err := checkIDs(before); err != nil {
+		return nil, err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return nil, err
@@ -136,6 +149,9 @@ func (c *ChatChannel) Rename(ctx context.Context, name string) (*ChatRef, error)
 
 // SetOwner hands the group chat over to another member (owner only).
 func (c *ChatChannel) SetOwner(ctx context.Context, userID uint) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return err
@@ -145,6 +161,9 @@ func (c *ChatChannel) SetOwner(ctx context.Context, userID uint) error {
 
 // AddAdmin makes a member an admin (owner only).
 func (c *ChatChannel) AddAdmin(ctx context.Context, userID uint) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return err
@@ -154,6 +173,9 @@ func (c *ChatChannel) AddAdmin(ctx context.Context, userID uint) error {
 
 // RemoveAdmin takes the admin role from a member (owner only).
 func (c *ChatChannel) RemoveAdmin(ctx context.Context, userID uint) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return err
@@ -186,6 +208,9 @@ func (c *ChatChannel) Delete(ctx context.Context) error {
 // Invite invites a friend into the group chat; see invitations.go for the
 // flow.
 func (c *ChatChannel) Invite(ctx context.Context, userID uint) (*ChatInvitation, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	uid, err := c.me()
 	if err != nil {
 		return nil, err

@@ -2,13 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Chats: group chat management. Private chats come and go with
@@ -22,11 +22,7 @@ type ChatRef struct {
 }
 
 func cleanChatName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > 64 {
-		return "", badRequest("a chat name has 1 to 64 characters")
-	}
-	return name, nil
+	return cleanName("a chat name", name, 64)
 }
 
 // memberIDs returns the ids of a chat's members.
@@ -63,12 +59,47 @@ func isAdmin(tx *gorm.DB, c *Chat, uid uint) (bool, error) {
 	return n > 0, err
 }
 
-// memberChat loads a chat the user is a member of. Non-members learn
-// nothing about it: the error is the same as for a chat that does not
-// exist.
+// Lock order. Every transaction that writes rows of a chat (its
+// messages, read receipts, members' relations with their unread counts,
+// invitations) first locks the chat's row (SELECT … FOR UPDATE), and a
+// transaction that writes several chats locks them in ascending id order
+// (lockChats). Writers of one chat therefore run one after the other and
+// never hold rows another one waits for: no deadlock, and message ids
+// grow in commit order within a chat, so "unread = messages of others
+// after the last one read" and the +1 of each send stay equal. SQLite
+// ignores row locks; its write transactions are serialized anyway
+// (_txlock=immediate).
+
+// lockChat loads chat chatID into c and locks its row until the end of
+// the transaction.
+func lockChat(tx *gorm.DB, c *Chat, chatID uint) error {
+	err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Take(c, chatID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return notFound("no chat %d", chatID)
+	}
+	return err
+}
+
+// lockChats locks the rows of chats ids, in ascending id order, until the
+// end of the transaction.
+func lockChats(tx *gorm.DB, ids []uint) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	for _, part := range chunks(ids) {
+		var got []uint
+		if err := tx.Model(&Chat{}).Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+			Where("id IN ?", part).Order("id").Pluck("id", &got).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberChat loads and locks (lockChat) a chat the user is a member of.
+// Non-members learn nothing about it: the error is the same as for a chat
+// that does not exist.
 func memberChat(tx *gorm.DB, chatID, uid uint) (*Chat, error) {
 	var c Chat
-	if err := take(tx, &c, chatID, "chat"); err != nil {
+	if err := lockChat(tx, &c, chatID); err != nil {
 		return nil, err
 	}
 	ok, err := isMember(tx, chatID, uid)
@@ -192,6 +223,9 @@ func (a *App) CreateGroupChat(ctx context.Context, uid uint, name string, member
 	if err != nil {
 		return nil, err
 	}
+	if len(memberIDs) > MaxNewMembers {
+		return nil, badRequest("a new group chat has at most %d members besides you", MaxNewMembers)
+	}
 	var c Chat
 	err = a.write(ctx, func(tx *gorm.DB, out *outbox) error {
 		me, err := activeUser(tx, uid)
@@ -199,6 +233,9 @@ func (a *App) CreateGroupChat(ctx context.Context, uid uint, name string, member
 			return err
 		}
 		ids := slices.Compact(slices.Sorted(slices.Values(memberIDs)))
+		if err := checkIDs(ids...); err != nil {
+			return err
+		}
 		ids = slices.DeleteFunc(ids, func(id uint) bool { return id == uid })
 		if len(ids) > 0 {
 			var n int64
@@ -273,6 +310,14 @@ func orForbidden(err error, format string, args ...any) error {
 		return err
 	}
 	return forbidden(format, args...)
+}
+
+// orNotFound returns err if it is set, else a not_found error.
+func orNotFound(err error, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	return notFound(format, args...)
 }
 
 // DeleteChat deletes a group chat; only its owner may. Private chats go
@@ -432,6 +477,7 @@ func (a *App) LeaveChat(ctx context.Context, uid, chatID uint) error {
 		if err := removeMemberTx(tx, c.ID, uid); err != nil {
 			return err
 		}
+		out.leftChat(c.ID, uid)
 		out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat", me.DisplayName))
 		return nil
 	})

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -29,11 +30,18 @@ func OpenPostgres(dsn string) (*gorm.DB, error) {
 	return gorm.Open(postgres.Open(dsn), gormConfig())
 }
 
+// sqlLog receives GORM's log: failed and slow statements.
+var sqlLog io.Writer = os.Stderr
+
 func gormConfig() *gorm.Config {
-	l := logger.New(log.New(os.Stderr, "", log.LstdFlags), logger.Config{
+	l := logger.New(log.New(sqlLog, "", log.LstdFlags), logger.Config{
 		SlowThreshold:             time.Second,
 		LogLevel:                  logger.Error,
 		IgnoreRecordNotFoundError: true,
+		// Log statements with their placeholders, never with the values
+		// bound to them: those are user data (message texts, names,
+		// password hashes).
+		ParameterizedQueries: true,
 	})
 	return &gorm.Config{
 		Logger:         l,

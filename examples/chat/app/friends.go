@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -30,12 +28,15 @@ func defaultGroup(tx *gorm.DB, uid uint) (*FriendGroup, error) {
 
 // InviteFriend sends a friend invitation to the user with username.
 func (a *App) InviteFriend(ctx context.Context, uid uint, username, message string) (*FriendInvitation, error) {
-	message = strings.TrimSpace(message)
-	if utf8.RuneCountInString(message) > 200 {
-		return nil, badRequest("an invitation message has at most 200 characters")
+	message, err := cleanText("an invitation message", message, 200, true)
+	if err != nil {
+		return nil, err
+	}
+	if !usernameRE.MatchString(username) {
+		return nil, notFound("no user %s", username)
 	}
 	var inv FriendInvitation
-	err := a.write(ctx, func(tx *gorm.DB, out *outbox) error {
+	err = a.write(ctx, func(tx *gorm.DB, out *outbox) error {
 		me, err := activeUser(tx, uid)
 		if err != nil {
 			return err
@@ -177,6 +178,9 @@ func (a *App) DeleteFriend(ctx context.Context, uid, friendID uint) error {
 		if err != nil {
 			return err
 		}
+		if err := lockChats(tx, []uint{f.ChatID}); err != nil {
+			return err
+		}
 		if err := tx.Where("(user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)", uid, friendID, friendID, uid).Delete(&Friendship{}).Error; err != nil {
 			return err
 		}
@@ -189,11 +193,7 @@ func (a *App) DeleteFriend(ctx context.Context, uid, friendID uint) error {
 }
 
 func cleanGroupName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > 32 {
-		return "", badRequest("a group name has 1 to 32 characters")
-	}
-	return name, nil
+	return cleanName("a group name", name, 32)
 }
 
 // ownGroup loads one of uid's friend groups.

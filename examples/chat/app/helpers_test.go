@@ -59,7 +59,12 @@ func eachDB(t *testing.T, f func(t *testing.T, e *env)) {
 }
 
 func openSQLite(t *testing.T) *gorm.DB {
-	db, err := OpenSQLite(filepath.Join(t.TempDir(), "chat.db"))
+	return openSQLiteAt(t, filepath.Join(t.TempDir(), "chat.db"))
+}
+
+// openSQLiteAt opens the SQLite database at path, closed at the end.
+func openSQLiteAt(t *testing.T, path string) *gorm.DB {
+	db, err := OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +88,13 @@ var schemaSeq atomic.Int64
 // openPostgres opens a private schema in the test database, dropped at the
 // end.
 func openPostgres(t *testing.T) *gorm.DB {
+	return openPostgresDSN(t, createSchema(t))
+}
+
+// createSchema creates a private schema in the test database, dropped at
+// the end (after the connections opened later are closed), and returns the
+// DSN that uses it.
+func createSchema(t *testing.T) string {
 	schema := fmt.Sprintf("chat_%d_%d_%d", os.Getpid(), time.Now().UnixMilli()%1e6, schemaSeq.Add(1))
 	admin, err := OpenPostgres(pgDSN())
 	if err != nil {
@@ -91,16 +103,27 @@ func openPostgres(t *testing.T) *gorm.DB {
 	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
-	db, err := OpenPostgres(pgDSN() + " search_path=" + schema)
+	t.Cleanup(func() {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		if s, err := admin.DB(); err == nil {
+			s.Close()
+		}
+	})
+	return pgDSN() + " search_path=" + schema
+}
+
+// openPostgresDSN opens a PostgreSQL database, closed at the end, with at
+// most 20 connections.
+func openPostgresDSN(t *testing.T, dsn string) *gorm.DB {
+	db, err := OpenPostgres(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s, err := db.DB(); err == nil {
+		s.SetMaxOpenConns(20)
+	}
 	t.Cleanup(func() {
 		if s, err := db.DB(); err == nil {
-			s.Close()
-		}
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		if s, err := admin.DB(); err == nil {
 			s.Close()
 		}
 	})
@@ -109,7 +132,12 @@ func openPostgres(t *testing.T) *gorm.DB {
 
 func newEnv(t *testing.T, db *gorm.DB) *env {
 	t.Helper()
-	a, err := New(db, Options{BcryptCost: bcrypt.MinCost})
+	return newEnvWith(t, db, Options{BcryptCost: bcrypt.MinCost})
+}
+
+func newEnvWith(t *testing.T, db *gorm.DB, opts Options) *env {
+	t.Helper()
+	a, err := New(db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

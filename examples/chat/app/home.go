@@ -87,9 +87,14 @@ func (c *HomeChannel) UpdateProfile(ctx context.Context, p ProfileUpdate) (*User
 	return c.App.UpdateProfile(ctx, c.me(), p)
 }
 
-// ChangePassword replaces the password.
+// ChangePassword replaces the password. The user's other sessions are
+// logged out: their tokens are revoked, this session's is kept.
 func (c *HomeChannel) ChangePassword(ctx context.Context, old, password string) error {
-	return c.App.ChangePassword(ctx, c.me(), old, password)
+	var keep string
+	if u, ok := c.User().Data.(*User); ok {
+		keep = u.token
+	}
+	return c.App.ChangePassword(ctx, c.me(), old, password, keep)
 }
 
 // DeleteAccount deletes the account (see App.DeleteAccount). The caller's
@@ -105,6 +110,9 @@ func (c *HomeChannel) InviteFriend(ctx context.Context, username, message string
 
 // AcceptFriendInvitation accepts a received friend invitation.
 func (c *HomeChannel) AcceptFriendInvitation(ctx context.Context, id uint) (*Friendship, error) {
+	if err := checkIDs(id); err != nil {
+		return nil, err
+	}
 	f, err := c.App.AcceptFriendInvitation(ctx, c.me(), id)
 	if err == nil {
 		c.watchFriends(ctx)
@@ -114,16 +122,25 @@ func (c *HomeChannel) AcceptFriendInvitation(ctx context.Context, id uint) (*Fri
 
 // RejectFriendInvitation rejects a received friend invitation.
 func (c *HomeChannel) RejectFriendInvitation(ctx context.Context, id uint) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return c.App.RejectFriendInvitation(ctx, c.me(), id)
 }
 
 // CancelFriendInvitation withdraws a sent friend invitation.
 func (c *HomeChannel) CancelFriendInvitation(ctx context.Context, id uint) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return c.App.CancelFriendInvitation(ctx, c.me(), id)
 }
 
 // DeleteFriend ends a friendship and deletes the private chat.
 func (c *HomeChannel) DeleteFriend(ctx context.Context, friendID uint) error {
+	if err := checkIDs(friendID); err != nil {
+		return err
+	}
 	err := c.App.DeleteFriend(ctx, c.me(), friendID)
 	if err == nil {
 		c.watchFriends(ctx)
@@ -138,17 +155,26 @@ func (c *HomeChannel) CreateFriendGroup(ctx context.Context, name string) (*Frie
 
 // RenameFriendGroup renames a friend group.
 func (c *HomeChannel) RenameFriendGroup(ctx context.Context, id uint, name string) (*FriendGroup, error) {
+	if err := checkIDs(id); err != nil {
+		return nil, err
+	}
 	return c.App.RenameFriendGroup(ctx, c.me(), id, name)
 }
 
 // DeleteFriendGroup deletes a friend group; its friends move to the
 // default group.
 func (c *HomeChannel) DeleteFriendGroup(ctx context.Context, id uint) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return c.App.DeleteFriendGroup(ctx, c.me(), id)
 }
 
 // MoveFriend moves a friend to another group.
 func (c *HomeChannel) MoveFriend(ctx context.Context, friendID, groupID uint) (*Friendship, error) {
+	if err := checkIDs(friendID, groupID); err != nil {
+		return nil, err
+	}
 	return c.App.MoveFriend(ctx, c.me(), friendID, groupID)
 }
 
@@ -159,17 +185,26 @@ func (c *HomeChannel) CreateGroupChat(ctx context.Context, name string, memberID
 
 // ApproveChatInvitation approves a chat invitation (owners and admins).
 func (c *HomeChannel) ApproveChatInvitation(ctx context.Context, id uint) (*ChatInvitation, error) {
+	if err := checkIDs(id); err != nil {
+		return nil, err
+	}
 	return c.App.ApproveChatInvitation(ctx, c.me(), id)
 }
 
 // AcceptChatInvitation joins the chat of an invitation.
 func (c *HomeChannel) AcceptChatInvitation(ctx context.Context, id uint) (*ChatRef, error) {
+	if err := checkIDs(id); err != nil {
+		return nil, err
+	}
 	return c.App.AcceptChatInvitation(ctx, c.me(), id)
 }
 
 // RejectChatInvitation rejects a chat invitation (the invitee, or an admin
 // while it awaits approval).
 func (c *HomeChannel) RejectChatInvitation(ctx context.Context, id uint) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return c.App.RejectChatInvitation(ctx, c.me(), id)
 }
 

@@ -96,7 +96,7 @@ func invitationFor(tx *gorm.DB, id, uid uint) (*ChatInvitation, *Chat, error) {
 		return nil, nil, err
 	}
 	var c Chat
-	if err := take(tx, &c, inv.ChatID, "chat"); err != nil {
+	if err := lockChat(tx, &c, inv.ChatID); err != nil {
 		return nil, nil, err
 	}
 	if uid != inv.InviteeID && uid != inv.InviterID {

@@ -39,29 +39,37 @@ func preview(text string) string {
 // other member's unread count grows; the sender has read everything up to
 // their message.
 func (a *App) SendMessage(ctx context.Context, uid, chatID uint, text string) (*Message, error) {
-	text = strings.TrimSpace(text)
-	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
-		return nil, badRequest("a message has 1 to %d characters", MaxMessage)
+	text, err := cleanText("a message", text, MaxMessage, false)
+	if err != nil {
+		return nil, err
 	}
 	var m Message
-	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		if _, err := memberChat(tx, chatID, uid); err != nil {
+			return err
+		}
+		var mine UserChatRelation
+		if err := tx.Where("chat_id = ? AND user_id = ?", chatID, uid).Take(&mine).Error; err != nil {
 			return err
 		}
 		m = Message{ChatID: chatID, SenderID: uid, Text: text}
 		if err := tx.Create(&m).Error; err != nil {
 			return err
 		}
+		// One statement for every member's relation: the others have one
+		// more message unread; the sender has read everything up to their
+		// message, the chat's newest (the chat's row lock orders the
+		// chat's messages by commit), so none unread.
 		err := tx.Model(&UserChatRelation{}).Where("chat_id = ?", chatID).Updates(map[string]any{
-			"last_message":    preview(text),
-			"last_message_at": m.CreatedAt,
-			"unread_count":    gorm.Expr("CASE WHEN user_id = ? THEN unread_count ELSE unread_count + 1 END", uid),
+			"last_message":         preview(text),
+			"last_message_at":      m.CreatedAt,
+			"unread_count":         gorm.Expr("CASE WHEN user_id = ? THEN 0 ELSE unread_count + 1 END", uid),
+			"last_read_message_id": gorm.Expr("CASE WHEN user_id = ? THEN ? ELSE last_read_message_id END", uid, m.ID),
 		}).Error
 		if err != nil {
 			return err
 		}
-		_, err = markReadTx(tx, uid, chatID, m.ID)
-		return err
+		return addReadsTx(tx, uid, chatID, mine.LastReadMessageID, m.ID)
 	})
 	if err != nil {
 		return nil, err
@@ -112,22 +120,8 @@ func markReadTx(tx *gorm.DB, uid, chatID, upTo uint) (*UserChatRelation, error) 
 	if upTo <= rel.LastReadMessageID {
 		return &rel, nil // already read
 	}
-	var ids []uint
-	err := tx.Model(&Message{}).
-		Where("chat_id = ? AND id > ? AND id <= ? AND sender_id <> ?", chatID, rel.LastReadMessageID, upTo, uid).
-		Where("id NOT IN (?)", tx.Model(&MessageRead{}).Select("message_id").Where("user_id = ?", uid)).
-		Pluck("id", &ids).Error
-	if err != nil {
+	if err := addReadsTx(tx, uid, chatID, rel.LastReadMessageID, upTo); err != nil {
 		return nil, err
-	}
-	if len(ids) > 0 {
-		reads := make([]MessageRead, len(ids))
-		for i, id := range ids {
-			reads[i] = MessageRead{MessageID: id, UserID: uid}
-		}
-		if err := tx.CreateInBatches(reads, 500).Error; err != nil {
-			return nil, err
-		}
 	}
 	var unread int64
 	if err := tx.Model(&Message{}).Where("chat_id = ? AND id > ? AND sender_id <> ?", chatID, upTo, uid).Count(&unread).Error; err != nil {
@@ -135,6 +129,24 @@ func markReadTx(tx *gorm.DB, uid, chatID, upTo uint) (*UserChatRelation, error) 
 	}
 	rel.LastReadMessageID, rel.UnreadCount = upTo, int(unread)
 	return &rel, tx.Model(&rel).Updates(map[string]any{"last_read_message_id": upTo, "unread_count": unread}).Error
+}
+
+// addReadsTx adds uid's read receipts to the messages of others in a chat
+// after message from up to message upTo that uid has not read yet.
+func addReadsTx(tx *gorm.DB, uid, chatID, from, upTo uint) error {
+	var ids []uint
+	err := tx.Model(&Message{}).
+		Where("chat_id = ? AND id > ? AND id <= ? AND sender_id <> ?", chatID, from, upTo, uid).
+		Where("id NOT IN (?)", tx.Model(&MessageRead{}).Select("message_id").Where("user_id = ?", uid)).
+		Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	reads := make([]MessageRead, len(ids))
+	for i, id := range ids {
+		reads[i] = MessageRead{MessageID: id, UserID: uid}
+	}
+	return tx.CreateInBatches(reads, 500).Error
 }
 
 // History returns up to limit messages of a chat older than message
@@ -145,8 +157,8 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 		return nil, badRequest("a page has 1 to %d messages", MaxPage)
 	}
 	db := a.DB.WithContext(ctx)
-	if _, err := memberChat(db, chatID, uid); err != nil {
-		return nil, err
+	if ok, err := isMember(db, chatID, uid); err != nil || !ok {
+		return nil, orNotFound(err, "no chat %d", chatID)
 	}
 	q := db.Where("chat_id = ?", chatID)
 	if before > 0 {
@@ -184,9 +196,9 @@ func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error 
 	if w.Old.SenderID != uid {
 		return forbidden("you can edit only your own messages")
 	}
-	text := strings.TrimSpace(w.New.Text)
-	if text == "" || utf8.RuneCountInString(text) > MaxMessage {
-		return badRequest("a message has 1 to %d characters", MaxMessage)
+	text, err := cleanText("a message", w.New.Text, MaxMessage, false)
+	if err != nil {
+		return err
 	}
 	w.New.Text = text
 	if text == w.Old.Text {
@@ -194,6 +206,10 @@ func (c *ChatChannel) allowEdit(ctx context.Context, w rx.Write[Message]) error 
 	}
 	now := time.Now().UTC()
 	w.New.EditedAt = &now
+	var chat Chat
+	if err := lockChat(w.Tx, &chat, w.Old.ChatID); err != nil {
+		return err
+	}
 	var latest Message
 	if err := w.Tx.Where("chat_id = ?", w.Old.ChatID).Order("id desc").Take(&latest).Error; err != nil {
 		return err

@@ -43,6 +43,10 @@ type User struct {
 	Avatar       string    `gorm:"size:128;not null" json:"avatar"`
 	PasswordHash string    `gorm:"size:80;not null" json:"-"`
 	CreatedAt    time.Time `json:"createdAt"`
+
+	// token is the session token that authenticated this user, on the
+	// values App.Authenticate returns; never stored nor sent.
+	token string
 }
 
 // Home is the root of one user's own state and the anchor of HomeChannel.

@@ -49,7 +49,11 @@ type Notice struct {
 type outbox struct {
 	users []addressed
 	chats []addressed
+	left  []membership // members who left a chat
 }
+
+// membership names a member of a chat.
+type membership struct{ chat, user uint }
 
 type addressed struct {
 	id uint
@@ -59,6 +63,12 @@ type addressed struct {
 // user queues a notice for every Home subscription of user id.
 func (o *outbox) user(id uint, kind, text string, chatID uint) {
 	o.users = append(o.users, addressed{id, Notice{Kind: kind, Text: text, ChatID: chatID}})
+}
+
+// leftChat queues the end of uid's typing in chat id: a member who left
+// stops typing at once for the others, whatever their last Typing said.
+func (o *outbox) leftChat(id, uid uint) {
+	o.left = append(o.left, membership{id, uid})
 }
 
 // chat queues a notice for every Chat subscription of chat id.
@@ -78,6 +88,11 @@ func (a *App) deliver(ctx context.Context, o *outbox) {
 		x.n.At = now
 		if err := a.Hub.Publish(ctx, "chat:"+idString(x.id), "notify", x.n); err != nil {
 			a.log.Error("app: publish notice", "err", err)
+		}
+	}
+	for _, x := range o.left {
+		if err := a.publishTyping(ctx, x.chat, x.user, false); err != nil {
+			a.log.Error("app: publish typing", "err", err)
 		}
 	}
 }

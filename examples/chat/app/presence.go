@@ -147,12 +147,28 @@ func (c *ChatChannel) TrackPresence() rx.PresenceOptions { return rx.PresenceOpt
 
 // Typing tells the other members of the chat that the caller is typing
 // (true, repeated every few seconds while it lasts) or stopped (false).
+//
+// Calls are limited per user (Options.TypingRate): over the limit the
+// action fails with overloaded. Only members may call it: a subscription
+// left open after its user left the chat is told the chat does not exist.
 func (c *ChatChannel) Typing(ctx context.Context, typing bool) error {
 	uid, err := c.me()
 	if err != nil {
 		return err
 	}
-	return c.App.Hub.Publish(ctx, "chat:"+idString(c.Params().ChatID), "typing", typingEvent{UserID: uid, Typing: typing})
+	if ok, wait := c.App.typingLim.Allow(idString(uid)); !ok {
+		return limited("typing events", wait)
+	}
+	chatID := c.Params().ChatID
+	if ok, err := isMember(c.App.DB.WithContext(ctx), chatID, uid); err != nil || !ok {
+		return orNotFound(err, "no chat %d", chatID)
+	}
+	return c.App.publishTyping(ctx, chatID, uid, typing)
+}
+
+// publishTyping tells a chat's subscriptions that uid types or stopped.
+func (a *App) publishTyping(ctx context.Context, chatID, uid uint, typing bool) error {
+	return a.Hub.Publish(ctx, "chat:"+idString(chatID), "typing", typingEvent{UserID: uid, Typing: typing})
 }
 
 func (c *ChatChannel) typingTimeout() time.Duration {
