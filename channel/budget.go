@@ -1,0 +1,115 @@
+package channel
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rxgorm/rxgorm/cache"
+)
+
+// Budgets (docs/DESIGN.md 0a): what one socket may make the server hold,
+// and for how long. The send budget is in session.enqueue, the hello
+// deadline in session.serve; here are the helpers they use, the
+// connection caps and the bad-frame rate.
+
+// admit counts a socket from ip against Options.MaxConnections and
+// Options.MaxConnectionsPerIP, or reports that one of them is reached.
+func (s *Server) admit(ip string) bool {
+	o := &s.opts
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.MaxConnections > 0 && s.conns >= o.MaxConnections {
+		return false
+	}
+	if o.MaxConnectionsPerIP > 0 && s.perIP[ip] >= o.MaxConnectionsPerIP {
+		return false
+	}
+	s.conns++
+	s.perIP[ip]++
+	return true
+}
+
+// release undoes admit.
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// remoteHost is the default Options.ClientIP: the host of RemoteAddr.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// maxMessage is the longest error message sent, in bytes: messages may
+// quote what the client sent (an unknown type, channel or field name), and
+// a client must not get back more than a short prefix of its input.
+const maxMessage = 256
+
+// maxQuote is the longest piece of client input an error message quotes.
+const maxQuote = 32
+
+// maxIDLength is the longest subscription or call id accepted, in bytes of
+// its JSON text: ids are echoed with every answer.
+const maxIDLength = 128
+
+// clip shortens s to at most n bytes, at a rune boundary, marking the cut
+// with "...".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// quote is %q of a short prefix of client input, for error messages.
+func quote(s string) string { return fmt.Sprintf("%q", clip(s, maxQuote)) }
+
+// instancesSize estimates the bytes of insts encoded in a frame (a little
+// over: escaping aside, it counts every quote and separator).
+func instancesSize(insts []*cache.Instance) int {
+	n := 2
+	for _, in := range insts {
+		n += 48 + len(in.Type) + len(in.ID) + len(in.Owner)
+		for k, v := range in.Fields {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// errBucket limits the rate of bad frames: a token bucket of max tokens
+// refilled evenly over window. Used by the read loop only.
+type errBucket struct {
+	tokens float64
+	max    float64
+	rate   float64 // tokens per second
+	last   time.Time
+}
+
+func newErrBucket(max int, window time.Duration) errBucket {
+	return errBucket{tokens: float64(max), max: float64(max), rate: float64(max) / window.Seconds(), last: time.Now()}
+}
+
+// take spends a token for one bad frame and reports whether the socket may
+// go on: false once max bad frames came faster than the refill.
+func (b *errBucket) take(now time.Time) bool {
+	b.tokens = min(b.max, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	b.tokens--
+	return b.tokens >= 1
+}
