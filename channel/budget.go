@@ -51,9 +51,10 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// maxMessage is the longest error message sent, in bytes: messages may
-// quote what the client sent (an unknown type, channel or field name), and
-// a client must not get back more than a short prefix of its input.
+// maxMessage is the longest error message sent, in bytes once encoded in
+// JSON: messages may quote what the client sent (an unknown type, channel
+// or field name), and a client must not get back more than a short prefix
+// of its input (escaping makes one byte of input up to six of output).
 const maxMessage = 256
 
 // maxQuote is the longest piece of client input an error message quotes.
@@ -63,18 +64,31 @@ const maxQuote = 32
 // its JSON text: ids are echoed with every answer.
 const maxIDLength = 128
 
-// clip shortens s to at most n bytes, at a rune boundary, marking the cut
-// with "...".
+// clip shortens s so that its JSON encoding (without the quotes) takes at
+// most n bytes, cutting at a rune boundary and marking the cut with "...".
 func clip(s string, n int) string {
-	if len(s) <= n {
+	if len(s) <= n/6 || jsonLen(s) <= n {
 		return s
 	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	size := 0
+	for i, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+			size += 2
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029' || r == utf8.RuneError:
+			size += 6
+		default:
+			size += utf8.RuneLen(r)
+		}
+		if size > n-3 {
+			return s[:i] + "..."
+		}
 	}
-	return s[:cut] + "..."
+	return s
 }
+
+// jsonLen is the length of s encoded as a JSON string, without quotes.
+func jsonLen(s string) int { return len(appendString(nil, s)) - 2 }
 
 // quote is %q of a short prefix of client input, for error messages.
 func quote(s string) string { return fmt.Sprintf("%q", clip(s, maxQuote)) }
