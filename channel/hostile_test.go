@@ -275,3 +275,55 @@ func TestHostileBadFrameRate(t *testing.T) {
 		t.Fatalf("before hello: close code %d, want %d", code, channel.ClosePolicyViolation)
 	}
 }
+
+// Weak point: pipelining n subscriptions of one stream on one socket sent
+// n² presence frames (each new subscription changed the user's count, and
+// every subscription heard of it). Presence now counts a user's sockets,
+// not subscriptions: each subscription gets one list, and one more per
+// real change.
+func TestHostilePresencePipelined(t *testing.T) {
+	const n = 200
+	e := hostileEnv(t, channel.Options{})
+	c := e.login("1")
+	for i := 0; i < n; i++ {
+		c.send(`{"type":"sub","id":"s%d","channel":"HostileRoom","params":{"roomId":1}}`, i)
+	}
+	presence, done, joined := 0, 0, map[any]bool{}
+	for done < n {
+		switch m := c.next(); m["type"] {
+		case "error":
+			t.Fatalf("%v", m)
+		case "presence":
+			presence++
+		case "done":
+			done++
+		}
+	}
+	// Another user joins: every subscription hears of it, after all the
+	// lists sent before (one socket's frames keep the engine's order).
+	other := e.login("3")
+	other.relSubscribe("o", "HostileRoom", `{"roomId":1}`)
+	for len(joined) < n {
+		m := c.next()
+		if m["type"] == "error" {
+			t.Fatalf("%v", m)
+		}
+		if m["type"] != "presence" {
+			continue
+		}
+		presence++
+		users := m["users"].([]any)
+		if len(users) == 2 {
+			joined[m["sub"]] = true
+		}
+		for _, u := range users {
+			if u := u.(map[string]any); u["connections"] != float64(1) {
+				t.Fatalf("user %v has %v connections, want 1: one socket", u["user"], u["connections"])
+			}
+		}
+	}
+	t.Logf("%d subscriptions: %d presence frames", n, presence)
+	if presence > 2*n {
+		t.Fatalf("%d subscriptions got %d presence frames, want at most %d", n, presence, 2*n)
+	}
+}

@@ -335,6 +335,7 @@ func (s *session) subscribe(m *ClientMessage) error {
 	rs, err := s.srv.hub.Subscribe(s.ctx, m.Channel, []byte(m.Params), user, rx.SubscribeOptions{
 		Since:   m.Since,
 		Deliver: func(ev *rx.Event) bool { return s.deliver(st, ev) },
+		Conn:    s,
 	})
 	if err != nil {
 		s.mu.Lock()
