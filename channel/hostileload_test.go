@@ -24,8 +24,8 @@ import (
 //
 //	baseline + sockets × (SendBudget + ReadLimit + 4 × largest answer + 64 KiB) + 16 MiB
 //
-// Per socket the server holds at most its send budget behind the frame
-// being written, that frame (an answer: at most the largest snapshot or
+// Per socket the server holds at most its send budget besides the largest
+// frame waiting, that frame (an answer: at most the largest snapshot or
 // result of this room), one frame being read (ReadLimit), one answer being
 // built (a result is encoded before it is found too large, a snapshot is
 // loaded before it is queued) and its fixed cost (buffers, goroutines,

@@ -38,12 +38,13 @@ type Options struct {
 	// past it the socket is closed with 4008 and the client resumes. Zero
 	// means 1024.
 	SendQueue int
-	// SendBudget is the most bytes that may wait for a slow client, behind
-	// the frame being written: snapshots, deltas (a delta frame shared
+	// SendBudget is the most bytes that may wait for a slow client besides
+	// the largest frame waiting: snapshots, deltas (a delta frame shared
 	// with other sockets counts its whole size), results, errors, presence
 	// and system frames. Past it the socket is closed with 4008 and the
-	// client resumes, as for SendQueue. One frame larger than the budget
-	// may still go out alone. Zero means 1 MiB (Centrifugo's default).
+	// client resumes, as for SendQueue. The largest frame is not counted,
+	// so that one frame larger than the budget (a big snapshot) may go out.
+	// Zero means 1 MiB (Centrifugo's default).
 	SendBudget int
 	// MaxResult is the largest result frame of a call or client write; a
 	// larger value is answered with the error too_large instead. Zero

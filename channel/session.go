@@ -39,11 +39,11 @@ type session struct {
 	busy    bool      // guarded by qmu: the writer is writing frames
 	wrote   uint64    // guarded by qmu: batches the writer has taken
 	idle    bool      // guarded by qmu: the linger check found the writer idle
-	// bytes is the size of the frames queued or being written; head is
-	// the size of the first of them, which Options.SendBudget does not
+	// bytes is the size of the frames queued or being written; big is
+	// the size of the largest of them, which Options.SendBudget does not
 	// count (one frame may exceed the budget).
 	bytes int    // guarded by qmu
-	head  int    // guarded by qmu
+	big   int    // guarded by qmu
 	gen   uint64 // guarded by qmu: numbers writer goroutines, for their linger checks
 	// wake wakes the writer: a frame was queued, the session is closing,
 	// or the linger check found it idle.
@@ -102,23 +102,22 @@ func (s *session) ready() bool {
 }
 
 // enqueue queues a frame without blocking; a full queue (in frames, or in
-// bytes behind the first frame) means the client cannot keep up, and it is
-// told to reconnect and resume.
+// bytes besides its largest frame) means the client cannot keep up, and it
+// is told to reconnect and resume.
 func (s *session) enqueue(it outItem) bool {
 	if s.ended.Load() {
 		return false
 	}
 	o := &s.srv.opts
 	s.qmu.Lock()
-	if len(s.queue) >= o.SendQueue || (s.bytes > 0 && s.bytes-s.head+it.size > o.SendBudget) {
+	big := max(s.big, it.size)
+	if len(s.queue) >= o.SendQueue || s.bytes+it.size-big > o.SendBudget {
 		s.qmu.Unlock()
 		s.kill(CloseSlowClient, "client too slow; resume")
 		return false
 	}
-	if s.bytes == 0 {
-		s.head = it.size
-	}
 	s.bytes += it.size
+	s.big = big
 	s.queue = append(s.queue, it)
 	running := s.writing
 	s.writing = true
@@ -569,16 +568,24 @@ func (s *session) write(it outItem) error {
 }
 
 // sent accounts for a frame of size bytes written (or dropped); rest are
-// the frames of the writer's batch behind it (qmu held).
+// the frames of the writer's batch behind it (qmu held). When the largest
+// frame leaves, the next largest is found among the rest and the queue (at
+// most SendQueue frames).
 func (s *session) sent(size int, rest []outItem) {
 	s.bytes -= size
-	switch {
-	case s.bytes <= 0:
-		s.bytes, s.head = 0, 0
-	case len(rest) > 0:
-		s.head = rest[0].size
-	case len(s.queue) > 0:
-		s.head = s.queue[0].size
+	if s.bytes <= 0 {
+		s.bytes, s.big = 0, 0
+		return
+	}
+	if size < s.big {
+		return
+	}
+	s.big = 0
+	for _, x := range rest {
+		s.big = max(s.big, x.size)
+	}
+	for _, x := range s.queue {
+		s.big = max(s.big, x.size)
 	}
 }
 
