@@ -236,8 +236,8 @@ func (s *session) serve() {
 			return
 		}
 		// Bad frames are limited by rate: good frames in between do not
-		// reset the count.
-		if e.Code == rx.CodeBadRequest || e.Code == rx.CodeUnauthenticated {
+		// reset the count. Before hello, any frame but hello is bad.
+		if e.Code == rx.CodeBadRequest || (e.Code == rx.CodeUnauthenticated && !s.ready()) {
 			if !errs.take(time.Now()) {
 				s.kill(ClosePolicyViolation, "too many protocol errors")
 				return
