@@ -7,7 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gorilla/websocket"
 	"github.com/rxgorm/rxgorm/cache"
+	"github.com/rxgorm/rxgorm/rx"
 )
 
 // Budgets (docs/DESIGN.md 0a): what one socket may make the server hold,
@@ -126,4 +128,46 @@ func (b *errBucket) take(now time.Time) bool {
 	b.last = now
 	b.tokens--
 	return b.tokens >= 1
+}
+
+// sent accounts for a frame of size bytes written (or dropped); rest are
+// the frames of the writer's batch behind it (qmu held). When the largest
+// frame leaves, the next largest is found among the rest and the queue (at
+// most SendQueue frames).
+func (s *session) sent(size int, rest []outItem) {
+	s.bytes -= size
+	if s.bytes <= 0 {
+		s.bytes, s.big = 0, 0
+		return
+	}
+	if size < s.big {
+		return
+	}
+	s.big = 0
+	for _, x := range rest {
+		s.big = max(s.big, x.size)
+	}
+	for _, x := range s.queue {
+		s.big = max(s.big, x.size)
+	}
+}
+
+// delta is a stream's delta frame, prepared once for every socket.
+type delta struct {
+	pm   *websocket.PreparedMessage
+	size int
+}
+
+// deltaMessage returns the prepared delta frame of ev, encoding it on
+// first use.
+func deltaMessage(channel string, ev *rx.Event) *delta {
+	d, _ := ev.Memo(func(ev *rx.Event) any {
+		frame := deltaFrame(channel, ev.Anchor, ev.Version, ev.Instances)
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
+		if err != nil {
+			return (*delta)(nil)
+		}
+		return &delta{pm, len(frame)}
+	}).(*delta)
+	return d
 }
