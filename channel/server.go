@@ -236,10 +236,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.wg.Done()
 		ss.serve()
+		s.release(ip) // first: once Sockets counts it out, its slot is free
 		s.mu.Lock()
 		delete(s.sessions, ss)
 		s.mu.Unlock()
-		s.release(ip)
 	}()
 }
 
