@@ -46,6 +46,9 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 		// come back as something else to a JavaScript or Go client.
 		return errors.New("an id must be a string or an integer")
 	}
+	if len(b) > maxIDLength {
+		return fmt.Errorf("an id may be at most %d bytes long", maxIDLength)
+	}
 	id.raw = append(json.RawMessage(nil), b...)
 	return nil
 }
@@ -125,7 +128,7 @@ func DecodeClient(data []byte) (*ClientMessage, error) {
 	case "":
 		return nil, rx.Errorf(rx.CodeBadRequest, "message has no type")
 	default:
-		return nil, rx.Errorf(rx.CodeBadRequest, "unknown message type %q", m.Type)
+		return nil, rx.Errorf(rx.CodeBadRequest, "unknown message type %s", quote(m.Type))
 	}
 	return &m, nil
 }
@@ -166,7 +169,7 @@ func errorFrame(sub *ID, e *rx.Error) []byte {
 		Sub     *ID     `json:"sub,omitempty"`
 		Code    rx.Code `json:"code"`
 		Message string  `json:"message"`
-	}{"error", sub, e.Code, e.Message})
+	}{"error", sub, e.Code, clip(e.Message, maxMessage)})
 	return b
 }
 
@@ -176,7 +179,7 @@ func resultFrame(id ID, value any, e *rx.Error) ([]byte, error) {
 			Type  string    `json:"type"`
 			ID    ID        `json:"id"`
 			Error ErrorBody `json:"error"`
-		}{"result", id, ErrorBody{e.Code, e.Message}})
+		}{"result", id, ErrorBody{e.Code, clip(e.Message, maxMessage)}})
 	}
 	v, err := json.Marshal(value)
 	if err != nil {

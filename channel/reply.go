@@ -36,13 +36,14 @@ func (s *session) target(m *ClientMessage) (*subState, error) {
 	}
 	if refuse != nil {
 		frame, _ := resultFrame(m.ID, nil, refuse)
-		s.enqueue(outItem{data: frame})
+		s.enqueue(dataItem(frame))
 		return nil, nil
 	}
 	return st, nil
 }
 
-// answer sends the result of request m: its value, or its error. A plain
+// answer sends the result of request m: its value, or its error; a value
+// whose frame is over Options.MaxResult is answered with too_large. A plain
 // error (not an *rx.Error) is logged and sent as "internal error", with
 // nothing of its cause; one of a request cut short by the socket closing
 // is not a fault, and is logged at debug level.
@@ -67,8 +68,11 @@ func (s *session) answer(m *ClientMessage, st *subState, v any, err error) {
 		log.Error("channel: encode result", "type", m.Type, "channel", st.channel, "name", name, "err", ferr)
 		frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
 	}
+	if limit := s.srv.opts.MaxResult; len(frame) > limit {
+		frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeTooLarge, "the result is %d bytes; the limit is %d", len(frame), limit))
+	}
 	s.mu.Lock()
 	delete(s.calls, m.ID.String()) // before the result: the client may reuse the id
 	s.mu.Unlock()
-	s.enqueue(outItem{data: frame})
+	s.enqueue(dataItem(frame))
 }

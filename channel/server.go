@@ -39,6 +39,18 @@ type Options struct {
 	// past it the socket is closed with 4008 and the client resumes. Zero
 	// means 1024.
 	SendQueue int
+	// SendBudget is the most bytes that may wait for a slow client besides
+	// the largest frame waiting: snapshots, deltas (a delta frame shared
+	// with other sockets counts its whole size), results, errors, presence
+	// and system frames. Past it the socket is closed with 4008 and the
+	// client resumes, as for SendQueue. The largest frame is not counted,
+	// so that one frame larger than the budget (a big snapshot) may go out.
+	// Zero means 1 MiB (Centrifugo's default).
+	SendBudget int
+	// MaxResult is the largest result frame of a call or client write; a
+	// larger value is answered with the error too_large instead. Zero
+	// means 256 KiB.
+	MaxResult int
 	// MaxCalls is the most action calls one socket may have in progress; a
 	// call past it is answered at once with overloaded. Zero means 64.
 	MaxCalls int
@@ -47,9 +59,28 @@ type Options struct {
 	MaxSubscriptions int
 	// SnapshotBatch is the most instances per snapshot frame. Zero means 500.
 	SnapshotBatch int
-	// MaxProtocolErrors is how many bad frames in a row close the socket
-	// with 1008. Zero means 10.
+	// MaxProtocolErrors is how many bad frames (bad_request, or anything
+	// but hello before hello) a socket may send in ProtocolErrorWindow;
+	// one more closes it with 1008. Good frames in between do not reset
+	// the count: it is a token bucket of MaxProtocolErrors tokens refilled
+	// evenly over the window. Zero means 10.
 	MaxProtocolErrors int
+	// ProtocolErrorWindow is the period of MaxProtocolErrors. Zero means
+	// one minute.
+	ProtocolErrorWindow time.Duration
+	// MaxConnections caps the sockets the server holds, those still
+	// waiting for hello included; an upgrade past it is refused with HTTP
+	// 503. Zero means 10,000; negative means no cap.
+	MaxConnections int
+	// MaxConnectionsPerIP caps the sockets of one client address (see
+	// ClientIP); an upgrade past it is refused with HTTP 503. Zero means
+	// 100; negative means no cap. Behind a reverse proxy every client has
+	// the proxy's address: set ClientIP, or turn this cap off.
+	MaxConnectionsPerIP int
+	// ClientIP returns the address a request counts against
+	// MaxConnectionsPerIP. Nil means the host of the request's RemoteAddr
+	// (X-Forwarded-For is not trusted unless ClientIP reads it).
+	ClientIP func(*http.Request) string
 	// PingInterval is the keepalive period; a client silent for two of
 	// them is dropped. Zero means 25 s.
 	PingInterval time.Duration
@@ -84,6 +115,24 @@ func (o *Options) defaults() {
 	if o.MaxProtocolErrors <= 0 {
 		o.MaxProtocolErrors = 10
 	}
+	if o.ProtocolErrorWindow <= 0 {
+		o.ProtocolErrorWindow = time.Minute
+	}
+	if o.SendBudget <= 0 {
+		o.SendBudget = 1 << 20
+	}
+	if o.MaxResult <= 0 {
+		o.MaxResult = 256 << 10
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 10000
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = 100
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = remoteHost
+	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = 25 * time.Second
 	}
@@ -109,6 +158,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
 	closing  bool                  // guarded by mu
+	conns    int                   // guarded by mu: sockets admitted (upgrading or open)
+	perIP    map[string]int        // guarded by mu: conns by client address
 	wg       sync.WaitGroup
 
 	frames atomic.Int64 // frames written to sockets
@@ -134,7 +185,7 @@ func (s *Server) Stats() Stats {
 // NewServer returns a Server for hub.
 func NewServer(hub *rx.Hub, opts Options) *Server {
 	opts.defaults()
-	s := &Server{hub: hub, opts: opts, sessions: map[*session]struct{}{}}
+	s := &Server{hub: hub, opts: opts, sessions: map[*session]struct{}{}, perIP: map[string]int{}}
 	// Small read buffers (client frames are small; larger ones are read
 	// in several reads) and pooled write buffers, held only while a
 	// frame is written: an idle socket keeps neither net/http's 4 KiB
@@ -177,15 +228,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
+	ip := s.opts.ClientIP(r)
+	if !s.admit(ip) {
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	token := tokenFromRequest(r, s.opts.Cookie)
 	conn, err := s.upgrader.Upgrade(batchWriter{w, &s.writes}, r, nil)
 	if err != nil {
+		s.release(ip)
 		return // the upgrader answered the client
 	}
 	ss := newSession(s, conn, token)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		s.release(ip)
 		ss.kill(CloseGoingAway, "server shutting down")
 		return
 	}
@@ -198,6 +256,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.wg.Done()
 		ss.serve()
+		s.release(ip) // first: once Sockets counts it out, its slot is free
 		s.mu.Lock()
 		delete(s.sessions, ss)
 		s.mu.Unlock()
@@ -225,7 +284,7 @@ func (s *Server) system(msg json.RawMessage) {
 	}
 	s.each(func(x *session) {
 		if x.ready() {
-			x.enqueue(outItem{pm: pm})
+			x.enqueue(outItem{pm: pm, size: len(frame)})
 		}
 	})
 }

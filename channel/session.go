@@ -28,6 +28,7 @@ type session struct {
 	stop  context.CancelFunc
 	once  sync.Once
 	ping  *time.Timer
+	start time.Time // the upgrade: the hello deadline counts from it
 	// ended is set when the session starts closing, before ctx ends: the
 	// hot paths read it instead of ctx.Err, which takes a lock.
 	ended atomic.Bool
@@ -38,7 +39,12 @@ type session struct {
 	busy    bool      // guarded by qmu: the writer is writing frames
 	wrote   uint64    // guarded by qmu: batches the writer has taken
 	idle    bool      // guarded by qmu: the linger check found the writer idle
-	gen     uint64    // guarded by qmu: numbers writer goroutines, for their linger checks
+	// bytes is the size of the frames queued or being written; big is
+	// the size of the largest of them, which Options.SendBudget does not
+	// count (one frame may exceed the budget).
+	bytes int    // guarded by qmu
+	big   int    // guarded by qmu
+	gen   uint64 // guarded by qmu: numbers writer goroutines, for their linger checks
 	// wake wakes the writer: a frame was queued, the session is closing,
 	// or the linger check found it idle.
 	wake chan struct{}
@@ -58,19 +64,26 @@ type subState struct {
 	rs      *rx.Subscription
 }
 
-// outItem is one frame to write: ready bytes, a shared prepared frame, or an
-// event the writer encodes (snapshots in batches, deltas once per stream).
+// outItem is one frame to write: ready bytes, a shared prepared frame (a
+// delta, encoded once per stream and version, or a system message), or a
+// snapshot the writer encodes in batches. size is its bytes on the wire
+// (estimated for snapshots), counted against Options.SendBudget.
 type outItem struct {
 	data []byte
 	pm   *websocket.PreparedMessage
 	ev   *rx.Event
 	sub  *subState
+	size int
 }
+
+// dataItem is a frame of ready bytes.
+func dataItem(b []byte) outItem { return outItem{data: b, size: len(b)} }
 
 func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 	ctx, stop := context.WithCancel(context.Background())
 	return &session{
 		srv:      srv,
+		start:    time.Now(),
 		conn:     conn,
 		token:    token,
 		ctx:      ctx,
@@ -88,18 +101,23 @@ func (s *session) ready() bool {
 	return s.authed
 }
 
-// enqueue queues a frame without blocking; a full queue means the client
-// cannot keep up, and it is told to reconnect and resume.
+// enqueue queues a frame without blocking; a full queue (in frames, or in
+// bytes besides its largest frame) means the client cannot keep up, and it
+// is told to reconnect and resume.
 func (s *session) enqueue(it outItem) bool {
 	if s.ended.Load() {
 		return false
 	}
+	o := &s.srv.opts
 	s.qmu.Lock()
-	if len(s.queue) >= s.srv.opts.SendQueue {
+	big := max(s.big, it.size)
+	if len(s.queue) >= o.SendQueue || s.bytes+it.size-big > o.SendBudget {
 		s.qmu.Unlock()
 		s.kill(CloseSlowClient, "client too slow; resume")
 		return false
 	}
+	s.bytes += it.size
+	s.big = big
 	s.queue = append(s.queue, it)
 	running := s.writing
 	s.writing = true
@@ -160,11 +178,16 @@ func (s *session) serve() {
 	s.ping = time.AfterFunc(time.Hour, s.keepalive)
 	s.ping.Reset(o.PingInterval)
 	defer s.teardown()
+	// The hello deadline is absolute, from the upgrade: no frame before
+	// hello (a pong included) extends it.
 	s.conn.SetPongHandler(func(string) error {
+		if !s.ready() {
+			return nil
+		}
 		return s.conn.SetReadDeadline(time.Now().Add(2 * o.PingInterval))
 	})
-	_ = s.conn.SetReadDeadline(time.Now().Add(o.HelloTimeout))
-	errs := 0
+	_ = s.conn.SetReadDeadline(s.start.Add(o.HelloTimeout))
+	errs := newErrBucket(o.MaxProtocolErrors, o.ProtocolErrorWindow)
 	for {
 		typ, data, err := s.conn.ReadMessage()
 		if err != nil {
@@ -193,7 +216,6 @@ func (s *session) serve() {
 			m, err = DecodeClient(data)
 		}
 		if err == nil {
-			errs = 0 // a well-formed frame ends a run of protocol errors
 			if err = s.handle(m); err == nil {
 				continue
 			}
@@ -210,11 +232,13 @@ func (s *session) serve() {
 		if errors.As(err, &se) {
 			sid = &se.id
 		}
-		if !s.enqueue(outItem{data: errorFrame(sid, e)}) {
+		if !s.enqueue(dataItem(errorFrame(sid, e))) {
 			return
 		}
-		if e.Code == rx.CodeBadRequest {
-			if errs++; errs >= o.MaxProtocolErrors {
+		// Bad frames are limited by rate: good frames in between do not
+		// reset the count. Before hello, any frame but hello is bad.
+		if e.Code == rx.CodeBadRequest || (e.Code == rx.CodeUnauthenticated && !s.ready()) {
+			if !errs.take(time.Now()) {
 				s.kill(ClosePolicyViolation, "too many protocol errors")
 				return
 			}
@@ -243,7 +267,7 @@ func (s *session) handle(m *ClientMessage) error {
 	case "save", "create", "delete":
 		return s.clientWrite(m)
 	}
-	return rx.Errorf(rx.CodeBadRequest, "unknown message type %q", m.Type)
+	return rx.Errorf(rx.CodeBadRequest, "unknown message type %s", quote(m.Type))
 }
 
 func (s *session) hello(m *ClientMessage) error {
@@ -251,7 +275,7 @@ func (s *session) hello(m *ClientMessage) error {
 		return rx.Errorf(rx.CodeBadRequest, "hello was already accepted")
 	}
 	if m.V != ProtocolVersion {
-		s.enqueue(outItem{data: errorFrame(nil, rx.Errorf(rx.CodeBadRequest, "unsupported protocol version %d; this server speaks %d", m.V, ProtocolVersion))})
+		s.enqueue(dataItem(errorFrame(nil, rx.Errorf(rx.CodeBadRequest, "unsupported protocol version %d; this server speaks %d", m.V, ProtocolVersion))))
 		s.closeAfterFlush(CloseBadVersion, "unsupported protocol version")
 		return nil
 	}
@@ -268,7 +292,7 @@ func (s *session) hello(m *ClientMessage) error {
 			s.srv.opts.Logger.Error("channel: authenticator failed", "err", err)
 			e = rx.Errorf(rx.CodeUnauthenticated, "authentication failed")
 		}
-		s.enqueue(outItem{data: errorFrame(nil, e)})
+		s.enqueue(dataItem(errorFrame(nil, e)))
 		s.closeAfterFlush(CloseAuthFailed, "authentication failed")
 		return nil
 	}
@@ -276,7 +300,7 @@ func (s *session) hello(m *ClientMessage) error {
 	s.user, s.authed = u, true
 	s.mu.Unlock()
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.opts.PingInterval))
-	s.enqueue(outItem{data: welcomeFrame(u.ID, s.srv.opts.ReadLimit)})
+	s.enqueue(dataItem(welcomeFrame(u.ID, s.srv.opts.ReadLimit)))
 	return nil
 }
 
@@ -310,6 +334,7 @@ func (s *session) subscribe(m *ClientMessage) error {
 	rs, err := s.srv.hub.Subscribe(s.ctx, m.Channel, []byte(m.Params), user, rx.SubscribeOptions{
 		Since:   m.Since,
 		Deliver: func(ev *rx.Event) bool { return s.deliver(st, ev) },
+		Conn:    s,
 	})
 	if err != nil {
 		s.mu.Lock()
@@ -318,7 +343,7 @@ func (s *session) subscribe(m *ClientMessage) error {
 		return subError(m.ID, err)
 	}
 	st.rs = rs
-	s.enqueue(outItem{data: simpleFrame("done", m.ID)})
+	s.enqueue(dataItem(simpleFrame("done", m.ID)))
 	return nil
 }
 
@@ -345,7 +370,7 @@ func (s *session) unsubscribe(m *ClientMessage) error {
 	if st.rs != nil {
 		st.rs.Close()
 	}
-	s.enqueue(outItem{data: simpleFrame("unsubscribed", m.ID)})
+	s.enqueue(dataItem(simpleFrame("unsubscribed", m.ID)))
 	return nil
 }
 
@@ -372,23 +397,23 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 		}
 		s.mu.Unlock()
 		if live && ev.Err != nil && !s.ended.Load() {
-			s.enqueue(outItem{data: errorFrame(&st.id, rx.Public(ev.Err))})
+			s.enqueue(dataItem(errorFrame(&st.id, rx.Public(ev.Err))))
 		}
 		return true
 	case ev.Presence != nil:
-		s.enqueue(outItem{data: presenceFrame(st.id, ev.Presence)})
+		s.enqueue(dataItem(presenceFrame(st.id, ev.Presence)))
 	case ev.Runtime != nil:
 		for k, v := range ev.Runtime {
-			s.enqueue(outItem{data: runtimeFrame(st.id, k, v)})
+			s.enqueue(dataItem(runtimeFrame(st.id, k, v)))
 		}
 	case ev.Anchors != nil:
-		s.enqueue(outItem{data: anchorsFrame(st.id, ev.Anchors)})
+		s.enqueue(dataItem(anchorsFrame(st.id, ev.Anchors)))
 	case ev.Initial:
 		key := cache.Stream{Channel: st.channel, Anchor: ev.Anchor}
 		s.mu.Lock()
 		s.lastSent[key] = max(s.lastSent[key], ev.Version)
 		s.mu.Unlock()
-		s.enqueue(outItem{ev: ev, sub: st})
+		s.enqueue(outItem{ev: ev, sub: st, size: 128 + instancesSize(ev.Instances)})
 	default:
 		// One delta frame per stream and version, however many of this
 		// socket's subscriptions hold the stream.
@@ -400,7 +425,15 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 		}
 		s.mu.Unlock()
 		if !dup {
-			s.enqueue(outItem{ev: ev, sub: st})
+			// Encoded here, once per event for every socket, so that its
+			// size counts against the budget.
+			d := deltaMessage(st.channel, ev)
+			if d == nil {
+				s.srv.opts.Logger.Error("channel: cannot prepare delta frame", "channel", st.channel)
+				s.kill(CloseSlowClient, "internal error; resume")
+				return true
+			}
+			s.enqueue(outItem{pm: d.pm, size: d.size})
 		}
 	}
 	return true
@@ -486,6 +519,9 @@ func (s *session) writer() {
 			if err == nil && i == len(batch)-1 && bc != nil {
 				err = bc.end() // the whole batch in one write
 			}
+			s.qmu.Lock()
+			s.sent(it.size, batch[i+1:])
+			s.qmu.Unlock()
 			if err != nil {
 				if bc != nil {
 					_ = bc.end()
@@ -523,7 +559,7 @@ func (s *session) write(it outItem) error {
 		return s.conn.WritePreparedMessage(it.pm)
 	case it.data != nil:
 		return s.conn.WriteMessage(websocket.TextMessage, it.data)
-	case it.ev.Initial:
+	case it.ev != nil:
 		ev, n := it.ev, s.srv.opts.SnapshotBatch
 		insts := ev.Instances
 		for first := true; first || len(insts) > 0; first = false {
@@ -545,20 +581,8 @@ func (s *session) write(it outItem) error {
 			}
 		}
 		return nil
-	default:
-		channel := it.sub.channel
-		pm, _ := it.ev.Memo(func(ev *rx.Event) any {
-			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, deltaFrame(channel, ev.Anchor, ev.Version, ev.Instances))
-			if err != nil {
-				return nil
-			}
-			return pm
-		}).(*websocket.PreparedMessage)
-		if pm == nil {
-			return errors.New("channel: cannot prepare delta frame")
-		}
-		return s.conn.WritePreparedMessage(pm)
 	}
+	return errors.New("channel: empty frame")
 }
 
 // teardown ends the session's subscriptions and goroutines.

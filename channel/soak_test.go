@@ -79,7 +79,7 @@ func TestSoak(t *testing.T) {
 		dur, sockets = d, 1000
 	}
 	const sendQueue = 64
-	e := newEnv(t, openSQLite, channel.Options{SendQueue: sendQueue})
+	e := newEnv(t, openSQLite, channel.Options{SendQueue: sendQueue, MaxConnectionsPerIP: -1})
 	// Small server socket buffers, so that a stalling reader fills them and
 	// its send queue after kilobytes, not the megabytes of loopback.
 	e.http.Close()

@@ -18,6 +18,7 @@ const (
 	CodeUnknownAction   Code = "unknown_action"  // no such action on the channel
 	CodeInternal        Code = "internal"        // a server fault; details are logged, not sent
 	CodeOverloaded      Code = "overloaded"      // a client could not keep up; resume
+	CodeTooLarge        Code = "too_large"       // an answer over the server's size limit
 )
 
 // Error is an error with a stable code and a public message, kept apart from
@@ -61,6 +62,7 @@ var (
 	ErrUnknownAction   = &Error{Code: CodeUnknownAction}
 	ErrInternal        = &Error{Code: CodeInternal}
 	ErrOverloaded      = &Error{Code: CodeOverloaded}
+	ErrTooLarge        = &Error{Code: CodeTooLarge}
 )
 
 // Public converts any error into the *Error a client may see: an *Error in

@@ -47,7 +47,9 @@ func GroupPlace(group string) Place { return Place("group:" + group) }
 type Present struct {
 	// User is the user's id.
 	User string `json:"user"`
-	// Connections counts the user's subscriptions there, on every node.
+	// Connections counts the user's connections there, on every node: their
+	// subscriptions, or the connections holding them when the subscriptions
+	// name one (SubscribeOptions.Conn, set by package channel to the socket).
 	Connections int `json:"connections"`
 }
 
@@ -158,6 +160,7 @@ type presence struct {
 	members  map[Place]map[*instance]string   // instance → anchor ("" in groups); guarded by mu
 	watchers map[Place]map[*instance]struct{} // guarded by mu
 	in       map[*instance]map[Place]bool     // places an instance is in or watches; guarded by mu
+	conns    map[Place]map[string]map[any]int // place → user → connection → members; guarded by mu
 	remote   map[string]*remoteNode           // guarded by mu
 	totals   map[Place]counts                 // guarded by mu
 	closed   bool                             // guarded by mu
@@ -192,6 +195,7 @@ func newPresence(h *Hub) (*presence, error) {
 		members:  map[Place]map[*instance]string{},
 		watchers: map[Place]map[*instance]struct{}{},
 		in:       map[*instance]map[Place]bool{},
+		conns:    map[Place]map[string]map[any]int{},
 		remote:   map[string]*remoteNode{},
 		totals:   map[Place]counts{},
 	}
@@ -341,7 +345,49 @@ func (p *presence) enter(place Place, i *instance, anchor string) {
 		p.replayLocked(place, i)
 	}
 	p.mark(i, place)
-	p.countLocked(place, user, +1)
+	if p.connLocked(place, i, +1) {
+		p.countLocked(place, user, +1)
+		return
+	}
+	// The user's connection was there already: the counts are unchanged,
+	// and only the new member needs the list.
+	if anchor != "" {
+		list := presentList(p.totals[place])
+		p.h.engine.do(func() { i.sub.push(&Event{Presence: &StreamPresence{Anchor: anchor, Users: list}}) })
+	}
+}
+
+// connLocked counts a member of place in or out of its connection (see
+// SubscribeOptions.Conn) and reports whether the connection arrived or
+// left with it.
+func (p *presence) connLocked(place Place, i *instance, d int) bool {
+	var key any = i
+	if i.sub.conn != nil {
+		key = i.sub.conn
+	}
+	user := i.sub.user.ID
+	byUser := p.conns[place]
+	if byUser == nil {
+		byUser = map[string]map[any]int{}
+		p.conns[place] = byUser
+	}
+	c := byUser[user]
+	if c == nil {
+		c = map[any]int{}
+		byUser[user] = c
+	}
+	c[key] += d
+	n := c[key]
+	if n <= 0 {
+		delete(c, key)
+		if len(c) == 0 {
+			delete(byUser, user)
+			if len(byUser) == 0 {
+				delete(p.conns, place)
+			}
+		}
+	}
+	return (d > 0 && n == 1) || (d < 0 && n <= 0)
 }
 
 // exit ends instance i's presence in place.
@@ -356,7 +402,9 @@ func (p *presence) exitLocked(place Place, i *instance) {
 		return
 	}
 	p.unmark(i, place)
-	p.countLocked(place, i.sub.user.ID, -1)
+	if p.connLocked(place, i, -1) {
+		p.countLocked(place, i.sub.user.ID, -1)
+	}
 }
 
 // exitAll ends everything instance i is in or watches.

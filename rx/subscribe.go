@@ -75,6 +75,12 @@ type SubscribeOptions struct {
 	// false ends the subscription with ErrOverloaded. The last call carries
 	// End.
 	Deliver func(*Event) bool
+	// Conn, when set, names the client connection the subscription belongs
+	// to (any comparable value, such as a socket): presence then counts a
+	// user's connections in a place, not their subscriptions, so that a
+	// connection holding many subscriptions of one stream changes its
+	// presence once. Nil counts each subscription as a connection.
+	Conn any
 }
 
 // Subscription delivers a channel's state to one user: first a snapshot (or
@@ -86,6 +92,7 @@ type Subscription struct {
 	params any
 	ch     chan *Event
 	sink   func(*Event) bool
+	conn   any // SubscribeOptions.Conn
 	inst   *instance
 
 	mu      sync.Mutex
@@ -235,7 +242,7 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 	if err != nil {
 		return nil, err
 	}
-	sub := &Subscription{hub: h, def: def, user: user, params: p, sink: opts.Deliver}
+	sub := &Subscription{hub: h, def: def, user: user, params: p, sink: opts.Deliver, conn: opts.Conn}
 	if sub.sink == nil {
 		sub.ch = make(chan *Event, h.cfg.SubscriptionBuffer)
 	}

@@ -137,7 +137,9 @@ func (s *Server) serve(ctx context.Context) (err error) {
 	if s.hub, err = bench.NewHub(s.db, rc); err != nil {
 		return err
 	}
-	s.ws = channel.NewServer(s.hub, channel.Options{Logger: quietLogger()})
+	// A load test opens every socket from one address, past the
+	// default caps.
+	s.ws = channel.NewServer(s.hub, channel.Options{Logger: quietLogger(), MaxConnections: -1, MaxConnectionsPerIP: -1})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.ws)
 	loadctl.Handle(mux, s.write, s.ws.Sockets)
