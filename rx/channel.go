@@ -80,6 +80,8 @@ type channelDef struct {
 	writes      map[string]*writeDef // client writes by layer name (write.go)
 	writeOrder  []*writeDef          // the same, in declaration order
 	presence    *PresenceOptions     // nil: presence not tracked (presence.go)
+	reauth      *reauthDef           // nil: no dependency in the state (reauth.go)
+	outside     []outsideDep         // dependencies outside the state (reauth.go)
 
 	decode    func(raw any) (any, error) // params from P, *P or JSON
 	authorize func(ctx context.Context, u User, p any) error

@@ -78,6 +78,7 @@ type Hub struct {
 
 	groups      groups
 	presence    *presence
+	reauth      reauthIdx // dependencies of Authorize answers (reauth.go)
 	unsubSystem func()
 
 	bmu          sync.RWMutex
@@ -192,6 +193,11 @@ func (h *Hub) Register(channels ...any) error {
 			return err
 		}
 		declarePresence(def)
+		outside, err := h.declareReauth(def)
+		if err != nil {
+			return err
+		}
+		def.outside = outside
 		h.mu.RLock()
 		_, dup := h.channels[def.name]
 		h.mu.RUnlock()
@@ -210,6 +216,7 @@ func (h *Hub) Register(channels ...any) error {
 	}
 	for _, def := range defs {
 		h.channels[def.name] = def
+		h.reauth.add(def, def.outside)
 	}
 	return nil
 }

@@ -92,6 +92,7 @@ type Subscription struct {
 	anchors []string // guarded by mu; written on the engine goroutine only
 	err     error    // guarded by mu
 	closed  bool     // guarded by mu; set on the engine goroutine only
+	revoked bool     // guarded by mu; ended by re-authorization (reauth.go)
 
 	streams []*hotStream    // engine-owned
 	pinned  []pin           // engine-owned: anchors added by channel code

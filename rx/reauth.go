@@ -1,0 +1,484 @@
+package rx
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+)
+
+// Reactive authorization (docs/DECISIONS.md, "Access ends when permission
+// ends"). Authorize is checked at subscribe, and again after every commit
+// that changes a row the channel says its answer depends on: the engine
+// re-checks the subscribers of the streams the commit affects, before it
+// hands them any delta of that commit, and ends those now refused with a
+// forbidden error. The cost is one Authorize call per distinct (user,
+// params) among the subscribers of the affected streams; commits that do
+// not touch a dependency cost a map lookup per touched row.
+
+// Dependency names rows a channel's Authorize answer reads, so that a
+// commit changing one of them re-checks the channel's live subscriptions.
+//
+// When Model is a layer of the channel's state tree (the membership rows of
+// a chat, its member list, the chat row itself), the re-check is exact: it
+// covers the subscribers of the streams that hold (or held) a changed row,
+// found by the engine's own routing, and it runs even when the change is
+// to a field the state does not send (json:"-"). When Model lies outside
+// the state, set User if the row's primary key is a user id (the user
+// model itself): only that user's subscriptions of the channel are
+// re-checked. Otherwise every subscription of the channel on this node is
+// re-checked after each commit that touches Model: prefer a dependency in
+// the state.
+type Dependency struct {
+	// Model is a value of (or pointer to) the GORM model whose rows the
+	// answer reads, for example Membership{} or &User{}.
+	Model any
+	// Relation, when set, narrows the dependency to one relation of Model,
+	// named by its Go field or its JSON name: a change of that relation's
+	// list (a many2many join row added or removed, a child row moving in
+	// or out) re-checks, a change of Model's own columns does not. Use it
+	// for membership kept in a join table: {Model: Chat{}, Relation:
+	// "Members"}.
+	Relation string
+	// User says that a row's primary key is a user id: a commit touching
+	// the row re-checks only that user's subscriptions. It applies to a
+	// Model outside the channel's state (inside it, routing is exact).
+	User bool
+}
+
+// Reauthorizer is implemented by a channel type whose Authorize answer can
+// change while a subscription lives (a member leaves, a role changes, a
+// user is deleted). AuthorizeDependsOn is called once, at Register.
+//
+// After a commit that changes a dependency, the subscribers of the affected
+// streams are re-checked with Authorize before any delta of that commit or
+// a later one reaches them; a refused subscription ends with a forbidden
+// *Error (whatever code Authorize returned), leaves its streams' presence,
+// and refuses actions (Call) and client writes (Write) with forbidden.
+// Authorize runs on several goroutines at once for one commit: it must be
+// safe for concurrent use, as it already is for concurrent subscribers.
+type Reauthorizer interface {
+	AuthorizeDependsOn() []Dependency
+}
+
+// reauthDef is a channel's resolved dependencies.
+type reauthDef struct {
+	layers map[*layer]bool    // in the state: a changed row re-checks
+	rels   map[*relation]bool // in the state: a changed list re-checks
+	// types and fields name the same on the wire, to spot a dependency in
+	// a delta from another node: instance types, and relation fields per
+	// type.
+	types  map[string]bool
+	fields map[string]map[string]bool
+}
+
+// outsideDep is a dependency outside a channel's state.
+type outsideDep struct {
+	def  *channelDef
+	l    *layer
+	rel  *relation // nil: any change of the row
+	user bool
+}
+
+// reauthWorkers bounds the Authorize calls one re-check runs at once.
+const reauthWorkers = 8
+
+// declareReauth resolves a channel's dependencies (at Register).
+func (h *Hub) declareReauth(def *channelDef) ([]outsideDep, error) {
+	ra, ok := def.proto.(Reauthorizer)
+	if !ok {
+		return nil, nil
+	}
+	var outside []outsideDep
+	rd := &reauthDef{layers: map[*layer]bool{}, rels: map[*relation]bool{}, types: map[string]bool{}, fields: map[string]map[string]bool{}}
+	for _, d := range ra.AuthorizeDependsOn() {
+		t := reflect.TypeOf(d.Model)
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			return nil, &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("AuthorizeDependsOn: model %T is not a struct model", d.Model)}
+		}
+		l, err := h.model.layerFor(t)
+		if err != nil {
+			return nil, err
+		}
+		var rel *relation
+		if d.Relation != "" {
+			for _, r := range l.rels {
+				if r.name == d.Relation || r.goName == d.Relation {
+					rel = r
+				}
+			}
+			if rel == nil {
+				return nil, &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("AuthorizeDependsOn: %s has no relation %q", l.name, d.Relation)}
+			}
+		}
+		if !def.hasLayer[l] {
+			outside = append(outside, outsideDep{def: def, l: l, rel: rel, user: d.User})
+			continue
+		}
+		if rel != nil {
+			rd.rels[rel] = true
+			if rd.fields[l.name] == nil {
+				rd.fields[l.name] = map[string]bool{}
+			}
+			rd.fields[l.name][rel.name] = true
+			continue
+		}
+		rd.layers[l] = true
+		rd.types[l.name] = true
+	}
+	if len(rd.layers) > 0 || len(rd.rels) > 0 {
+		def.reauth = rd
+	}
+	return outside, nil
+}
+
+// reauthIndex is what the engine looks up per commit: the dependencies
+// outside each channel's state, by layer, and whether any channel has one
+// in its state. It is replaced whole at Register.
+type reauthIndex struct {
+	outside map[*layer][]outsideDep
+	inState map[*layer]bool    // layers some channel depends on in its state
+	inRels  map[*relation]bool // relations some channel depends on in its state
+}
+
+// reauthIdx holds the current *reauthIndex (nil: no channel has any).
+type reauthIdx struct{ p atomic.Pointer[reauthIndex] }
+
+func (x *reauthIdx) add(def *channelDef, outside []outsideDep) {
+	if def.reauth == nil && len(outside) == 0 {
+		return
+	}
+	old := x.p.Load()
+	n := &reauthIndex{outside: map[*layer][]outsideDep{}, inState: map[*layer]bool{}, inRels: map[*relation]bool{}}
+	if old != nil {
+		for l, ds := range old.outside {
+			n.outside[l] = append([]outsideDep(nil), ds...)
+		}
+		for l := range old.inState {
+			n.inState[l] = true
+		}
+		for r := range old.inRels {
+			n.inRels[r] = true
+		}
+	}
+	for _, d := range outside {
+		n.outside[d.l] = append(n.outside[d.l], d)
+	}
+	if rd := def.reauth; rd != nil {
+		for l := range rd.layers {
+			n.inState[l] = true
+		}
+		for r := range rd.rels {
+			n.inRels[r] = true
+		}
+	}
+	x.p.Store(n)
+}
+
+// reauthTargets adds to set the hot streams holding a changed row or list
+// their channel depends on, as the index is now (call it before and after
+// applying the changes: rows leave and enter streams).
+func (e *engine) reauthTargets(set map[*hotStream]bool, changes map[ikey]*change) {
+	idx := e.h.reauth.p.Load()
+	if idx == nil || (len(idx.inState) == 0 && len(idx.inRels) == 0) {
+		return
+	}
+	for k, c := range changes {
+		row := idx.inState[k.l]
+		list := false
+		for r := range c.lists {
+			if idx.inRels[r] {
+				list = true
+			}
+		}
+		if !row && !list {
+			continue
+		}
+		for s := range e.index[k] {
+			rd := s.def.reauth
+			if rd == nil || set[s] {
+				continue
+			}
+			if row && rd.layers[k.l] {
+				set[s] = true
+				continue
+			}
+			for r := range c.lists {
+				if rd.rels[r] {
+					set[s] = true
+					break
+				}
+			}
+		}
+	}
+}
+
+// reauthOutside returns the subscriptions to re-check for touches of
+// dependencies outside the channels' states.
+func (e *engine) reauthOutside(ts []touch) map[*Subscription]bool {
+	idx := e.h.reauth.p.Load()
+	if idx == nil || len(idx.outside) == 0 {
+		return nil
+	}
+	var out map[*Subscription]bool
+	all := map[*channelDef]bool{}
+	users := map[*channelDef]map[string]bool{}
+	for _, t := range ts {
+		for _, d := range idx.outside[t.l] {
+			if d.rel != nil && t.rel != d.rel {
+				continue
+			}
+			if d.rel == nil && t.rel != nil {
+				continue // a relation list of the row, not the row
+			}
+			if d.user {
+				if users[d.def] == nil {
+					users[d.def] = map[string]bool{}
+				}
+				users[d.def][t.id] = true
+			} else {
+				all[d.def] = true
+			}
+		}
+	}
+	if len(all) == 0 && len(users) == 0 {
+		return nil
+	}
+	add := func(s *hotStream) {
+		us := users[s.def]
+		if !all[s.def] && us == nil {
+			return
+		}
+		for sub := range s.subs {
+			if all[s.def] || us[sub.user.ID] {
+				if out == nil {
+					out = map[*Subscription]bool{}
+				}
+				out[sub] = true
+			}
+		}
+	}
+	for _, s := range e.streams {
+		add(s)
+	}
+	for s := range e.parked {
+		add(s)
+	}
+	return out
+}
+
+// reauthorize re-checks subs with their channels' Authorize and ends those
+// refused (engine goroutine). Subscriptions of one user with equal params
+// share one call.
+func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
+	type key struct {
+		def  *channelDef
+		user string
+		p    any
+	}
+	type check struct {
+		sub  *Subscription // the first, whose user and params are used
+		subs []*Subscription
+		err  error
+	}
+	byKey := map[key]*check{}
+	var checks []*check
+	for sub := range subs {
+		sub.mu.Lock()
+		closed := sub.closed
+		sub.mu.Unlock()
+		if closed || sub.def.authorize == nil {
+			continue
+		}
+		k := key{def: sub.def, user: sub.user.ID}
+		if sub.params != nil && reflect.TypeOf(sub.params).Comparable() {
+			k.p = sub.params
+		} else {
+			k.p = sub // not comparable: one call per subscription
+		}
+		c := byKey[k]
+		if c == nil {
+			c = &check{sub: sub}
+			byKey[k] = c
+			checks = append(checks, c)
+		}
+		c.subs = append(c.subs, sub)
+	}
+	if len(checks) == 0 {
+		return
+	}
+	run := func(c *check) {
+		defer func() {
+			if p := recover(); p != nil {
+				c.err = fmt.Errorf("rx: Authorize panicked: %v", p)
+			}
+		}()
+		c.err = c.sub.def.authorize(ctx, c.sub.user, c.sub.params)
+	}
+	if len(checks) == 1 {
+		run(checks[0])
+	} else {
+		var wg sync.WaitGroup
+		next := make(chan *check)
+		for w := 0; w < min(reauthWorkers, len(checks)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range next {
+					run(c)
+				}
+			}()
+		}
+		for _, c := range checks {
+			next <- c
+		}
+		close(next)
+		wg.Wait()
+	}
+	if ctx.Err() != nil {
+		return // the hub is closing: its subscriptions end anyway
+	}
+	for _, c := range checks {
+		if c.err == nil {
+			continue
+		}
+		for _, sub := range c.subs {
+			sub.revoke(c.err)
+		}
+	}
+}
+
+// revoke ends sub because Authorize now refuses it (engine goroutine).
+func (s *Subscription) revoke(cause error) {
+	msg := "access denied"
+	var e *Error
+	if asError(cause, &e) && e.Message != "" {
+		msg = e.Message
+	}
+	s.mu.Lock()
+	s.revoked = true
+	s.mu.Unlock()
+	s.end(&Error{Code: CodeForbidden, Message: fmt.Sprintf("access to %s ended: %s", s.def.name, msg), Err: cause})
+}
+
+// refused returns the error for an action or write on a subscription that
+// ended by re-authorization, or nil.
+func (s *Subscription) refused() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.revoked {
+		return nil
+	}
+	if e, ok := s.err.(*Error); ok {
+		return e
+	}
+	return Errorf(CodeForbidden, "access to %s ended", s.def.name)
+}
+
+// reauthStreams re-checks the subscribers of streams.
+func (e *engine) reauthStreams(ctx context.Context, streams map[*hotStream]bool, also map[*Subscription]bool) {
+	if len(streams) == 0 && len(also) == 0 {
+		return
+	}
+	subs := also
+	if subs == nil {
+		subs = map[*Subscription]bool{}
+	}
+	for s := range streams {
+		for sub := range s.subs {
+			subs[sub] = true
+		}
+	}
+	e.reauthorize(ctx, subs)
+}
+
+// carriesDependency reports whether a delta of a stream of def (from
+// another node) changes something def's Authorize depends on.
+func (rd *reauthDef) carriesDependency(ev *Event) bool {
+	if rd == nil {
+		return false
+	}
+	for _, in := range ev.Instances {
+		if rd.types[in.Type] {
+			return true
+		}
+		if fs := rd.fields[in.Type]; fs != nil {
+			for f := range in.Fields {
+				if fs[f] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// publishReauth tells the nodes following owned streams to re-check their
+// own subscribers of them. A stream with a delta in this commit carries the
+// mark on the delta (store); one without gets a mark of its own, at its
+// current version, so that it precedes the stream's later deltas.
+func (e *engine) publishReauth(streams map[*hotStream]bool) {
+	c := e.h.cluster
+	if c == nil || c.lease == nil {
+		return
+	}
+	for s := range streams {
+		if s.remote == nil {
+			c.publish(deltaTopic(s.key), deltaMsg{Version: s.version, Reauth: true})
+		}
+	}
+}
+
+// remoteReauth re-checks a followed stream's subscribers on its owner's
+// mark, and reports whether the message carried nothing else.
+func (e *engine) remoteReauth(s *hotStream, m *deltaMsg) bool {
+	e.reauthStreams(e.ctx(), map[*hotStream]bool{s: true}, nil)
+	s.authAt = m.Version
+	if len(m.Instances) > 0 || m.Reset || m.Release {
+		return false
+	}
+	if m.Version > s.version {
+		e.catchUp(s) // a delta before the mark was missed
+	}
+	return true
+}
+
+// followedReauth re-checks a followed stream's subscribers before ev
+// reaches them when ev changes a dependency in the state: it covers
+// catch-ups from the store, where the owner's marks are not seen.
+func (e *engine) followedReauth(s *hotStream, ev *Event) {
+	if s.def.reauth == nil || s.authAt == ev.Version || !s.def.reauth.carriesDependency(ev) {
+		return
+	}
+	s.authAt = ev.Version
+	e.reauthStreams(e.ctx(), map[*hotStream]bool{s: true}, nil)
+}
+
+// reauthFailed re-checks, when a commit could not be processed, the
+// subscribers of every stream of a channel depending on a touched layer:
+// the streams are resynced, and their permission may have changed.
+func (e *engine) reauthFailed(ctx context.Context, ts []touch, layers map[*layer]bool) {
+	subs := e.reauthOutside(ts)
+	streams := map[*hotStream]bool{}
+	for _, s := range e.streams {
+		rd := s.def.reauth
+		if rd == nil {
+			continue
+		}
+		for l := range layers {
+			dep := rd.layers[l]
+			for r := range rd.rels {
+				dep = dep || r.from == l || r.to == l
+			}
+			if dep {
+				streams[s] = true
+				break
+			}
+		}
+	}
+	e.reauthStreams(ctx, streams, subs)
+}
