@@ -1,0 +1,263 @@
+package rx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rxgorm/rxgorm/rx"
+	"gorm.io/gorm"
+)
+
+// Models of the re-authorization tests: a Hall whose seats (members, with
+// a role the state does not send) decide who may subscribe, and accounts
+// outside the state (a deleted account loses access).
+type Hall struct {
+	ID    uint       `gorm:"primaryKey" json:"id"`
+	Title string     `json:"title"`
+	Seats []HallSeat `json:"seats"`
+	Posts []HallPost `json:"posts"`
+}
+
+type HallSeat struct {
+	ID     uint   `gorm:"primaryKey" json:"id"`
+	HallID uint   `json:"hallId"`
+	UserID uint   `json:"userId"`
+	Role   string `json:"-"`
+}
+
+type HallPost struct {
+	ID     uint   `gorm:"primaryKey" json:"id"`
+	HallID uint   `json:"hallId"`
+	Text   string `json:"text"`
+}
+
+type Account struct {
+	ID   uint `gorm:"primaryKey"`
+	Name string
+}
+
+type HallParams struct {
+	HallID uint `json:"hallId"`
+}
+
+// HallChannel lets in users with an account and a seat that is not
+// banned.
+type HallChannel struct {
+	rx.Channel[Hall, HallParams]
+	db    *gorm.DB
+	calls *atomic.Int64
+}
+
+func (c *HallChannel) Authorize(ctx context.Context, u rx.User, p HallParams) error {
+	c.calls.Add(1)
+	uid, err := strconv.ParseUint(u.ID, 10, 64)
+	if err != nil {
+		return rx.Errorf(rx.CodeForbidden, "no such user")
+	}
+	var n int64
+	err = c.db.WithContext(ctx).Model(&HallSeat{}).
+		Joins("JOIN accounts ON accounts.id = hall_seats.user_id").
+		Where("hall_seats.hall_id = ? AND hall_seats.user_id = ? AND hall_seats.role <> ?", p.HallID, uid, "banned").
+		Count(&n).Error
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return rx.Errorf(rx.CodeNotFound, "no hall %d", p.HallID)
+	}
+	return nil
+}
+
+func (*HallChannel) AuthorizeDependsOn() []rx.Dependency {
+	return []rx.Dependency{
+		{Model: HallSeat{}},                // in the state: exact routing
+		{Model: Account{}, User: true},     // outside: the row's key is the user id
+		{Model: Hall{}, Relation: "Seats"}, // a seat moving to another hall
+	}
+}
+
+func (*HallChannel) TrackPresence() rx.PresenceOptions { return rx.PresenceOptions{} }
+
+func (*HallChannel) Actions() []string { return []string{"Ping"} }
+
+// Ping is an action: it must be refused once access ended.
+func (*HallChannel) Ping(ctx context.Context) (string, error) { return "pong", nil }
+
+type hallEnv struct {
+	db    *gorm.DB
+	hub   *rx.Hub
+	calls *atomic.Int64
+}
+
+func newHallEnv(t *testing.T, db *gorm.DB) *hallEnv {
+	t.Helper()
+	if err := db.AutoMigrate(&Hall{}, &HallSeat{}, &HallPost{}, &Account{}); err != nil {
+		t.Fatal(err)
+	}
+	env := &hallEnv{db: db, calls: &atomic.Int64{}}
+	h, err := rx.New(db, rx.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Register(&HallChannel{db: db, calls: env.calls}); err != nil {
+		t.Fatal(err)
+	}
+	env.hub = h
+	must(t, db.Create(&[]Account{{ID: 1, Name: "alice"}, {ID: 2, Name: "bob"}}).Error)
+	must(t, db.Create(&Hall{ID: 1, Title: "hall", Seats: []HallSeat{{UserID: 1, Role: "member"}, {UserID: 2, Role: "member"}}}).Error)
+	return env
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (env *hallEnv) subscribe(t *testing.T, user string) *rx.Subscription {
+	t.Helper()
+	sub, err := env.hub.Subscribe(context.Background(), "HallChannel", HallParams{HallID: 1}, rx.User{ID: user}, rx.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	next(t, sub) // the snapshot
+	return sub
+}
+
+// post commits a post and returns its text.
+func (env *hallEnv) post(t *testing.T, text string) {
+	t.Helper()
+	must(t, env.db.Create(&HallPost{HallID: 1, Text: text}).Error)
+}
+
+// carries reports whether ev holds a post with text.
+func carries(ev *rx.Event, text string) bool {
+	for _, in := range ev.Instances {
+		if in.Type == "HallPost" && strings.Contains(string(in.Fields["text"]), text) {
+			return true
+		}
+	}
+	return false
+}
+
+// ended reads sub's events until it ends, failing if one carries text, and
+// returns its error.
+func ended(t *testing.T, sub *rx.Subscription, text string) error {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case ev, ok := <-sub.Events():
+			if !ok {
+				return sub.Err()
+			}
+			if carries(ev, text) {
+				t.Fatalf("a delta of a commit after the revoking one reached the subscriber: %s", dump(ev))
+			}
+		case <-timeout:
+			t.Fatal("the subscription did not end within 15s")
+		}
+	}
+}
+
+// until reads sub's events until one carries text.
+func until(t *testing.T, sub *rx.Subscription, text string) {
+	t.Helper()
+	for {
+		if ev := next(t, sub); carries(ev, text) {
+			return
+		}
+	}
+}
+
+func assertForbidden(t *testing.T, err error) {
+	t.Helper()
+	var e *rx.Error
+	if !errors.As(err, &e) || e.Code != rx.CodeForbidden {
+		t.Fatalf("want a forbidden *rx.Error, got %v", err)
+	}
+}
+
+func TestReauthSQLite(t *testing.T)   { testReauth(t, openSQLite) }
+func TestReauthPostgres(t *testing.T) { testReauth(t, openPostgres) }
+
+func testReauth(t *testing.T, open func(testing.TB) *gorm.DB) {
+	revocations := []struct {
+		name string
+		// calls is how many Authorize calls the revocation costs: one per
+		// distinct user of the affected streams, or only the user's.
+		calls  int64
+		revoke func(t *testing.T, db *gorm.DB)
+	}{
+		{"seat deleted", 2, func(t *testing.T, db *gorm.DB) {
+			must(t, db.Where("hall_id = ? AND user_id = ?", 1, 2).Delete(&HallSeat{}).Error)
+		}},
+		{"role changed", 2, func(t *testing.T, db *gorm.DB) {
+			must(t, db.Model(&HallSeat{}).Where("hall_id = ? AND user_id = ?", 1, 2).Update("role", "banned").Error)
+		}},
+		{"account deleted", 1, func(t *testing.T, db *gorm.DB) {
+			must(t, db.Delete(&Account{}, 2).Error)
+		}},
+		{"seat moved to another hall", 2, func(t *testing.T, db *gorm.DB) {
+			must(t, db.Create(&Hall{ID: 2, Title: "other"}).Error)
+			must(t, db.Model(&HallSeat{}).Where("hall_id = ? AND user_id = ?", 1, 2).Update("hall_id", 2).Error)
+		}},
+	}
+	for _, rv := range revocations {
+		t.Run(rv.name, func(t *testing.T) {
+			env := newHallEnv(t, open(t))
+			alice := env.subscribe(t, "1")
+			bob := env.subscribe(t, "2")
+			bob2 := env.subscribe(t, "2") // another tab
+			ctx := context.Background()
+			if got := env.hub.Presence(rx.StreamPlace("HallChannel", 1)); len(got) != 2 {
+				t.Fatalf("presence before: %+v", got)
+			}
+
+			// A commit that touches no dependency re-checks nobody.
+			before := env.calls.Load()
+			env.post(t, "before")
+			until(t, alice, "before")
+			until(t, bob, "before")
+			until(t, bob2, "before")
+			if n := env.calls.Load() - before; n != 0 {
+				t.Fatalf("a commit without a dependency ran Authorize %d times", n)
+			}
+
+			before = env.calls.Load()
+			rv.revoke(t, env.db)
+			env.post(t, "after")
+			for _, sub := range []*rx.Subscription{bob, bob2} {
+				assertForbidden(t, ended(t, sub, "after"))
+			}
+			until(t, alice, "after")
+			must(t, env.hub.Wait(ctx))
+			if n := env.calls.Load() - before; n != rv.calls {
+				t.Fatalf("the revocation ran Authorize %d times, want %d", n, rv.calls)
+			}
+			if alice.Err() != nil {
+				t.Fatalf("alice's subscription ended: %v", alice.Err())
+			}
+			_, err := bob.Call(ctx, "ping", nil)
+			assertForbidden(t, err)
+			_, err = bob.Write(ctx, rx.WriteRequest{Op: rx.OpSave, Layer: "HallPost", Row: "1", Fields: map[string]json.RawMessage{"text": json.RawMessage(`"x"`)}})
+			assertForbidden(t, err)
+			if v, err := alice.Call(ctx, "ping", nil); err != nil || v != "pong" {
+				t.Fatalf("alice's action: %v, %v", v, err)
+			}
+			got := env.hub.Presence(rx.StreamPlace("HallChannel", 1))
+			if len(got) != 1 || got[0].User != "1" {
+				t.Fatalf("presence after: %+v, want alice only", got)
+			}
+		})
+	}
+}
