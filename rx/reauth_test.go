@@ -261,3 +261,66 @@ func testReauth(t *testing.T, open func(testing.TB) *gorm.DB) {
 		})
 	}
 }
+
+// MemberChannel lets in the members of a chat, kept in a many2many join
+// table (chat_members), as examples/chat does.
+type MemberChannel struct {
+	rx.Channel[Chat, ChatParams]
+	db *gorm.DB
+}
+
+func (c *MemberChannel) Authorize(ctx context.Context, u rx.User, p ChatParams) error {
+	var n int64
+	if err := c.db.WithContext(ctx).Table("chat_members").Where("chat_id = ? AND user_id = ?", p.ChatID, u.ID).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return rx.Errorf(rx.CodeForbidden, "not a member of chat %d", p.ChatID)
+	}
+	return nil
+}
+
+func (*MemberChannel) AuthorizeDependsOn() []rx.Dependency {
+	return []rx.Dependency{{Model: Chat{}, Relation: "Members"}}
+}
+
+func TestReauthJoinTableSQLite(t *testing.T)   { testReauthJoinTable(t, openSQLite(t)) }
+func TestReauthJoinTablePostgres(t *testing.T) { testReauthJoinTable(t, openPostgres(t)) }
+
+func testReauthJoinTable(t *testing.T, db *gorm.DB) {
+	migrate(t, db)
+	h, err := rx.New(db, rx.Config{})
+	must(t, err)
+	t.Cleanup(func() { h.Close() })
+	must(t, h.Register(&MemberChannel{db: db}))
+	ann, bo := User{ID: 1, Name: "ann"}, User{ID: 2, Name: "bo"}
+	must(t, db.Create(&Chat{ID: 1, Title: "t", Members: []User{ann, bo}}).Error)
+	ctx := context.Background()
+	sub := func(user string) *rx.Subscription {
+		s, err := h.Subscribe(ctx, "MemberChannel", ChatParams{ChatID: 1}, rx.User{ID: user}, rx.SubscribeOptions{})
+		must(t, err)
+		t.Cleanup(s.Close)
+		next(t, s)
+		return s
+	}
+	a, b := sub("1"), sub("2")
+	must(t, db.Model(&Chat{ID: 1}).Association("Members").Delete(&bo))
+	must(t, db.Create(&Message{ChatID: 1, SenderID: 1, Text: "after"}).Error)
+	for {
+		ev, ok := <-b.Events()
+		if !ok {
+			break
+		}
+		for _, in := range ev.Instances {
+			if in.Type == "Message" {
+				t.Fatalf("the message after the removal reached the removed member: %s", dump(ev))
+			}
+		}
+	}
+	assertForbidden(t, b.Err())
+	for got := false; !got; {
+		for _, in := range next(t, a).Instances {
+			got = got || in.Type == "Message"
+		}
+	}
+}
