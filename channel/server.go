@@ -104,6 +104,7 @@ type Server struct {
 	opts     Options
 	upgrader websocket.Upgrader
 	unlisten func()
+	unrevoke func() // revoke.go
 
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
@@ -126,6 +127,7 @@ func NewServer(hub *rx.Hub, opts Options) *Server {
 		CheckOrigin:     s.checkOrigin,
 	}
 	s.unlisten = hub.OnBroadcast(s.system)
+	s.unrevoke = s.listenRevocations()
 	return s
 }
 
@@ -235,6 +237,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	s.unlisten()
+	s.unrevoke()
 	s.each(func(x *session) { x.kill(CloseGoingAway, "server shutting down") })
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

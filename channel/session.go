@@ -49,6 +49,10 @@ type session struct {
 	subs     map[string]*subState // guarded by mu; by sub id
 	calls    map[string]bool      // guarded by mu; ids of calls in progress
 	lastSent map[cache.Stream]uint64
+
+	// tokenHash is HashToken of the token of hello, for revocations
+	// (revoke.go); guarded by mu.
+	tokenHash string
 }
 
 // subState is one subscription of the socket.
@@ -261,7 +265,7 @@ func (s *session) hello(m *ClientMessage) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.HelloTimeout)
 	defer cancel()
-	u, err := s.srv.opts.Auth.Authenticate(ctx, token)
+	u, until, err := s.srv.authenticate(ctx, token)
 	if err != nil {
 		e := rx.Public(err)
 		if e.Code != rx.CodeUnauthenticated {
@@ -272,6 +276,7 @@ func (s *session) hello(m *ClientMessage) error {
 		s.closeAfterFlush(CloseAuthFailed, "authentication failed")
 		return nil
 	}
+	s.signedIn(token, until)
 	s.mu.Lock()
 	s.user, s.authed = u, true
 	s.mu.Unlock()

@@ -482,3 +482,8 @@ func (e *engine) reauthFailed(ctx context.Context, ts []touch, layers map[*layer
 	}
 	e.reauthStreams(ctx, streams, subs)
 }
+
+// Broker returns the hub's broker (Config.Broker, or the in-process one).
+// Transports use it to reach the other nodes: channel.Server closes the
+// sockets of revoked credentials on every node through it.
+func (h *Hub) Broker() Broker { return h.broker }
