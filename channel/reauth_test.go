@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // GuardedRoomChannel is RoomChannel's permission (public rooms for
@@ -257,4 +259,43 @@ func TestTokenExpiryClosesSocket(t *testing.T) {
 	if m := c.expect("error"); m["code"] != "unauthenticated" {
 		t.Fatalf("%v", m)
 	}
+}
+
+// Revoking on one node closes the sockets on the others, through the
+// broker.
+func TestRevokeAcrossNodes(t *testing.T) {
+	base := openSQLite(t)
+	if err := base.AutoMigrate(&User{}, &Room{}, &Post{}, &Note{}); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := channel.NewTokenAuth(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, u := range []string{"1", "2"} {
+		if tokens[u], err = auth.Create(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := fmt.Sprintf("rxrevoke:%d:", time.Now().UnixNano())
+	node := func() *env {
+		rc := redis.NewClient(&redis.Options{Addr: redisAddr(), MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+		b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: prefix})
+		t.Cleanup(func() { b.Close(); rc.Close() })
+		db, err := gorm.Open(base.Dialector, &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startEnv(t, db, rx.Config{Broker: b}, channel.Options{}, tokens)
+	}
+	n0, n1 := node(), node()
+	ann, bob := n1.login("1"), n1.login("2")
+	if err := n0.auth.RevokeUser(context.Background(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	if code := ann.waitClose(); code != channel.CloseAuthFailed {
+		t.Fatalf("close code %d on the other node, want %d", code, channel.CloseAuthFailed)
+	}
+	alive(bob)
 }
