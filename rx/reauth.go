@@ -354,15 +354,17 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 
 // revoke ends sub because Authorize now refuses it (engine goroutine).
 func (s *Subscription) revoke(cause error) {
-	msg := "access denied"
+	// The hook's own message is shown (as at subscribe); a plain error
+	// stays in Err, out of the message.
+	msg, wrapped := "access denied", cause
 	var e *Error
 	if asError(cause, &e) && e.Message != "" {
-		msg = e.Message
+		msg, wrapped = e.Message, nil
 	}
 	s.mu.Lock()
 	s.revoked = true
 	s.mu.Unlock()
-	s.end(&Error{Code: CodeForbidden, Message: fmt.Sprintf("access to %s ended: %s", s.def.name, msg), Err: cause})
+	s.end(&Error{Code: CodeForbidden, Message: fmt.Sprintf("access to %s ended: %s", s.def.name, msg), Err: wrapped})
 }
 
 // refused returns the error for an action or write on a subscription that
