@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -76,6 +77,40 @@ func (*HallChannel) AuthorizeDependsOn() []rx.Dependency {
 	return []rx.Dependency{{Model: HallSeat{}}}
 }
 
+// BatchHallChannel is HallChannel with rx.UsersAuthorizer: a re-check is
+// one query for all the users.
+type BatchHallChannel struct {
+	HallChannel
+}
+
+// ChannelName names it apart from HallChannel.
+func (*BatchHallChannel) ChannelName() string { return "BatchHallChannel" }
+
+// AuthorizeUsers answers for many users with one query.
+func (c *BatchHallChannel) AuthorizeUsers(ctx context.Context, p HallParams, users []rx.User) []error {
+	c.auth.calls.Add(1)
+	ids := make([]uint64, len(users))
+	for i, u := range users {
+		ids[i], _ = strconv.ParseUint(u.ID, 10, 64)
+	}
+	var seated []uint64
+	err := c.auth.db.WithContext(ctx).Model(&HallSeat{}).Where("hall_id = ? AND user_id IN ? AND role <> ?", p.HallID, ids, "banned").Pluck("user_id", &seated).Error
+	errs := make([]error, len(users))
+	in := make(map[uint64]bool, len(seated))
+	for _, id := range seated {
+		in[id] = true
+	}
+	for i, id := range ids {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case !in[id]:
+			errs[i] = rx.Errorf(rx.CodeForbidden, "no seat")
+		}
+	}
+	return errs
+}
+
 // StaticHallChannel has the same permission, checked at subscribe only:
 // the baseline of a commit's cost.
 type StaticHallChannel struct {
@@ -97,6 +132,8 @@ func (c *StaticHallChannel) Authorize(ctx context.Context, u rx.User, p HallPara
 //     call (one indexed COUNT) per distinct user.
 //   - dependency,users=1: the same with one user holding all N
 //     subscriptions (tabs): one call.
+//   - dependency,batch: the channel implements rx.UsersAuthorizer: one
+//     query for the 1,000 users.
 //   - other: the commit adds a post (a delta to every subscriber); the
 //     channel declares the dependency, which it does not touch.
 //   - other,static: the same on a channel that declares none.
@@ -110,17 +147,18 @@ func BenchmarkReauth(b *testing.B) {
 		}{
 			{"dependency", 1000, true, false},
 			{"dependency,users=1", 1, true, false},
+			{"dependency,batch", 1000, true, false},
 			{"other", 1000, false, false},
 			{"other,static", 1000, false, true},
 		} {
 			b.Run(fmt.Sprintf("db=%s/subscribers=1000/%s", db, c.name), func(b *testing.B) {
-				reauthBench(b, db, 1000, c.users, c.dep, c.static)
+				reauthBench(b, db, 1000, c.users, c.dep, c.static, strings.HasSuffix(c.name, "batch"))
 			})
 		}
 	}
 }
 
-func reauthBench(b *testing.B, dbName string, subs, users int, dep, static bool) {
+func reauthBench(b *testing.B, dbName string, subs, users int, dep, static, batch bool) {
 	var db *gorm.DB
 	if dbName == "postgres" {
 		db = rxtest.Postgres(b)
@@ -142,10 +180,14 @@ func reauthBench(b *testing.B, dbName string, subs, users int, dep, static bool)
 	auth := hallAuth{db: db, calls: calls}
 	name := "HallChannel"
 	var err error
-	if static {
+	switch {
+	case static:
 		name = "StaticHallChannel"
 		err = h.Register(&StaticHallChannel{auth: auth})
-	} else {
+	case batch:
+		name = "BatchHallChannel"
+		err = h.Register(&BatchHallChannel{HallChannel{auth: auth}})
+	default:
 		err = h.Register(&HallChannel{auth: auth})
 	}
 	if err != nil {

@@ -85,8 +85,11 @@ type channelDef struct {
 
 	decode    func(raw any) (any, error) // params from P, *P or JSON
 	authorize func(ctx context.Context, u User, p any) error
-	anchorID  func(ctx context.Context, u User, p any) (any, error)
-	list      func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB
+	// authorizeUsers is set when the channel implements UsersAuthorizer
+	// (reauth.go).
+	authorizeUsers func(ctx context.Context, p any, users []User) []error
+	anchorID       func(ctx context.Context, u User, p any) (any, error)
+	list           func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB
 }
 
 func (Channel[T, P]) rxDeclare(outer any) (*channelDef, error) { return declare[T, P](outer, false) }
@@ -156,6 +159,9 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 	}
 	if a, ok := outer.(Authorizer[P]); ok {
 		d.authorize = func(ctx context.Context, u User, p any) error { return a.Authorize(ctx, u, p.(P)) }
+	}
+	if a, ok := outer.(UsersAuthorizer[P]); ok {
+		d.authorizeUsers = func(ctx context.Context, p any, users []User) []error { return a.AuthorizeUsers(ctx, p.(P), users) }
 	}
 	if many {
 		l, ok := outer.(Lister[P])

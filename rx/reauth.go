@@ -62,6 +62,16 @@ type Reauthorizer interface {
 	AuthorizeDependsOn() []Dependency
 }
 
+// UsersAuthorizer is optionally implemented by a Reauthorizer channel that
+// can answer Authorize for many users of one params value at once (one
+// query with user_id IN (...) instead of one per user). A re-check then
+// calls it once per distinct params among the affected subscribers, with
+// their distinct users; errs[i] is the answer for users[i], as Authorize
+// would give it. Subscribe still calls Authorize.
+type UsersAuthorizer[P any] interface {
+	AuthorizeUsers(ctx context.Context, p P, users []User) (errs []error)
+}
+
 // reauthDef is a channel's resolved dependencies.
 type reauthDef struct {
 	layers map[*layer]bool    // in the state: a changed row re-checks
@@ -275,17 +285,7 @@ func (e *engine) reauthOutside(ts []touch) map[*Subscription]bool {
 // refused (engine goroutine). Subscriptions of one user with equal params
 // share one call.
 func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
-	type key struct {
-		def  *channelDef
-		user string
-		p    any
-	}
-	type check struct {
-		sub  *Subscription // the first, whose user and params are used
-		subs []*Subscription
-		err  error
-	}
-	byKey := map[key]*check{}
+	byKey := map[checkKey]*check{}
 	var checks []*check
 	for sub := range subs {
 		sub.mu.Lock()
@@ -294,7 +294,7 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 		if closed || sub.def.authorize == nil {
 			continue
 		}
-		k := key{def: sub.def, user: sub.user.ID}
+		k := checkKey{def: sub.def, user: sub.user.ID}
 		if sub.params != nil && reflect.TypeOf(sub.params).Comparable() {
 			k.p = sub.params
 		} else {
@@ -311,6 +311,8 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 	if len(checks) == 0 {
 		return
 	}
+	all := checks
+	checks = e.batchChecks(ctx, checks)
 	run := func(c *check) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -321,7 +323,7 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 	}
 	if len(checks) == 1 {
 		run(checks[0])
-	} else {
+	} else if len(checks) > 1 {
 		var wg sync.WaitGroup
 		next := make(chan *check)
 		for w := 0; w < min(reauthWorkers, len(checks)); w++ {
@@ -342,7 +344,7 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 	if ctx.Err() != nil {
 		return // the hub is closing: its subscriptions end anyway
 	}
-	for _, c := range checks {
+	for _, c := range all {
 		if c.err == nil {
 			continue
 		}
@@ -350,6 +352,77 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 			sub.revoke(c.err)
 		}
 	}
+}
+
+// checkKey groups subscriptions that share one Authorize answer.
+type checkKey struct {
+	def  *channelDef
+	user string
+	p    any // the params, or the subscription when they are not comparable
+}
+
+// check is one Authorize answer to find.
+type check struct {
+	sub  *Subscription // the first, whose user and params are used
+	subs []*Subscription
+	err  error
+}
+
+// batchChecks answers the checks of UsersAuthorizer channels, one call per
+// channel and params, and returns the checks left for Authorize.
+func (e *engine) batchChecks(ctx context.Context, checks []*check) []*check {
+	type group struct {
+		def    *channelDef
+		p      any
+		checks []*check
+	}
+	var groups []*group
+	byParams := map[[2]any]*group{}
+	rest := checks[:0:0]
+	for _, c := range checks {
+		def := c.sub.def
+		if def.authorizeUsers == nil || c.sub.params == nil || !reflect.TypeOf(c.sub.params).Comparable() {
+			rest = append(rest, c)
+			continue
+		}
+		k := [2]any{def, c.sub.params}
+		g := byParams[k]
+		if g == nil {
+			g = &group{def: def, p: c.sub.params}
+			byParams[k] = g
+			groups = append(groups, g)
+		}
+		g.checks = append(g.checks, c)
+	}
+	for _, g := range groups {
+		users := make([]User, len(g.checks))
+		for i, c := range g.checks {
+			users[i] = c.sub.user
+		}
+		errs, err := callUsers(ctx, g.def, g.p, users)
+		for i, c := range g.checks {
+			switch {
+			case err != nil:
+				c.err = err
+			case i < len(errs):
+				c.err = errs[i]
+			default:
+				c.err = fmt.Errorf("rx: %s.AuthorizeUsers returned %d answers for %d users", g.def.name, len(errs), len(users))
+			}
+		}
+	}
+	return rest
+}
+
+// callUsers calls a channel's AuthorizeUsers, turning a panic into an
+// error.
+func callUsers(ctx context.Context, def *channelDef, p any, users []User) (errs []error, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rx: AuthorizeUsers panicked: %v", r)
+		}
+	}()
+	return def.authorizeUsers(ctx, p, users), nil
 }
 
 // revoke ends sub because Authorize now refuses it (engine goroutine).

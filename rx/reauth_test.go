@@ -324,3 +324,43 @@ func testReauthJoinTable(t *testing.T, db *gorm.DB) {
 		}
 	}
 }
+
+// BatchHallChannel answers re-checks for all users at once.
+type BatchHallChannel struct {
+	HallChannel
+	batches *atomic.Int64
+}
+
+func (*BatchHallChannel) ChannelName() string { return "BatchHallChannel" }
+
+func (c *BatchHallChannel) AuthorizeUsers(ctx context.Context, p HallParams, users []rx.User) []error {
+	c.batches.Add(1)
+	errs := make([]error, len(users))
+	for i, u := range users {
+		errs[i] = c.HallChannel.Authorize(ctx, u, p)
+	}
+	return errs
+}
+
+// A UsersAuthorizer is called once per re-check, for every user.
+func TestReauthUsersAuthorizer(t *testing.T) {
+	env := newHallEnv(t, openSQLite(t))
+	batches := &atomic.Int64{}
+	must(t, env.hub.Register(&BatchHallChannel{HallChannel{db: env.db, calls: env.calls}, batches}))
+	ctx := context.Background()
+	sub := func(user string) *rx.Subscription {
+		s, err := env.hub.Subscribe(ctx, "BatchHallChannel", HallParams{HallID: 1}, rx.User{ID: user}, rx.SubscribeOptions{})
+		must(t, err)
+		t.Cleanup(s.Close)
+		next(t, s)
+		return s
+	}
+	alice, bob := sub("1"), sub("2")
+	must(t, env.db.Model(&HallSeat{}).Where("user_id = ?", 2).Update("role", "banned").Error)
+	env.post(t, "after")
+	assertForbidden(t, ended(t, bob, "after"))
+	until(t, alice, "after")
+	if n := batches.Load(); n != 1 {
+		t.Fatalf("AuthorizeUsers ran %d times, want 1", n)
+	}
+}
