@@ -26,6 +26,24 @@
 // nested value from them, and Hub.Snapshot serves the same nested JSON to
 // plain HTTP handlers.
 //
+// Access is a live fact. A channel whose Authorize answer can change while
+// a subscription lives (a member leaves, a role changes, a user is
+// deleted) names what it reads by implementing Reauthorizer:
+//
+//	func (*ChatChannel) AuthorizeDependsOn() []rx.Dependency {
+//		return []rx.Dependency{{Model: Chat{}, Relation: "Members"}}
+//	}
+//
+// After a commit that changes a dependency, the engine re-checks the
+// subscribers of the streams holding the changed rows (found by the same
+// routing as deltas) before it hands out any delta of that commit, and
+// ends those refused with a forbidden *Error: they receive nothing of that
+// commit or a later one, leave presence, and their actions and writes are
+// refused. Commits that touch no dependency cost nothing more; a channel
+// may answer a re-check for many users at once (UsersAuthorizer). In a
+// cluster each node re-checks its own subscribers, in the order of the
+// stream's deltas (reauth.go, docs/DECISIONS.md).
+//
 // Clients may also write rows of a channel's state directly, when the
 // channel declares it (Writer, Writes): each write is checked against the
 // declaration, the subscription's state and an Allow hook, and committed
