@@ -384,10 +384,10 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 	}
 	e.reauthTargets(reauth, changes)
 	e.reauthStreams(ctx, reauth, reauthSubs)
-	e.publishReauth(reauth)
 	if err := e.store(ctx, writes, order, reauth); err != nil {
 		return err
 	}
+	e.publishReauth(reauth)
 	for _, s := range broken {
 		e.resync(s)
 	}
@@ -430,7 +430,9 @@ func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, list
 	return nil
 }
 
-// store writes to the cache and fans the deltas out.
+// store writes to the cache and fans the deltas out. In cluster mode a
+// delta of a stream in reauthed carries the re-check mark for the
+// followers, and the stream leaves reauthed (publishReauth marks the rest).
 func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotStream, reauthed map[*hotStream]bool) error {
 	if len(writes) == 0 {
 		return nil
@@ -454,6 +456,7 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		s.version = d.Version
 		if c := e.h.cluster; c != nil && c.lease != nil {
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances, Reauth: reauthed[s]})
+			delete(reauthed, s) // the delta carries the mark
 		}
 		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {

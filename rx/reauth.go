@@ -493,9 +493,10 @@ func (rd *reauthDef) carriesDependency(ev *Event) bool {
 }
 
 // publishReauth tells the nodes following owned streams to re-check their
-// own subscribers of them. A stream with a delta in this commit carries the
-// mark on the delta (store); one without gets a mark of its own, at its
-// current version, so that it precedes the stream's later deltas.
+// own subscribers of them. A stream with a delta in this commit carried the
+// mark on the delta (store, which took it out of streams); one without gets
+// a mark of its own, at its current version, published before the stream's
+// later deltas.
 func (e *engine) publishReauth(streams map[*hotStream]bool) {
 	c := e.h.cluster
 	if c == nil || c.lease == nil {
