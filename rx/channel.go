@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -82,6 +83,7 @@ type channelDef struct {
 	presence    *PresenceOptions     // nil: presence not tracked (presence.go)
 	reauth      *reauthDef           // nil: no dependency in the state (reauth.go)
 	outside     []outsideDep         // dependencies outside the state (reauth.go)
+	depEpoch    atomic.Uint64        // commits that touched a dependency (reauth.go)
 
 	decode    func(raw any) (any, error) // params from P, *P or JSON
 	authorize func(ctx context.Context, u User, p any) error

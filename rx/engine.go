@@ -192,6 +192,7 @@ func (e *engine) unindex(k ikey, s *hotStream) {
 
 // process turns one commit's touches into deltas for every hot stream.
 func (e *engine) process(ts []touch) {
+	e.bumpEpochs(ts)
 	if len(e.streams) == 0 && len(e.lists) == 0 {
 		return
 	}

@@ -150,6 +150,9 @@ func (h *Hub) declareReauth(def *channelDef) ([]outsideDep, error) {
 // outside each channel's state, by layer, and whether any channel has one
 // in its state. It is replaced whole at Register.
 type reauthIndex struct {
+	// deps lists, by layer, the channels depending on it, in their state
+	// or outside it (for depEpoch).
+	deps    map[*layer][]*channelDef
 	outside map[*layer][]outsideDep
 	inState map[*layer]bool    // layers some channel depends on in its state
 	inRels  map[*relation]bool // relations some channel depends on in its state
@@ -163,8 +166,11 @@ func (x *reauthIdx) add(def *channelDef, outside []outsideDep) {
 		return
 	}
 	old := x.p.Load()
-	n := &reauthIndex{outside: map[*layer][]outsideDep{}, inState: map[*layer]bool{}, inRels: map[*relation]bool{}}
+	n := &reauthIndex{deps: map[*layer][]*channelDef{}, outside: map[*layer][]outsideDep{}, inState: map[*layer]bool{}, inRels: map[*relation]bool{}}
 	if old != nil {
+		for l, ds := range old.deps {
+			n.deps[l] = append([]*channelDef(nil), ds...)
+		}
 		for l, ds := range old.outside {
 			n.outside[l] = append([]outsideDep(nil), ds...)
 		}
@@ -175,16 +181,23 @@ func (x *reauthIdx) add(def *channelDef, outside []outsideDep) {
 			n.inRels[r] = true
 		}
 	}
+	dep := map[*layer]bool{}
 	for _, d := range outside {
 		n.outside[d.l] = append(n.outside[d.l], d)
+		dep[d.l] = true
 	}
 	if rd := def.reauth; rd != nil {
 		for l := range rd.layers {
 			n.inState[l] = true
+			dep[l] = true
 		}
 		for r := range rd.rels {
 			n.inRels[r] = true
+			dep[r.from] = true
 		}
+	}
+	for l := range dep {
+		n.deps[l] = append(n.deps[l], def)
 	}
 	x.p.Store(n)
 }
@@ -563,3 +576,56 @@ func (e *engine) reauthFailed(ctx context.Context, ts []touch, layers map[*layer
 // Transports use it to reach the other nodes: channel.Server closes the
 // sockets of revoked credentials on every node through it.
 func (h *Hub) Broker() Broker { return h.broker }
+
+// bumpEpochs counts, per channel, the commits that touched a dependency of
+// its permission, hot or not (engine goroutine, before anything else of
+// the commit). Subscribe compares the count around its Authorize call.
+func (e *engine) bumpEpochs(ts []touch) {
+	idx := e.h.reauth.p.Load()
+	if idx == nil {
+		return
+	}
+	var bumped map[*channelDef]bool
+	for _, t := range ts {
+		for _, def := range idx.deps[t.l] {
+			if !bumped[def] {
+				if bumped == nil {
+					bumped = map[*channelDef]bool{}
+				}
+				bumped[def] = true
+				def.depEpoch.Add(1)
+			}
+		}
+	}
+}
+
+// depEpoch returns the dependency count of a channel (0 for an unknown
+// one), read by Subscribe before it calls Authorize.
+func (h *Hub) depEpoch(channel string) uint64 {
+	h.mu.RLock()
+	def := h.channels[channel]
+	h.mu.RUnlock()
+	if def == nil {
+		return 0
+	}
+	return def.depEpoch.Load()
+}
+
+// recheckSubscribe closes the window between Subscribe's Authorize call
+// and its attaching to the streams (engine goroutine): if a commit touching
+// a dependency was processed since epoch, Authorize is asked again here,
+// where no commit can come in between.
+func (h *Hub) recheckSubscribe(ctx context.Context, def *channelDef, user User, p any, epoch uint64) error {
+	if def.depEpoch.Load() == epoch {
+		return nil
+	}
+	err := def.authorize(ctx, user, p)
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if asError(err, &e) {
+		return err
+	}
+	return &Error{Code: CodeForbidden, Message: "access denied", Err: err}
+}

@@ -364,3 +364,45 @@ func TestReauthUsersAuthorizer(t *testing.T) {
 		t.Fatalf("AuthorizeUsers ran %d times, want 1", n)
 	}
 }
+
+// GatedHallChannel holds Authorize of user 2 until the test lets it go.
+type GatedHallChannel struct {
+	HallChannel
+	hold          atomic.Bool
+	entered, gate chan struct{}
+}
+
+func (*GatedHallChannel) ChannelName() string { return "GatedHallChannel" }
+
+func (c *GatedHallChannel) Authorize(ctx context.Context, u rx.User, p HallParams) error {
+	err := c.HallChannel.Authorize(ctx, u, p)
+	if u.ID == "2" && c.hold.Swap(false) {
+		c.entered <- struct{}{}
+		<-c.gate
+	}
+	return err
+}
+
+// A revocation committed while Subscribe's Authorize is running (it said
+// yes) does not let the subscription in: it is checked again where no
+// commit can come in between.
+func TestReauthDuringSubscribe(t *testing.T) {
+	env := newHallEnv(t, openSQLite(t))
+	ch := &GatedHallChannel{HallChannel: HallChannel{db: env.db, calls: env.calls}, entered: make(chan struct{}), gate: make(chan struct{})}
+	ch.hold.Store(true)
+	must(t, env.hub.Register(ch))
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := env.hub.Subscribe(ctx, "GatedHallChannel", HallParams{HallID: 1}, rx.User{ID: "2"}, rx.SubscribeOptions{})
+		errc <- err
+	}()
+	<-ch.entered // Authorize read the seat: allowed
+	must(t, env.db.Where("user_id = ?", 2).Delete(&HallSeat{}).Error)
+	must(t, env.hub.Wait(ctx))
+	close(ch.gate)
+	// Refused as at subscribe: with the hook's own code.
+	if err := <-errc; err == nil || rx.Public(err).Code != rx.CodeNotFound {
+		t.Fatalf("subscribe after the seat was deleted: %v", err)
+	}
+}

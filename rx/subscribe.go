@@ -232,6 +232,7 @@ func filterOwner(ev *Event, user string) *Event {
 // json.RawMessage). The channel's Authorize hook decides; channels without
 // one deny. The first events carry each anchor's snapshot.
 func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user User, opts SubscribeOptions) (*Subscription, error) {
+	epoch := h.depEpoch(channel)
 	def, p, anchor, err := h.prepare(ctx, channel, params, user)
 	if err != nil {
 		return nil, err
@@ -251,6 +252,9 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 	}
 	var serr error
 	err = h.engine.call(ctx, func() {
+		if serr = h.recheckSubscribe(ctx, def, user, p, epoch); serr != nil {
+			return
+		}
 		anchors := []string{anchor}
 		if def.many {
 			// Read the list on the engine goroutine: an anchor created
