@@ -212,8 +212,9 @@ func (s *Server) system(msg json.RawMessage) {
 	})
 }
 
-// DisconnectUser closes every socket of a user (for example after logout or
-// account deletion) with code 4001: the client must authenticate again.
+// DisconnectUser closes every socket of a user on this node (for example
+// after logout or account deletion) with code 4001: the client must
+// authenticate again. TokenAuth's RevokeUser does it on every node.
 func (s *Server) DisconnectUser(userID string) {
 	s.each(func(x *session) {
 		if x.ready() && x.user.ID == userID {

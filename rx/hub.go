@@ -349,7 +349,8 @@ func (h *Hub) Expire(ctx context.Context, channel string, anchorID any) error {
 // Revoke ends the subscriptions of user to one anchor of a channel, with a
 // forbidden error, for when the user loses access (leaves a chat, is
 // removed from a group). Their clients receive the error and stop receiving
-// the stream.
+// the stream. A channel implementing Reauthorizer needs no call: the
+// commit that removes the access ends them, before its own deltas.
 func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID string) error {
 	id, ok := idString(reflect.ValueOf(anchorID))
 	if !ok {
