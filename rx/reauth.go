@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync/atomic"
+
+	"gorm.io/gorm/schema"
 )
 
 // Reactive authorization (docs/DECISIONS.md, "Access ends when permission
@@ -105,6 +107,14 @@ func (h *Hub) declareReauth(def *channelDef) ([]outsideDep, error) {
 		}
 		if t == nil || t.Kind() != reflect.Struct {
 			return nil, &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("AuthorizeDependsOn: model %T is not a struct model", d.Model)}
+		}
+		// A model on a many2many join table (ChatMember on chat_members)
+		// must not become a layer: its writes are the relation's changes.
+		if sc, err := schema.Parse(reflect.New(t).Interface(), h.model.cache, h.model.namer); err == nil {
+			if rels := h.model.joinRelations(sc.Table); len(rels) > 0 {
+				r := rels[0]
+				return nil, &DeclarationError{Type: typeName(def.goType), Reason: fmt.Sprintf("AuthorizeDependsOn: %s is the join table of %s.%s: name the relation instead, {Model: %s{}, Relation: %q}", t.Name(), r.from.name, r.goName, r.from.typ.Name(), r.goName)}
+			}
 		}
 		l, err := h.model.layerFor(t)
 		if err != nil {

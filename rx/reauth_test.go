@@ -406,3 +406,50 @@ func TestReauthDuringSubscribe(t *testing.T) {
 		t.Fatalf("subscribe after the seat was deleted: %v", err)
 	}
 }
+
+// ChatMemberRow is a model on the join table of Chat.Members.
+type ChatMemberRow struct {
+	ChatID uint `gorm:"primaryKey"`
+	UserID uint `gorm:"primaryKey"`
+}
+
+func (ChatMemberRow) TableName() string { return "chat_members" }
+
+type JoinRowChannel struct{ MemberChannel }
+
+func (*JoinRowChannel) ChannelName() string { return "JoinRowChannel" }
+
+func (*JoinRowChannel) AuthorizeDependsOn() []rx.Dependency {
+	return []rx.Dependency{{Model: ChatMemberRow{}}}
+}
+
+// A dependency on a join table's model is refused, naming the relation to
+// declare instead: as a layer it would hide the relation's changes.
+func TestReauthDeclarationErrors(t *testing.T) {
+	db := openSQLite(t)
+	migrate(t, db)
+	h := newHub(t, db) // registers ChatChannel: chat_members is Chat.Members
+	var de *rx.DeclarationError
+	err := h.Register(&JoinRowChannel{MemberChannel{db: db}})
+	if !errors.As(err, &de) || !strings.Contains(de.Reason, `Relation: "Members"`) {
+		t.Fatalf("want a DeclarationError naming the relation, got %v", err)
+	}
+}
+
+type BadRelationChannel struct{ MemberChannel }
+
+func (*BadRelationChannel) ChannelName() string { return "BadRelationChannel" }
+
+func (*BadRelationChannel) AuthorizeDependsOn() []rx.Dependency {
+	return []rx.Dependency{{Model: Chat{}, Relation: "Nope"}}
+}
+
+func TestReauthUnknownRelation(t *testing.T) {
+	db := openSQLite(t)
+	migrate(t, db)
+	h := newHub(t, db)
+	var de *rx.DeclarationError
+	if err := h.Register(&BadRelationChannel{}); !errors.As(err, &de) || !strings.Contains(de.Reason, "Nope") {
+		t.Fatalf("want a DeclarationError naming the relation, got %v", err)
+	}
+}
