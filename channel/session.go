@@ -322,8 +322,13 @@ func (s *session) subscribe(m *ClientMessage) error {
 		s.mu.Unlock()
 		return subError(m.ID, err)
 	}
+	s.mu.Lock()
 	st.rs = rs
-	s.enqueue(outItem{data: simpleFrame("done", m.ID)})
+	live := s.subs[key] == st // not ended already (forbidden, overloaded)
+	s.mu.Unlock()
+	if live {
+		s.enqueue(outItem{data: simpleFrame("done", m.ID)})
+	}
 	return nil
 }
 
