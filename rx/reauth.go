@@ -59,6 +59,9 @@ type Dependency struct {
 // and refuses actions (Call) and client writes (Write) with forbidden.
 // Authorize runs on several goroutines at once for one commit: it must be
 // safe for concurrent use, as it already is for concurrent subscribers.
+// The engine waits for the re-check (at most 10 s; an error or the
+// timeout refuses), so Authorize must not wait on the hub (Wait, Snapshot,
+// Subscribe, Touch): read the database.
 type Reauthorizer interface {
 	AuthorizeDependsOn() []Dependency
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 )
 
 // The engine's side of reactive authorization (reauth.go): which
@@ -14,6 +15,10 @@ import (
 
 // reauthWorkers bounds the Authorize calls one re-check runs at once.
 const reauthWorkers = 8
+
+// reauthTimeout bounds one re-check: the engine waits for it, and a
+// refusal by timeout is a refusal (fail closed).
+const reauthTimeout = 10 * time.Second
 
 // reauthTargets adds to set the hot streams holding a changed row or list
 // their channel depends on, as the index is now (call it before and after
@@ -137,6 +142,9 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 	if len(checks) == 0 {
 		return
 	}
+	hubCtx := ctx
+	ctx, cancel := context.WithTimeout(ctx, reauthTimeout)
+	defer cancel()
 	all := checks
 	checks = e.batchChecks(ctx, checks)
 	run := func(c *check) {
@@ -167,7 +175,7 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 		close(next)
 		wg.Wait()
 	}
-	if ctx.Err() != nil {
+	if hubCtx.Err() != nil {
 		return // the hub is closing: its subscriptions end anyway
 	}
 	for _, c := range all {
@@ -427,6 +435,8 @@ func (h *Hub) recheckSubscribe(ctx context.Context, def *channelDef, user User, 
 	if def.depEpoch.Load() == epoch {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, reauthTimeout)
+	defer cancel()
 	err := def.authorize(ctx, user, p)
 	if err == nil {
 		return nil
