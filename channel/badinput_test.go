@@ -57,7 +57,7 @@ func TestBadInputTable(t *testing.T) {
 	e.db.Create(&Note{RoomID: 1, UserID: 2, Text: "bob's secret note"})
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	past := time.Now().Add(-time.Hour)
-	expired := channel.Token{Key: "expired-token-of-user-1", UserID: "1", CreatedAt: past.Add(-time.Hour), ExpiresAt: &past}
+	expired := channel.Token{Key: channel.HashToken("expired-token-of-user-1"), UserID: "1", CreatedAt: past.Add(-time.Hour), ExpiresAt: &past}
 	if err := e.db.Create(&expired).Error; err != nil {
 		t.Fatal(err)
 	}

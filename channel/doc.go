@@ -12,4 +12,10 @@
 // are encoded once per stream and shared by every socket that holds the
 // stream; a client that cannot keep up is closed with 4008 and resumes from
 // its last version, losing nothing.
+//
+// A socket lives as long as its credentials: TokenAuth stores tokens
+// hashed, expires them after its TTL, rotates them (Rotate) and revokes
+// them (Revoke, RevokeUser, RevokeOthers); the Server closes the sockets
+// of a revoked or expired token with 4001, on every node of a cluster
+// (revoke.go).
 package channel

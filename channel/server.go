@@ -154,6 +154,7 @@ type Server struct {
 	opts     Options
 	upgrader websocket.Upgrader
 	unlisten func()
+	unrevoke func() // revoke.go
 
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
@@ -197,6 +198,7 @@ func NewServer(hub *rx.Hub, opts Options) *Server {
 		CheckOrigin:     s.checkOrigin,
 	}
 	s.unlisten = hub.OnBroadcast(s.system)
+	s.unrevoke = s.listenRevocations()
 	return s
 }
 
@@ -289,8 +291,9 @@ func (s *Server) system(msg json.RawMessage) {
 	})
 }
 
-// DisconnectUser closes every socket of a user (for example after logout or
-// account deletion) with code 4001: the client must authenticate again.
+// DisconnectUser closes every socket of a user on this node (for example
+// after logout or account deletion) with code 4001: the client must
+// authenticate again. TokenAuth's RevokeUser does it on every node.
 func (s *Server) DisconnectUser(userID string) {
 	s.each(func(x *session) {
 		if x.ready() && x.user.ID == userID {
@@ -314,6 +317,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	s.unlisten()
+	s.unrevoke()
 	s.each(func(x *session) { x.kill(CloseGoingAway, "server shutting down") })
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

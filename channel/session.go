@@ -55,6 +55,10 @@ type session struct {
 	subs     map[string]*subState // guarded by mu; by sub id
 	calls    map[string]bool      // guarded by mu; ids of calls in progress
 	lastSent map[cache.Stream]uint64
+
+	// tokenHash is HashToken of the token of hello, for revocations
+	// (revoke.go); guarded by mu.
+	tokenHash string
 }
 
 // subState is one subscription of the socket.
@@ -285,7 +289,7 @@ func (s *session) hello(m *ClientMessage) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.HelloTimeout)
 	defer cancel()
-	u, err := s.srv.opts.Auth.Authenticate(ctx, token)
+	u, until, err := s.srv.authenticate(ctx, token)
 	if err != nil {
 		e := rx.Public(err)
 		if e.Code != rx.CodeUnauthenticated {
@@ -296,6 +300,7 @@ func (s *session) hello(m *ClientMessage) error {
 		s.closeAfterFlush(CloseAuthFailed, "authentication failed")
 		return nil
 	}
+	s.signedIn(token, until)
 	s.mu.Lock()
 	s.user, s.authed = u, true
 	s.mu.Unlock()
@@ -342,8 +347,13 @@ func (s *session) subscribe(m *ClientMessage) error {
 		s.mu.Unlock()
 		return subError(m.ID, err)
 	}
+	s.mu.Lock()
 	st.rs = rs
-	s.enqueue(dataItem(simpleFrame("done", m.ID)))
+	live := s.subs[key] == st // not ended already (forbidden, overloaded)
+	s.mu.Unlock()
+	if live {
+		s.enqueue(dataItem(simpleFrame("done", m.ID)))
+	}
 	return nil
 }
 

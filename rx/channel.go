@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -80,11 +81,17 @@ type channelDef struct {
 	writes      map[string]*writeDef // client writes by layer name (write.go)
 	writeOrder  []*writeDef          // the same, in declaration order
 	presence    *PresenceOptions     // nil: presence not tracked (presence.go)
+	reauth      *reauthDef           // nil: no dependency in the state (reauth.go)
+	outside     []outsideDep         // dependencies outside the state (reauth.go)
+	depEpoch    atomic.Uint64        // commits that touched a dependency (reauth.go)
 
 	decode    func(raw any) (any, error) // params from P, *P or JSON
 	authorize func(ctx context.Context, u User, p any) error
-	anchorID  func(ctx context.Context, u User, p any) (any, error)
-	list      func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB
+	// authorizeUsers is set when the channel implements UsersAuthorizer
+	// (reauth.go).
+	authorizeUsers func(ctx context.Context, p any, users []User) []error
+	anchorID       func(ctx context.Context, u User, p any) (any, error)
+	list           func(ctx context.Context, db *gorm.DB, u User, p any) *gorm.DB
 }
 
 func (Channel[T, P]) rxDeclare(outer any) (*channelDef, error) { return declare[T, P](outer, false) }
@@ -154,6 +161,9 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 	}
 	if a, ok := outer.(Authorizer[P]); ok {
 		d.authorize = func(ctx context.Context, u User, p any) error { return a.Authorize(ctx, u, p.(P)) }
+	}
+	if a, ok := outer.(UsersAuthorizer[P]); ok {
+		d.authorizeUsers = func(ctx context.Context, p any, users []User) []error { return a.AuthorizeUsers(ctx, p.(P), users) }
 	}
 	if many {
 		l, ok := outer.(Lister[P])

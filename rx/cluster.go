@@ -92,6 +92,9 @@ type deltaMsg struct {
 	Reset bool `json:"r,omitempty"`
 	// Release: the owner let the stream go; take it over.
 	Release bool `json:"x,omitempty"`
+	// Reauth: the commit changed what the stream's permission depends on;
+	// re-check its subscribers before delivering (reauth.go).
+	Reauth bool `json:"a,omitempty"`
 }
 
 func newCluster(h *Hub) (*cluster, error) {
@@ -405,6 +408,9 @@ func (e *engine) remoteDelta(s *hotStream, m *deltaMsg) {
 	if e.streams[s.key] != s {
 		return // no longer followed, or replaced
 	}
+	if m.Reauth && e.remoteReauth(s, m) {
+		return
+	}
 	switch {
 	case m.Release:
 		e.rehome(s)
@@ -421,6 +427,7 @@ func (e *engine) remoteDelta(s *hotStream, m *deltaMsg) {
 // deliverFollowed hands a followed stream's event to its subscribers,
 // except those that already hold its version.
 func (e *engine) deliverFollowed(s *hotStream, ev *Event) {
+	e.followedReauth(s, ev)
 	for sub := range s.subs {
 		if f, ok := s.remote.floor[sub]; ok {
 			if f >= ev.Version && !ev.Snapshot {

@@ -16,6 +16,26 @@
 // docs/QUICKSTART.md walks from an empty folder to a live app; package
 // channel serves the hub over WebSockets; package cache holds the stores.
 //
+// # Access is a live fact
+//
+// A channel whose Authorize answer can change while
+// a subscription lives (a member leaves, a role changes, a user is
+// deleted) names what it reads by implementing Reauthorizer:
+//
+//	func (*ChatChannel) AuthorizeDependsOn() []rx.Dependency {
+//		return []rx.Dependency{{Model: Chat{}, Relation: "Members"}}
+//	}
+//
+// After a commit that changes a dependency, the engine re-checks the
+// subscribers of the streams holding the changed rows (found by the same
+// routing as deltas) before it hands out any delta of that commit, and
+// ends those refused with a forbidden *Error: they receive nothing of that
+// commit or a later one, leave presence, and their actions and writes are
+// refused. Commits that touch no dependency cost nothing more; a channel
+// may answer a re-check for many users at once (UsersAuthorizer). In a
+// cluster each node re-checks its own subscribers, in the order of the
+// stream's deltas (reauth.go, docs/DECISIONS.md).
+//
 // # The state tree
 //
 // The tree is derived from the model types with GORM's own schema parser:
@@ -63,6 +83,8 @@
 //	                                      it is not P's field tagged rx:"anchor"
 //	                                      or P's only field (AnchorIDer)
 //	Anchors(ctx, *gorm.DB, User, P) *gorm.DB  a list channel's query (Lister)
+//	AuthorizeDependsOn() []Dependency     what Authorize reads: commits changing it
+//	                                      re-check live subscriptions (Reauthorizer)
 //	Actions() []string                    methods callable by clients (typed RPC)
 //	OnConnect(ctx) error                  runs after the snapshot; may Join groups
 //	Consumers() Consumers                 handlers of group events (Hub.Publish)

@@ -192,6 +192,7 @@ func (e *engine) unindex(k ikey, s *hotStream) {
 
 // process turns one commit's touches into deltas for every hot stream.
 func (e *engine) process(ts []touch) {
+	e.bumpEpochs(ts)
 	if len(e.streams) == 0 && len(e.lists) == 0 {
 		return
 	}
@@ -215,6 +216,7 @@ func (e *engine) process(ts []touch) {
 	for _, t := range ts {
 		layers[t.l] = true
 	}
+	e.reauthFailed(ctx, ts, layers)
 	for _, s := range e.streams {
 		if s.remote != nil {
 			continue // its owner processes it
@@ -236,6 +238,8 @@ type change struct {
 }
 
 func (e *engine) processOnce(ctx context.Context, ts []touch) error {
+	// 0. Subscriptions whose permission reads rows outside their state.
+	reauthSubs := e.reauthOutside(ts)
 	// 1. Dedup, keeping only what some hot stream may contain.
 	rowIDs := map[*layer][]string{}
 	seenRow := map[ikey]bool{}
@@ -351,7 +355,11 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 			}
 		}
 	}
-	// 5. Apply to every hot stream holding a changed row.
+	// 5. Apply to every hot stream holding a changed row. Streams holding
+	// a changed row their permission depends on, before or after, have
+	// their subscribers re-checked before any delta is handed out.
+	reauth := map[*hotStream]bool{}
+	e.reauthTargets(reauth, changes)
 	affected := map[*hotStream]bool{}
 	for k := range changes {
 		for s := range e.index[k] {
@@ -375,9 +383,12 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 			order = append(order, s)
 		}
 	}
-	if err := e.store(ctx, writes, order); err != nil {
+	e.reauthTargets(reauth, changes)
+	e.reauthStreams(ctx, reauth, reauthSubs)
+	if err := e.store(ctx, writes, order, reauth); err != nil {
 		return err
 	}
+	e.publishReauth(reauth)
 	for _, s := range broken {
 		e.resync(s)
 	}
@@ -420,8 +431,10 @@ func (e *engine) updateLists(ctx context.Context, changes map[ikey]*change, list
 	return nil
 }
 
-// store writes to the cache and fans the deltas out.
-func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotStream) error {
+// store writes to the cache and fans the deltas out. In cluster mode a
+// delta of a stream in reauthed carries the re-check mark for the
+// followers, and the stream leaves reauthed (publishReauth marks the rest).
+func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotStream, reauthed map[*hotStream]bool) error {
 	if len(writes) == 0 {
 		return nil
 	}
@@ -443,7 +456,8 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		}
 		s.version = d.Version
 		if c := e.h.cluster; c != nil && c.lease != nil {
-			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances})
+			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances, Reauth: reauthed[s]})
+			delete(reauthed, s) // the delta carries the mark
 		}
 		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {

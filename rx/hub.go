@@ -78,6 +78,7 @@ type Hub struct {
 
 	groups      groups
 	presence    *presence
+	reauth      reauthIdx // dependencies of Authorize answers (reauth.go)
 	unsubSystem func()
 
 	bmu          sync.RWMutex
@@ -192,6 +193,11 @@ func (h *Hub) Register(channels ...any) error {
 			return err
 		}
 		declarePresence(def)
+		outside, err := h.declareReauth(def)
+		if err != nil {
+			return err
+		}
+		def.outside = outside
 		h.mu.RLock()
 		_, dup := h.channels[def.name]
 		h.mu.RUnlock()
@@ -210,6 +216,7 @@ func (h *Hub) Register(channels ...any) error {
 	}
 	for _, def := range defs {
 		h.channels[def.name] = def
+		h.reauth.add(def, def.outside)
 	}
 	return nil
 }
@@ -342,7 +349,8 @@ func (h *Hub) Expire(ctx context.Context, channel string, anchorID any) error {
 // Revoke ends the subscriptions of user to one anchor of a channel, with a
 // forbidden error, for when the user loses access (leaves a chat, is
 // removed from a group). Their clients receive the error and stop receiving
-// the stream.
+// the stream. A channel implementing Reauthorizer needs no call: the
+// commit that removes the access ends them, before its own deltas.
 func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID string) error {
 	id, ok := idString(reflect.ValueOf(anchorID))
 	if !ok {

@@ -390,8 +390,13 @@ func newInstance(sub *Subscription) *instance {
 // *Error values with the codes of the protocol: unknown_action,
 // bad_request (naming the argument), the action's own code, or internal
 // (a plain error or a recovered panic, logged). The action's context is
-// cancelled when ctx is or when the subscription ends.
+// cancelled when ctx is or when the subscription ends. On a subscription
+// ended because Authorize now refuses it (Reauthorizer), Call returns its
+// forbidden error and runs nothing.
 func (s *Subscription) Call(ctx context.Context, action string, args []json.RawMessage) (result any, err error) {
+	if err := s.refused(); err != nil {
+		return nil, err
+	}
 	i := s.inst
 	ad := s.def.actions[action]
 	if ad == nil || i == nil {

@@ -44,6 +44,9 @@ type hotStream struct {
 	// remote is set on a stream another node owns (cluster mode): it has
 	// no graph, and its deltas come from the owner.
 	remote *follower
+	// authAt is the version whose subscribers were last re-checked
+	// (followed streams, reauth.go).
+	authAt uint64
 }
 
 func newHotStream(key cache.Stream, def *channelDef, anchorID string) *hotStream {

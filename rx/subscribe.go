@@ -99,6 +99,7 @@ type Subscription struct {
 	anchors []string // guarded by mu; written on the engine goroutine only
 	err     error    // guarded by mu
 	closed  bool     // guarded by mu; set on the engine goroutine only
+	revoked bool     // guarded by mu; ended by re-authorization (reauth.go)
 
 	streams []*hotStream    // engine-owned
 	pinned  []pin           // engine-owned: anchors added by channel code
@@ -238,6 +239,7 @@ func filterOwner(ev *Event, user string) *Event {
 // json.RawMessage). The channel's Authorize hook decides; channels without
 // one deny. The first events carry each anchor's snapshot.
 func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user User, opts SubscribeOptions) (*Subscription, error) {
+	epoch := h.depEpoch(channel)
 	def, p, anchor, err := h.prepare(ctx, channel, params, user)
 	if err != nil {
 		return nil, err
@@ -257,6 +259,9 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 	}
 	var serr error
 	err = h.engine.call(ctx, func() {
+		if serr = h.recheckSubscribe(ctx, def, user, p, epoch); serr != nil {
+			return
+		}
 		anchors := []string{anchor}
 		if def.many {
 			// Read the list on the engine goroutine: an anchor created

@@ -338,10 +338,14 @@ func byName[T any](items []*T, name string, names func(*T) (json, goName string)
 // create or a delete of a row, checked as the file comment says. It
 // returns the row's id (the new id on create) once the change was handed
 // to the subscriptions of every stream it touched. Errors are *Error
-// values: forbidden (undeclared, or denied by the hook), bad_request (a
+// values: forbidden (undeclared, denied by the hook, or the subscription
+// ended because Authorize now refuses it: Reauthorizer), bad_request (a
 // malformed or mistyped value, naming the field), not_found (the row is
 // not in this subscription's state), or internal.
 func (s *Subscription) Write(ctx context.Context, req WriteRequest) (string, error) {
+	if err := s.refused(); err != nil {
+		return "", err
+	}
 	def := s.def
 	wd := def.writes[req.Layer]
 	if wd == nil {
