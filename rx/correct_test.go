@@ -3,6 +3,7 @@ package rx_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/rxgorm/rxgorm/rx"
@@ -90,5 +91,79 @@ func TestNewFailureLeavesDBClean(t *testing.T) {
 	ev := next(t, sub)
 	if len(ev.Instances) != 1 || string(ev.Instances[0].Fields["title"]) != `"renamed"` {
 		t.Fatalf("delta after the second New = %s, want the new title", dump(ev))
+	}
+}
+
+// Near-miss hooks (issue 17, item 5): each would be silently ignored.
+type ptrAuthChannel struct{ rx.Channel[Chat, ChatParams] }
+
+func (c *ptrAuthChannel) Authorize(context.Context, rx.User, ChatParams) error { return nil }
+
+type ptrParamAuthChannel struct{ rx.Channel[Chat, ChatParams] }
+
+func (ptrParamAuthChannel) Authorize(context.Context, rx.User, *ChatParams) error { return nil }
+
+type ptrActionsChannel struct{ rx.Channel[Chat, ChatParams] }
+
+func (ptrActionsChannel) Authorize(context.Context, rx.User, ChatParams) error { return nil }
+func (c *ptrActionsChannel) Actions() []string                                 { return []string{"Ping"} }
+func (c *ptrActionsChannel) Ping(context.Context) error                        { return nil }
+
+type badWritableChannel struct{ rx.Channel[Chat, ChatParams] }
+
+func (badWritableChannel) Authorize(context.Context, rx.User, ChatParams) error { return nil }
+func (badWritableChannel) Writable() []rx.Writes[Message]                       { return nil }
+
+type badConnectChannel struct{ rx.Channel[Chat, ChatParams] }
+
+func (badConnectChannel) Authorize(context.Context, rx.User, ChatParams) error { return nil }
+func (*badConnectChannel) OnConnect(context.Context)                           {}
+
+type badAnchorsList struct{ rx.List[Chat, rx.NoParams] }
+
+func (badAnchorsList) Authorize(context.Context, rx.User, rx.NoParams) error { return nil }
+func (badAnchorsList) Anchors(ctx context.Context, db *gorm.DB, u rx.User) *gorm.DB {
+	return db
+}
+
+func TestRegisterNearMissHooks(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		channel any
+		field   string
+		reason  string
+	}{
+		{"pointer receiver, registered by value", ptrAuthChannel{}, "Authorize",
+			"Authorize has a pointer receiver, but the channel was registered as a value, so it would never run: register &ptrAuthChannel{} (the method is Authorize(context.Context, rx.User, rx_test.ChatParams) error)"},
+		{"pointer params", &ptrParamAuthChannel{}, "Authorize",
+			"method Authorize(context.Context, rx.User, *rx_test.ChatParams) error does not match the hook, so it would never run: want Authorize(context.Context, rx.User, rx_test.ChatParams) error"},
+		{"actions on a pointer receiver, registered by value", ptrActionsChannel{}, "Actions", "register &ptrActionsChannel{}"},
+		{"writes of the wrong type", &badWritableChannel{}, "Writable", "want Writable() []rx.Writable"},
+		{"OnConnect without error", badConnectChannel{}, "OnConnect", "want OnConnect(context.Context) error"},
+		{"Anchors without params", &badAnchorsList{}, "Anchors", "want Anchors(context.Context, *gorm.DB, rx.User, rx.NoParams) *gorm.DB"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, check := range []struct {
+				what string
+				err  func() error
+			}{
+				{"Register", func() error { return newHub(t, openSQLite(t)).Register(c.channel) }},
+				{"Describe", func() error { _, err := rx.Describe(c.channel); return err }},
+			} {
+				err := check.err()
+				var de *rx.DeclarationError
+				if !errors.As(err, &de) {
+					t.Fatalf("%s: err = %v, want a DeclarationError", check.what, err)
+				}
+				if de.Field != c.field || !strings.Contains(de.Reason, c.reason) {
+					t.Errorf("%s: %s: %q, want field %s and %q", check.what, c.name, err, c.field, c.reason)
+				}
+			}
+		})
+	}
+	// The right forms register: a pointer receiver on a pointer, hooks on
+	// the instance with pointer receivers on a value.
+	if err := newHub(t, openSQLite(t)).Register(&ptrAuthChannel{}, &ptrActionsChannel{}); err != nil {
+		t.Fatal(err)
 	}
 }
