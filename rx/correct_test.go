@@ -2,7 +2,10 @@ package rx_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -165,5 +168,74 @@ func TestRegisterNearMissHooks(t *testing.T) {
 	// the instance with pointer receivers on a value.
 	if err := newHub(t, openSQLite(t)).Register(&ptrAuthChannel{}, &ptrActionsChannel{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Shadowing (issue 17, item 3): the outer Title hides the embedded one,
+// as in encoding/json, in layers, action arguments and the state.
+type ShadowExtra struct {
+	Title int    `gorm:"column:extra_title" json:"title"`
+	Note  string `json:"note"`
+}
+
+type ShadowNote struct {
+	ShadowExtra
+	ID    uint   `gorm:"primaryKey" json:"id"`
+	Title string `json:"title"`
+}
+
+type ShadowArgs struct {
+	ShadowExtra
+	Title string `json:"title"`
+}
+
+type ShadowParams struct {
+	ID uint `json:"id"`
+}
+
+type ShadowChannel struct {
+	rx.Channel[ShadowNote, ShadowParams]
+}
+
+func (ShadowChannel) Authorize(context.Context, rx.User, ShadowParams) error { return nil }
+func (ShadowChannel) Actions() []string                                      { return []string{"Set"} }
+func (ShadowChannel) Set(context.Context, ShadowArgs) error                  { return nil }
+
+func TestShadowedFields(t *testing.T) {
+	d, err := rx.Describe(&ShadowChannel{})
+	noErr(t, err)
+	var titles []string
+	for _, f := range d.Layers[0].Fields {
+		if f.Name == "title" {
+			titles = append(titles, f.Type.Kind)
+		}
+	}
+	if !slices.Equal(titles, []string{"string"}) {
+		t.Errorf("layer field title: kinds %v, want one string", titles)
+	}
+	args := d.Types[d.Channels[0].Actions[0].Args[0].Ref]
+	titles = nil
+	for _, f := range args.Fields {
+		if f.Name == "title" {
+			titles = append(titles, f.Type.Kind)
+		}
+	}
+	if !slices.Equal(titles, []string{"string"}) {
+		t.Errorf("argument field title: kinds %v, want one string", titles)
+	}
+
+	db := openSQLite(t)
+	noErr(t, db.AutoMigrate(&ShadowNote{}))
+	h, err := rx.New(db, rx.Config{})
+	noErr(t, err)
+	t.Cleanup(func() { h.Close() })
+	noErr(t, h.Register(&ShadowChannel{}))
+	n := ShadowNote{ShadowExtra: ShadowExtra{Title: 7, Note: "n"}, Title: "outer"}
+	noErr(t, db.Create(&n).Error)
+	got, err := h.Snapshot(context.Background(), "ShadowChannel", ShadowParams{ID: n.ID}, rx.User{ID: "1"})
+	noErr(t, err)
+	want, _ := json.Marshal(n)
+	if normJSON(t, got) == nil || !reflect.DeepEqual(normJSON(t, got), normJSON(t, want)) {
+		t.Errorf("state %s, want what encoding/json writes: %s", got, want)
 	}
 }

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
-	"github.com/fatih/structtag"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
@@ -51,6 +50,7 @@ type scalarField struct {
 	name   string // JSON name
 	goName string
 	index  []int
+	quoted bool // sent as a JSON string: the ",string" option
 	enc    func(reflect.Value) (json.RawMessage, error)
 }
 
@@ -172,7 +172,7 @@ func (m *model) build(t reflect.Type, pending map[reflect.Type]*layer) (*layer, 
 	}
 	l := &layer{name: t.Name(), typ: t, schema: s, pk: s.PrimaryFields[0]}
 	pending[t] = l
-	if err := m.buildFields(l, t, nil, pending); err != nil {
+	if err := m.buildFields(l, t, pending); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -216,68 +216,13 @@ func parseRxTag(t reflect.Type, sf reflect.StructField) (rxTag, error) {
 	return out, nil
 }
 
-// jsonName returns the field's JSON name as encoding/json chooses it, whether
-// it is skipped, and its options.
-func jsonName(sf reflect.StructField) (name string, skip bool, quoted bool) {
-	tags, err := structtag.Parse(string(sf.Tag))
-	if err != nil {
-		return sf.Name, false, false
-	}
-	jt, err := tags.Get("json")
-	if err != nil {
-		return "", false, false
-	}
-	if jt.Name == "-" && len(jt.Options) == 0 {
-		return "", true, false
-	}
-	return jt.Name, false, jt.HasOption("string")
-}
-
-func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[reflect.Type]*layer) error {
-	seen := map[string]bool{}
-	for _, f := range l.fields {
-		seen[f.name] = true
-	}
-	for _, r := range l.rels {
-		seen[r.name] = true
-	}
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		idx := append(slices.Clone(index), i)
-		name, skip, quoted := jsonName(sf)
-		if skip {
-			continue
-		}
+func (m *model) buildFields(l *layer, t reflect.Type, pending map[reflect.Type]*layer) error {
+	for _, jf := range jsonFields(t) {
+		sf, idx, name, quoted := jf.sf, jf.index, jf.name, jf.quoted
 		tag, err := parseRxTag(l.typ, sf)
 		if err != nil {
 			return err
 		}
-		if sf.Anonymous && name == "" {
-			ft := sf.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				// Embedded struct: its fields are promoted, as encoding/json does.
-				if err := m.buildFields(l, ft, idx, pending); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = sf.Name
-		}
-		if seen[name] {
-			// encoding/json lets the shallower field win; we keep the first
-			// one found, which is the shallower one because embedded structs
-			// are walked in place. A clash at the same depth is an error.
-			continue
-		}
-		seen[name] = true
 		if tag.owner {
 			f := l.schema.LookUpField(sf.Name)
 			if f == nil || f.DBName == "" {
@@ -285,7 +230,7 @@ func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[r
 			}
 			l.owner = f
 		}
-		if rel := l.schema.Relationships.Relations[sf.Name]; rel != nil && len(index) == 0 {
+		if rel := l.schema.Relationships.Relations[sf.Name]; rel != nil && len(idx) == 1 {
 			r, err := m.buildRelation(l, sf, idx, name, rel, tag, pending)
 			if err != nil {
 				return err
@@ -296,14 +241,14 @@ func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[r
 		if tag.ids || tag.recursive || tag.order != "" || tag.limit != 0 {
 			return &DeclarationError{Type: typeName(l.typ), Field: sf.Name, Reason: "rx relation options on a field that is not a gorm association"}
 		}
-		if len(index) == 0 && sf.Name == l.pk.StructField.Name && quoted {
+		if l.schema.LookUpField(sf.Name) == l.pk && quoted {
 			l.pkQuoted = true
 		}
 		enc, err := encoderFor(sf.Type, quoted)
 		if err != nil {
 			return &DeclarationError{Type: typeName(l.typ), Field: sf.Name, Reason: err.Error()}
 		}
-		l.fields = append(l.fields, &scalarField{name: name, goName: sf.Name, index: idx, enc: enc})
+		l.fields = append(l.fields, &scalarField{name: name, goName: sf.Name, index: idx, quoted: quoted, enc: enc})
 	}
 	return nil
 }
@@ -417,6 +362,11 @@ func encoderFor(t reflect.Type, quoted bool) (func(reflect.Value) (json.RawMessa
 		if v.Kind() == reflect.Pointer && v.IsNil() {
 			return json.RawMessage("null"), nil
 		}
+		if !v.CanInterface() && v.CanAddr() {
+			// An exported field promoted from an unexported embedded
+			// struct: encoding/json encodes it, so do we.
+			v = reflect.NewAt(v.Type(), unsafe.Pointer(v.UnsafeAddr())).Elem()
+		}
 		return json.Marshal(v.Interface())
 	}
 	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
@@ -481,15 +431,8 @@ func encodable(t reflect.Type, seen map[reflect.Type]bool) error {
 		if t == timeType {
 			return nil
 		}
-		for i := 0; i < t.NumField(); i++ {
-			sf := t.Field(i)
-			if !sf.IsExported() && !sf.Anonymous {
-				continue
-			}
-			if _, skip, _ := jsonName(sf); skip {
-				continue
-			}
-			if err := encodable(sf.Type, seen); err != nil {
+		for _, jf := range jsonFields(t) {
+			if err := encodable(jf.sf.Type, seen); err != nil {
 				return err
 			}
 		}
