@@ -44,7 +44,7 @@ type (
 	}
 	fwUnexportedEmbed struct {
 		fwunexported // unexported type, exported fields promoted
-		Z int
+		Z            int
 	}
 	fwNamedEmbed struct {
 		fwInner `json:"inner"` // a tag name: a field, not flattened
@@ -66,8 +66,8 @@ type (
 		fwA
 		fwB
 	}
-	fwA struct{ fwInner }
-	fwB struct{ fwInner }
+	fwA         struct{ fwInner }
+	fwB         struct{ fwInner }
 	fwRecursive struct {
 		*fwRecursive
 		R int
