@@ -151,7 +151,7 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 			if len(b) == 0 || string(b) == "null" {
 				return p, nil
 			}
-			if err := json.Unmarshal(b, &p); err != nil {
+			if err := unmarshalInput(b, &p); err != nil {
 				return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("params of %s: %v", d.name, err), Err: err}
 			}
 			return p, nil

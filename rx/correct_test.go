@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -234,8 +235,157 @@ func TestShadowedFields(t *testing.T) {
 	noErr(t, db.Create(&n).Error)
 	got, err := h.Snapshot(context.Background(), "ShadowChannel", ShadowParams{ID: n.ID}, rx.User{ID: "1"})
 	noErr(t, err)
-	want, _ := json.Marshal(n)
-	if normJSON(t, got) == nil || !reflect.DeepEqual(normJSON(t, got), normJSON(t, want)) {
+	want, _ := json.Marshal(map[string]any{"id": sid(n.ID), "title": "outer", "note": "n"})
+	if !reflect.DeepEqual(normJSON(t, got), normJSON(t, want)) {
 		t.Errorf("state %s, want what encoding/json writes: %s", got, want)
+	}
+}
+
+// 64-bit ids (issue 17, item 1): 2^53+1 and 2^63-1 survive every path
+// exactly, as JSON strings.
+type BigChat struct {
+	ID       int64    `gorm:"primaryKey;autoIncrement:false" json:"id"`
+	Title    string   `json:"title"`
+	Messages []BigMsg `gorm:"foreignKey:ChatID" json:"messages"`
+}
+
+type BigMsg struct {
+	ID     int64  `gorm:"primaryKey;autoIncrement:false" json:"id"`
+	ChatID int64  `json:"chatId"`
+	Reply  *int64 `json:"reply"` // a nullable id by name? no: "Reply" is not an id
+	RefID  *int64 `json:"refId"` // a nullable id
+	Count  int64  `json:"count"` // not an id: a number
+	Text   string `json:"text"`
+}
+
+type BigParams struct {
+	ChatID int64 `json:"chatId"`
+}
+
+type BigChannel struct{ rx.Channel[BigChat, BigParams] }
+
+func (BigChannel) Authorize(context.Context, rx.User, BigParams) error { return nil }
+func (BigChannel) Actions() []string                                   { return []string{"Echo"} }
+
+// Echo returns its id argument, as a string so the result is exact too.
+func (BigChannel) Echo(_ context.Context, id int64, ids []uint64) (string, error) {
+	return fmt.Sprint(id, ids), nil
+}
+
+func (BigChannel) Writable() []rx.Writable {
+	return []rx.Writable{rx.Writes[BigMsg]{Fields: []string{"text", "refId"}, Save: true, Allow: func(context.Context, rx.Write[BigMsg]) error { return nil }}}
+}
+
+func TestWideIDs(t *testing.T) {
+	const (
+		p53  = int64(1) << 53
+		max  = int64(^uint64(0) >> 1)
+		smax = "9223372036854775807"
+	)
+	ctx := context.Background()
+	db := openSQLite(t)
+	noErr(t, db.AutoMigrate(&BigChat{}, &BigMsg{}))
+	h, err := rx.New(db, rx.Config{})
+	noErr(t, err)
+	t.Cleanup(func() { h.Close() })
+	noErr(t, h.Register(&BigChannel{}))
+	ref := max
+	noErr(t, db.Create(&BigChat{ID: max, Title: "big"}).Error)
+	for _, id := range []int64{p53, p53 + 1, p53 + 3} {
+		noErr(t, db.Create(&BigMsg{ID: id, ChatID: max, RefID: &ref, Count: 1, Text: fmt.Sprint(id)}).Error)
+	}
+
+	// Params may carry the id as a string (as the client holds it).
+	sub, err := h.Subscribe(ctx, "BigChannel", json.RawMessage(`{"chatId":"`+smax+`"}`), rx.User{ID: "1"}, rx.SubscribeOptions{})
+	noErr(t, err)
+	st, err := h.NewState("BigChannel", rx.User{ID: "1"})
+	noErr(t, err)
+	ev := next(t, sub)
+	st.Apply(ev)
+	got, err := st.JSON()
+	noErr(t, err)
+	want := `{"id":"9223372036854775807","messages":[` +
+		`{"chatId":"9223372036854775807","count":1,"id":"9007199254740992","refId":"9223372036854775807","reply":null,"text":"9007199254740992"},` +
+		`{"chatId":"9223372036854775807","count":1,"id":"9007199254740993","refId":"9223372036854775807","reply":null,"text":"9007199254740993"},` +
+		`{"chatId":"9223372036854775807","count":1,"id":"9007199254740995","refId":"9223372036854775807","reply":null,"text":"9007199254740995"}],"title":"big"}`
+	if string(got) != want {
+		t.Fatalf("snapshot state\n got %s\nwant %s", got, want)
+	}
+	if ev.Anchor != smax {
+		t.Errorf("anchor %q, want %q", ev.Anchor, smax)
+	}
+
+	// A delta: the relation list and the new row, ids as strings.
+	noErr(t, db.Create(&BigMsg{ID: max, ChatID: max, Text: "last"}).Error)
+	ev = next(t, sub)
+	st.Apply(ev)
+	fields := map[string]string{}
+	for _, in := range ev.Instances {
+		for k, v := range in.Fields {
+			fields[in.Type+"."+in.ID+"."+k] = string(v)
+		}
+	}
+	for k, v := range map[string]string{
+		"BigChat." + smax + ".messages": `["9007199254740992","9007199254740993","9007199254740995","9223372036854775807"]`,
+		"BigMsg." + smax + ".id":        `"9223372036854775807"`,
+		"BigMsg." + smax + ".chatId":    `"9223372036854775807"`,
+		"BigMsg." + smax + ".refId":     `null`,
+	} {
+		if fields[k] != v {
+			t.Errorf("delta %s = %s, want %s", k, fields[k], v)
+		}
+	}
+
+	// Resume from the first version: only what changed, exactly.
+	noErr(t, db.Model(&BigMsg{}).Where("id = ?", p53+1).Update("text", "edited").Error)
+	next(t, sub)
+	resumed, err := h.Subscribe(ctx, "BigChannel", BigParams{ChatID: max}, rx.User{ID: "1"}, rx.SubscribeOptions{Since: map[string]uint64{smax: ev.Version}})
+	noErr(t, err)
+	rev := next(t, resumed)
+	if rev.Snapshot || len(rev.Instances) != 1 || rev.Instances[0].ID != "9007199254740993" || string(rev.Instances[0].Fields["chatId"]) != `"`+smax+`"` {
+		t.Errorf("resume: %s", dump(rev))
+	}
+
+	// Actions take 64-bit integers as strings or numbers.
+	for _, args := range [][]string{
+		{`"9007199254740993"`, `["9223372036854775807","9007199254740993"]`},
+		{`9007199254740993`, `[9223372036854775807,"9007199254740993"]`},
+	} {
+		res, err := sub.Call(ctx, "echo", []json.RawMessage{json.RawMessage(args[0]), json.RawMessage(args[1])})
+		if err != nil || res != "9007199254740993 [9223372036854775807 9007199254740993]" {
+			t.Errorf("echo%v = %v, %v", args, res, err)
+		}
+	}
+	if _, err := sub.Call(ctx, "echo", []json.RawMessage{json.RawMessage(`"9223372036854775808"`), json.RawMessage(`[]`)}); rx.Public(err) == nil || rx.Public(err).Code != rx.CodeBadRequest {
+		t.Errorf("echo(2^63) = %v, want bad_request", err)
+	}
+
+	// Client writes name the row by its exact id and may set id fields
+	// with strings.
+	row, err := sub.Write(ctx, rx.WriteRequest{Op: rx.OpSave, Layer: "BigMsg", Row: "9007199254740995", Fields: map[string]json.RawMessage{
+		"text": json.RawMessage(`"written"`), "refId": json.RawMessage(`"9007199254740993"`),
+	}})
+	noErr(t, err)
+	if row != "9007199254740995" {
+		t.Errorf("write row %q", row)
+	}
+	var m BigMsg
+	noErr(t, db.First(&m, p53+3).Error)
+	if m.Text != "written" || m.RefID == nil || *m.RefID != p53+1 {
+		t.Errorf("written row %+v", m)
+	}
+	var other BigMsg
+	noErr(t, db.First(&other, p53).Error)
+	if other.Text != fmt.Sprint(p53) {
+		t.Errorf("the write touched row 2^53: %+v", other)
+	}
+
+	// A Go client decodes the state back with rx.Unmarshal.
+	snap, err := h.Snapshot(ctx, "BigChannel", BigParams{ChatID: max}, rx.User{ID: "1"})
+	noErr(t, err)
+	var back BigChat
+	noErr(t, rx.Unmarshal(snap, &back))
+	if back.ID != max || len(back.Messages) != 4 || back.Messages[1].ID != p53+1 || back.Messages[2].RefID == nil || *back.Messages[2].RefID != p53+1 {
+		t.Errorf("decoded %+v", back)
 	}
 }

@@ -443,7 +443,7 @@ func decodeArg(t reflect.Type, raw json.RawMessage) (reflect.Value, *Error) {
 		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("want %s, got null", jsonKind(t))}
 	}
 	pv := reflect.New(t)
-	if err := json.Unmarshal(raw, pv.Interface()); err != nil {
+	if err := unmarshalInput(raw, pv.Interface()); err != nil {
 		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: jsonProblem(err), Err: err}
 	}
 	return pv.Elem(), nil

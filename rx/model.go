@@ -116,6 +116,9 @@ func (m *model) layerFor(t reflect.Type) (*layer, error) {
 	if err := checkCycles(l); err != nil {
 		return nil, err
 	}
+	if err := quoteForeignKeys(pending); err != nil {
+		return nil, err
+	}
 	for _, nl := range pending {
 		if other, ok := m.byName[nl.name]; ok && other != nl {
 			return nil, &DeclarationError{Type: typeName(nl.typ), Reason: fmt.Sprintf("layer name %q is also used by %s; two models with one name cannot share a hub", nl.name, typeName(other.typ))}
@@ -241,7 +244,13 @@ func (m *model) buildFields(l *layer, t reflect.Type, pending map[reflect.Type]*
 		if tag.ids || tag.recursive || tag.order != "" || tag.limit != 0 {
 			return &DeclarationError{Type: typeName(l.typ), Field: sf.Name, Reason: "rx relation options on a field that is not a gorm association"}
 		}
-		if l.schema.LookUpField(sf.Name) == l.pk && quoted {
+		gf := l.schema.LookUpField(sf.Name)
+		if wide64(sf.Type) && (gf == l.pk || tag.owner || idName(sf.Name) || ownForeignKey(l.schema, sf.Name)) {
+			// Ids past 2^53 would lose precision as JSON numbers in
+			// JavaScript: 64-bit keys and ids travel as strings.
+			quoted = true
+		}
+		if gf == l.pk && quoted {
 			l.pkQuoted = true
 		}
 		enc, err := encoderFor(sf.Type, quoted)
@@ -298,6 +307,67 @@ func (m *model) buildRelation(l *layer, sf reflect.StructField, idx []int, name 
 		r.order = strings.TrimSpace(r.order)
 	}
 	return r, nil
+}
+
+// wide64 reports whether t (or what it points to) is an integer kind that
+// can exceed 2^53: int, int64, uint, uint64 (int and uint count as 64-bit
+// on every platform, so the wire does not depend on GOARCH). Types with
+// their own JSON encoding are left alone.
+func wide64(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
+		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// idName reports whether a Go field name says it holds an id: "ID" or a
+// name ending in "ID" (GORM's convention for foreign keys).
+func idName(name string) bool { return strings.HasSuffix(name, "ID") }
+
+// ownForeignKey reports whether the field is a foreign key of one of the
+// model's own GORM relationships (a belongs-to's key, whatever its name).
+func ownForeignKey(s *schema.Schema, goName string) bool {
+	for _, rel := range s.Relationships.Relations {
+		for _, ref := range rel.References {
+			if ref.ForeignKey != nil && ref.ForeignKey.Schema == s && ref.ForeignKey.Name == goName {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// quoteForeignKeys makes the foreign keys of has-one and has-many relations
+// into ids (strings on the wire) on their target layers, whatever their
+// names, so that a row's parent id has the type of the parent's key.
+func quoteForeignKeys(pending map[reflect.Type]*layer) error {
+	for _, l := range pending {
+		for _, r := range l.rels {
+			if r.kind != relHasMany && r.kind != relHasOne || pending[r.to.typ] != r.to {
+				continue
+			}
+			fk := r.rel.References[0].ForeignKey
+			for _, f := range r.to.fields {
+				if f.goName != fk.Name || f.quoted || !wide64(fk.StructField.Type) || len(f.index) != len(fk.StructField.Index) {
+					continue
+				}
+				enc, err := encoderFor(r.to.typ.FieldByIndex(f.index).Type, true)
+				if err != nil {
+					return &DeclarationError{Type: typeName(r.to.typ), Field: f.goName, Reason: err.Error()}
+				}
+				f.quoted, f.enc = true, enc
+			}
+		}
+	}
+	return nil
 }
 
 // checkCycles rejects type cycles through followed relations unless one of
@@ -372,6 +442,22 @@ func encoderFor(t reflect.Type, quoted bool) (func(reflect.Value) (json.RawMessa
 	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
 		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
 		return generic, nil
+	}
+	if t.Kind() == reflect.Pointer && quoted {
+		switch t.Elem().Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr, reflect.Bool:
+			elem, err := encoderFor(t.Elem(), true)
+			if err != nil {
+				return nil, err
+			}
+			return func(v reflect.Value) (json.RawMessage, error) {
+				if v.IsNil() {
+					return json.RawMessage("null"), nil
+				}
+				return elem(v.Elem())
+			}, nil
+		}
 	}
 	wrap := func(f func(reflect.Value) json.RawMessage) func(reflect.Value) (json.RawMessage, error) {
 		if quoted {
