@@ -96,6 +96,11 @@ func exportName(s string) string {
 	return string(r)
 }
 
+// wideInt reports whether t is a 64-bit integer sent as a JSON number.
+func wideInt(t *rx.TypeDesc) bool {
+	return (t.Kind == "int" || t.Kind == "uint") && t.Bits == 64 && !t.Quoted && t.Name == ""
+}
+
 // ts maps a Go type to TypeScript.
 func (g *gen) ts(t *rx.TypeDesc) string {
 	s := g.tsNonNull(t)
@@ -330,6 +335,11 @@ func (g *gen) channels() []byte {
 					n = safeIdent(names[i])
 				}
 				t := g.ts(&a.Args[i])
+				if wideInt(&a.Args[i]) {
+					// The server takes a 64-bit integer as a number or a
+					// decimal string: ids held as strings pass as they are.
+					t = strings.Replace(t, "number", "number | string", 1)
+				}
 				g.collect(t, used)
 				args = append(args, n+": "+t)
 				vals = append(vals, n)

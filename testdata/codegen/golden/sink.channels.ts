@@ -88,7 +88,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("create", [name]);
   }
   /** Action item (Go Item). */
-  item(id: number): Promise<ItemData> {
+  item(id: number | string): Promise<ItemData> {
     return this.callAction<ItemData>("item", [id]);
   }
   /** Action ping (Go Ping). */
@@ -96,7 +96,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("ping", []);
   }
   /** Action promote (Go Promote). */
-  promote(person: number, role: Role, level: Level): Promise<Role> {
+  promote(person: number | string, role: Role, level: Level): Promise<Role> {
     return this.callAction<Role>("promote", [person, role, level]);
   }
   /** Action rename (Go Rename). */

@@ -68,7 +68,7 @@ export interface Sign {
 
 /** Go type example.com/sink.Item as encoding/json writes it. */
 export interface ItemData {
-  id: number;
+  id: string;
   shopId: string;
   position: number;
   price: number;
@@ -77,7 +77,7 @@ export interface ItemData {
 
 /** Go type example.com/sink.Line as encoding/json writes it. */
 export interface Line {
-  itemId: number;
+  itemId: string;
   qty: number;
 }
 
