@@ -178,7 +178,7 @@ func resultFrame(id ID, value any, e *rx.Error) ([]byte, error) {
 			Error ErrorBody `json:"error"`
 		}{"result", id, ErrorBody{e.Code, e.Message}})
 	}
-	v, err := json.Marshal(value)
+	v, err := rx.Marshal(value)
 	if err != nil {
 		return nil, err
 	}

@@ -314,7 +314,7 @@ func TestActions(t *testing.T) {
 					t.Fatalf("unexpected %v", m)
 				}
 			}
-			if v := result["value"].(map[string]any); result["id"] != float64(1) || v["text"] != "hello" || v["authorId"] != float64(2) {
+			if v := result["value"].(map[string]any); result["id"] != float64(1) || v["text"] != "hello" || v["authorId"] != "2" || v["id"] != "1" {
 				t.Fatalf("result: %v", result)
 			}
 			for _, c2 := range []struct {

@@ -101,6 +101,22 @@ func wideInt(t *rx.TypeDesc) bool {
 	return (t.Kind == "int" || t.Kind == "uint") && t.Bits == 64 && !t.Quoted && t.Name == ""
 }
 
+// tsArg is ts for an action argument: the server takes a 64-bit integer
+// as a number or a decimal string, so ids held as strings pass as they are.
+func (g *gen) tsArg(t *rx.TypeDesc) string {
+	null := ""
+	if t.Nullable {
+		null = " | null"
+	}
+	switch {
+	case wideInt(t):
+		return "number | string" + null
+	case t.Kind == "slice" && t.Elem != nil && wideInt(t.Elem):
+		return "(" + g.tsArg(t.Elem) + ")[]" + null
+	}
+	return g.ts(t)
+}
+
 // ts maps a Go type to TypeScript.
 func (g *gen) ts(t *rx.TypeDesc) string {
 	s := g.tsNonNull(t)
@@ -334,12 +350,7 @@ func (g *gen) channels() []byte {
 				if i < len(names) {
 					n = safeIdent(names[i])
 				}
-				t := g.ts(&a.Args[i])
-				if wideInt(&a.Args[i]) {
-					// The server takes a 64-bit integer as a number or a
-					// decimal string: ids held as strings pass as they are.
-					t = strings.Replace(t, "number", "number | string", 1)
-				}
+				t := g.tsArg(&a.Args[i])
 				g.collect(t, used)
 				args = append(args, n+": "+t)
 				vals = append(vals, n)

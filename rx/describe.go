@@ -250,7 +250,7 @@ type typeBuilder struct {
 // field describes a struct field's type, with the ",string" option.
 func (tb *typeBuilder) field(jf jsonField) TypeDesc {
 	td := tb.desc(jf.sf.Type)
-	if jf.quoted {
+	if jf.quoted || idField(jf) {
 		switch td.Kind {
 		case "int", "uint", "float", "bool":
 			td.Quoted = true

@@ -161,3 +161,105 @@ func isDecimal(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 64)
 	return err == nil
 }
+
+// Marshal is json.Marshal with the wire's rule for ids outside layers
+// (action results, runtime state): a struct field of a 64-bit integer type
+// whose Go name is ID or ends in ID is written as a JSON string, as layer
+// ids are, so a client compares ids of every origin as strings. Types with
+// their own MarshalJSON are written as they choose.
+func Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || v == nil {
+		return b, err
+	}
+	t := reflect.TypeOf(v)
+	if !hasIDField(t, map[reflect.Type]bool{}) {
+		return b, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	if d.Decode(&x) != nil {
+		return b, nil
+	}
+	x, changed := quoteIDs(t, x)
+	if !changed {
+		return b, nil
+	}
+	return json.Marshal(x)
+}
+
+// idField reports whether a struct field is an id outside layers: a 64-bit
+// integer named ID or …ID, not already quoted.
+func idField(f jsonField) bool { return !f.quoted && wide64(f.sf.Type) && idName(f.sf.Name) }
+
+func ownJSON(t reflect.Type) bool {
+	return t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
+		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+}
+
+func hasIDField(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] || ownJSON(t) {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return hasIDField(t.Elem(), seen)
+	case reflect.Struct:
+		for _, f := range jsonFields(t) {
+			if idField(f) || hasIDField(f.sf.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func quoteIDs(t reflect.Type, v any) (any, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if ownJSON(t) {
+		return v, false
+	}
+	changed := false
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		xs, _ := v.([]any)
+		for i, x := range xs {
+			var c bool
+			if xs[i], c = quoteIDs(t.Elem(), x); c {
+				changed = true
+			}
+		}
+	case reflect.Map:
+		m, _ := v.(map[string]any)
+		for k, x := range m {
+			var c bool
+			if m[k], c = quoteIDs(t.Elem(), x); c {
+				changed = true
+			}
+		}
+	case reflect.Struct:
+		m, _ := v.(map[string]any)
+		fs := jsonFields(t)
+		for k, x := range m {
+			f := fieldFor(fs, k)
+			if f == nil {
+				continue
+			}
+			if idField(*f) {
+				if n, ok := x.(json.Number); ok {
+					m[k], changed = string(n), true
+				}
+				continue
+			}
+			var c bool
+			if m[k], c = quoteIDs(f.sf.Type, x); c {
+				changed = true
+			}
+		}
+	}
+	return v, changed
+}

@@ -199,7 +199,7 @@ func (r *Runtime[R]) Set(f func(*R)) {
 
 // encodeFields encodes a struct's JSON fields one by one.
 func encodeFields(v any) map[string]json.RawMessage {
-	b, err := json.Marshal(v)
+	b, err := Marshal(v)
 	if err != nil {
 		return nil
 	}

@@ -104,7 +104,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("rename", [name]);
   }
   /** Action stats (Go Stats). */
-  stats(days: number[] | null): Promise<Record<string, number> | null> {
+  stats(days: (number | string)[] | null): Promise<Record<string, number> | null> {
     return this.callAction<Record<string, number> | null>("stats", [days]);
   }
 }
