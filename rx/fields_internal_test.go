@@ -40,6 +40,7 @@ type (
 	}
 	fwunexported struct {
 		X int `json:"x"`
+		//lint:ignore U1000 an unexported field encoding/json skips
 		y int
 	}
 	fwUnexportedEmbed struct {
@@ -52,10 +53,13 @@ type (
 	}
 	fwSkip struct {
 		A int `json:"-"`
-		B int `json:"-,"` // named "-"
+		//lint:ignore SA5008 encoding/json names this field "-"
+		B int `json:"-,"`
 		C int `json:",omitempty"`
 		D int `json:"d,string"`
-		E int `json:"bad\"name"` // invalid name: Go name used
+		//lint:ignore SA5008 an invalid name: encoding/json uses the Go name
+		E int `json:"bad\"name"`
+		//lint:ignore U1000 an unexported field encoding/json skips
 		f int
 	}
 	fwDeep struct {

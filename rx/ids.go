@@ -152,9 +152,7 @@ func fieldFor(fs []jsonField, key string) *jsonField {
 
 // isDecimal reports whether s is an integer in decimal, as ids are written.
 func isDecimal(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s = strings.TrimPrefix(s, "-")
 	if s == "" || len(s) > 20 {
 		return false
 	}
