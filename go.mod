@@ -3,7 +3,6 @@ module github.com/rxgorm/rxgorm
 go 1.25.0
 
 require (
-	github.com/fatih/structtag v1.2.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/pmezard/go-difflib v1.0.0
 	github.com/redis/go-redis/v9 v9.22.0

@@ -181,7 +181,7 @@ func resultFrame(id ID, value any, e *rx.Error) ([]byte, error) {
 			Error ErrorBody `json:"error"`
 		}{"result", id, ErrorBody{e.Code, clip(e.Message, maxMessage)}})
 	}
-	v, err := json.Marshal(value)
+	v, err := rx.Marshal(value)
 	if err != nil {
 		return nil, err
 	}

@@ -314,7 +314,7 @@ func TestActions(t *testing.T) {
 					t.Fatalf("unexpected %v", m)
 				}
 			}
-			if v := result["value"].(map[string]any); result["id"] != float64(1) || v["text"] != "hello" || v["authorId"] != float64(2) {
+			if v := result["value"].(map[string]any); result["id"] != float64(1) || v["text"] != "hello" || v["authorId"] != "2" || v["id"] != "1" {
 				t.Fatalf("result: %v", result)
 			}
 			for _, c2 := range []struct {
@@ -322,7 +322,7 @@ func TestActions(t *testing.T) {
 			}{
 				{`{"type":"call","id":2,"sub":"r","action":"nope"}`, "unknown_action", `no action "nope"`},
 				{`{"type":"call","id":3,"sub":"r","action":"post"}`, "bad_request", "takes 1 argument"},
-				{`{"type":"call","id":4,"sub":"r","action":"post","args":[5]}`, "bad_request", "argument 1 (string)"},
+				{`{"type":"call","id":4,"sub":"r","action":"post","args":[5]}`, "bad_request", "argument 1: want string, got number"},
 				{`{"type":"call","id":5,"sub":"r","action":"fail","args":["forbidden"]}`, "forbidden", "failed with forbidden"},
 				{`{"type":"call","id":6,"sub":"r","action":"fail","args":["plain"]}`, "internal", "internal error"},
 				{`{"type":"call","id":7,"sub":"r","action":"panic"}`, "internal", "internal error"},

@@ -102,7 +102,7 @@ func TestClientWrites(t *testing.T) {
 	ann.send(`{"type":"create","id":"c","sub":"s1","layer":"Post","relation":"Room.posts","parent":"1","fields":{"text":"new"}}`)
 	d = ann.skipPresence()
 	post := instances(d)["Post/4"]
-	if d["type"] != "delta" || post == nil || post["fields"].(map[string]any)["authorId"] != float64(1) {
+	if d["type"] != "delta" || post == nil || post["fields"].(map[string]any)["authorId"] != "1" {
 		t.Fatalf("want the create's delta first, got %v", d)
 	}
 	if r := ann.skipPresence(); r["type"] != "result" || r["id"] != "c" || r["value"].(map[string]any)["row"] != "4" {

@@ -2,6 +2,7 @@ package codegen_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -49,6 +50,12 @@ func TestNodeE2E(t *testing.T) {
 	token, _ := auth.Create(context.Background(), "1")
 	db.Create(&e2eapp.Author{Name: "ann"})
 	db.Create(&e2eapp.Board{Title: "board", Posts: []e2eapp.Post{{AuthorID: 1, Text: "first"}, {AuthorID: 1, Text: "second"}}})
+	// Ids past 2^53 (issue 17): board 2^63-1 with posts 2^53, 2^53+1 and
+	// 2^53+3, which JavaScript numbers cannot tell apart.
+	wide := []e2eapp.Post{{ID: 1 << 53, AuthorID: 1, Text: "2^53"}, {ID: 1<<53 + 1, AuthorID: 1, Text: "2^53+1"}, {ID: 1<<53 + 3, AuthorID: 1, Text: "2^53+3"}}
+	if err := db.Create(&e2eapp.Board{ID: 1<<63 - 1, Title: "wide", Posts: wide}).Error; err != nil {
+		t.Fatal(err)
+	}
 
 	srv := channel.NewServer(hub, channel.Options{Auth: auth})
 	conns := &tracked{}
@@ -69,7 +76,11 @@ func TestNodeE2E(t *testing.T) {
 	})
 	ctl.HandleFunc("POST /state", func(w http.ResponseWriter, r *http.Request) {
 		hub.Wait(r.Context())
-		js, err := hub.Snapshot(r.Context(), "BoardChannel", e2eapp.BoardParams{BoardID: 1}, rx.User{ID: "1"})
+		board := json.RawMessage(`{"boardId":1}`)
+		if b := r.URL.Query().Get("board"); b != "" {
+			board = json.RawMessage(`{"boardId":"` + b + `"}`)
+		}
+		js, err := hub.Snapshot(r.Context(), "BoardChannel", board, rx.User{ID: "1"})
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return

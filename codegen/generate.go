@@ -96,6 +96,27 @@ func exportName(s string) string {
 	return string(r)
 }
 
+// wideInt reports whether t is a 64-bit integer sent as a JSON number.
+func wideInt(t *rx.TypeDesc) bool {
+	return (t.Kind == "int" || t.Kind == "uint") && t.Bits == 64 && !t.Quoted && t.Name == ""
+}
+
+// tsArg is ts for an action argument: the server takes a 64-bit integer
+// as a number or a decimal string, so ids held as strings pass as they are.
+func (g *gen) tsArg(t *rx.TypeDesc) string {
+	null := ""
+	if t.Nullable {
+		null = " | null"
+	}
+	switch {
+	case wideInt(t):
+		return "number | string" + null
+	case t.Kind == "slice" && t.Elem != nil && wideInt(t.Elem):
+		return "(" + g.tsArg(t.Elem) + ")[]" + null
+	}
+	return g.ts(t)
+}
+
 // ts maps a Go type to TypeScript.
 func (g *gen) ts(t *rx.TypeDesc) string {
 	s := g.tsNonNull(t)
@@ -329,7 +350,7 @@ func (g *gen) channels() []byte {
 				if i < len(names) {
 					n = safeIdent(names[i])
 				}
-				t := g.ts(&a.Args[i])
+				t := g.tsArg(&a.Args[i])
 				g.collect(t, used)
 				args = append(args, n+": "+t)
 				vals = append(vals, n)

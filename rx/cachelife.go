@@ -36,7 +36,7 @@ func fingerprint(def *channelDef) string {
 			fmt.Fprintf(h, "O%s|", l.owner.DBName)
 		}
 		for _, f := range l.fields {
-			fmt.Fprintf(h, "F%s|%s|", f.name, l.typ.FieldByIndex(f.index).Type)
+			fmt.Fprintf(h, "F%s|%s|%v|", f.name, l.typ.FieldByIndex(f.index).Type, f.quoted)
 		}
 		for _, r := range l.rels {
 			fmt.Fprintf(h, "R%s|%d|%s|%v|%s|%d|", r.name, r.kind, r.to.name, r.follow, r.order, r.limit)

@@ -37,29 +37,83 @@ const pluginName = "rxgorm"
 
 func (c *capture) Name() string { return pluginName }
 
-func (c *capture) Initialize(db *gorm.DB) error {
+func (c *capture) Initialize(db *gorm.DB) (err error) {
+	pool := db.ConnPool
 	switch p := db.ConnPool.(type) {
 	case *gorm.PreparedStmtDB:
-		p.ConnPool = &dbPool{ConnPool: p.ConnPool, c: c}
+		inner := p.ConnPool
+		p.ConnPool = &dbPool{ConnPool: inner, c: c}
+		defer func() {
+			if err != nil {
+				p.ConnPool = inner
+			}
+		}()
 	default:
 		db.ConnPool = &dbPool{ConnPool: db.ConnPool, c: c}
 	}
 	db.Statement.ConnPool = db.ConnPool
 
 	cb := db.Callback()
-	if err := cb.Create().After("gorm:create").Before("gorm:commit_or_rollback_transaction").Register("rx:after_create", c.afterWrite); err != nil {
-		return err
+	type step struct {
+		proc interface {
+			Remove(string) error
+		}
+		name string
+		reg  func() error
 	}
-	if err := cb.Update().After("gorm:begin_transaction").Before("gorm:update").Register("rx:before_update", c.beforeWrite); err != nil {
-		return err
+	steps := []step{
+		// Writes on db.Connection's *sql.Conn: their default transaction
+		// must begin through rx, or it could not be broadcast.
+		{cb.Create(), "rx:own_connection", func() error {
+			return cb.Create().Before("gorm:begin_transaction").Register("rx:own_connection", c.ownConnection)
+		}},
+		{cb.Update(), "rx:own_connection", func() error {
+			return cb.Update().Before("gorm:begin_transaction").Register("rx:own_connection", c.ownConnection)
+		}},
+		{cb.Delete(), "rx:own_connection", func() error {
+			return cb.Delete().Before("gorm:begin_transaction").Register("rx:own_connection", c.ownConnection)
+		}},
+		{cb.Create(), "rx:after_create", func() error {
+			return cb.Create().After("gorm:create").Before("gorm:commit_or_rollback_transaction").Register("rx:after_create", c.afterWrite)
+		}},
+		{cb.Update(), "rx:before_update", func() error {
+			return cb.Update().After("gorm:begin_transaction").Before("gorm:update").Register("rx:before_update", c.beforeWrite)
+		}},
+		{cb.Update(), "rx:after_update", func() error {
+			return cb.Update().After("gorm:update").Before("gorm:commit_or_rollback_transaction").Register("rx:after_update", c.afterWrite)
+		}},
+		{cb.Delete(), "rx:before_delete", func() error {
+			return cb.Delete().After("gorm:begin_transaction").Before("gorm:delete").Register("rx:before_delete", c.beforeWrite)
+		}},
+		{cb.Delete(), "rx:after_delete", func() error {
+			return cb.Delete().After("gorm:delete").Before("gorm:commit_or_rollback_transaction").Register("rx:after_delete", c.afterWrite)
+		}},
 	}
-	if err := cb.Update().After("gorm:update").Before("gorm:commit_or_rollback_transaction").Register("rx:after_update", c.afterWrite); err != nil {
-		return err
+	for i, st := range steps {
+		if err := st.reg(); err != nil {
+			// Leave db as it was: a half-installed plugin would capture
+			// some writes and not others.
+			for _, done := range steps[:i] {
+				_ = done.proc.Remove(done.name)
+			}
+			if _, prepared := pool.(*gorm.PreparedStmtDB); !prepared {
+				db.ConnPool = pool
+				db.Statement.ConnPool = pool
+			}
+			return fmt.Errorf("rx: register gorm callback %s: %w", st.name, err)
+		}
 	}
-	if err := cb.Delete().After("gorm:begin_transaction").Before("gorm:delete").Register("rx:before_delete", c.beforeWrite); err != nil {
-		return err
+	return nil
+}
+
+// ownConnection runs before GORM begins a statement's default transaction:
+// on db.Connection's *sql.Conn, the transaction would begin on the raw
+// connection, so the connection is wrapped like the database's pool and
+// the transaction is rx's own.
+func (c *capture) ownConnection(db *gorm.DB) {
+	if conn, ok := db.Statement.ConnPool.(*sql.Conn); ok {
+		db.Statement.ConnPool = &dbPool{ConnPool: conn, c: c}
 	}
-	return cb.Delete().After("gorm:delete").Before("gorm:commit_or_rollback_transaction").Register("rx:after_delete", c.afterWrite)
 }
 
 // dbPool wraps the database's pool so that transactions begin as *txPool.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,15 +91,22 @@ func live(typ string, id uint, f Fld) capExp { return capExp{typ: typ, id: fmt.S
 func tomb(typ string, id uint) capExp { return capExp{typ: typ, id: fmt.Sprint(id), del: true} }
 
 // idList is a non-nil id list (JSON [] when empty).
-func idList(xs ...uint) []uint {
-	out := make([]uint, 0, len(xs))
-	return append(out, xs...)
+// idList is a relation's id list as it travels: 64-bit keys are strings.
+func idList(xs ...uint) []string {
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, sid(x))
+	}
+	return out
 }
 
-func userFull(u User) capExp { return live("User", u.ID, Fld{"id": u.ID, "name": u.Name}) }
+// sid is a 64-bit id as it travels: a JSON string.
+func sid(x uint) string { return strconv.FormatUint(uint64(x), 10) }
+
+func userFull(u User) capExp { return live("User", u.ID, Fld{"id": sid(u.ID), "name": u.Name}) }
 
 func msgFull(m Message) capExp {
-	return live("Message", m.ID, Fld{"id": m.ID, "chatId": m.ChatID, "senderId": m.SenderID, "sender": m.SenderID, "text": m.Text, "readers": idList()})
+	return live("Message", m.ID, Fld{"id": sid(m.ID), "chatId": sid(m.ChatID), "senderId": sid(m.SenderID), "sender": sid(m.SenderID), "text": m.Text, "readers": idList()})
 }
 
 func chatField(id uint, field string, v any) capExp { return live("Chat", id, Fld{field: v}) }
@@ -480,7 +488,7 @@ func TestCaptureCreate(t *testing.T) {
 		}},
 		{"OnConflict UpdateAll of an existing row", func(t *testing.T, f *chatFx) {
 			noErr(t, f.db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&Message{ID: f.m1.ID, ChatID: f.chatA.ID, SenderID: f.bob.ID, Text: "upserted"}).Error)
-			f.expect(f.a, live("Message", f.m1.ID, Fld{"text": "upserted", "senderId": f.bob.ID, "sender": f.bob.ID}))
+			f.expect(f.a, live("Message", f.m1.ID, Fld{"text": "upserted", "senderId": sid(f.bob.ID), "sender": sid(f.bob.ID)}))
 		}},
 		{"OnConflict DoNothing of an existing row", func(t *testing.T, f *chatFx) {
 			noErr(t, f.db.Clauses(clause.OnConflict{DoNothing: true}).Create(&Message{ID: f.m1.ID, ChatID: f.chatA.ID, SenderID: f.bob.ID, Text: "ignored"}).Error)
@@ -535,7 +543,7 @@ func TestCaptureUpdate(t *testing.T) {
 		{"Updates struct", func(t *testing.T, f *chatFx) {
 			m := f.m1
 			noErr(t, f.db.Model(&m).Updates(Message{Text: "by struct", SenderID: f.bob.ID}).Error)
-			f.expect(f.a, live("Message", f.m1.ID, Fld{"text": "by struct", "senderId": f.bob.ID, "sender": f.bob.ID}))
+			f.expect(f.a, live("Message", f.m1.ID, Fld{"text": "by struct", "senderId": sid(f.bob.ID), "sender": sid(f.bob.ID)}))
 		}},
 		{"Updates map", func(t *testing.T, f *chatFx) {
 			m := f.m1
@@ -551,7 +559,7 @@ func TestCaptureUpdate(t *testing.T) {
 			m := f.m1
 			noErr(t, f.db.Model(&m).UpdateColumns(map[string]any{"text": "columns", "sender_id": f.carol.ID}).Error)
 			f.expect(f.a,
-				live("Message", f.m1.ID, Fld{"text": "columns", "senderId": f.carol.ID, "sender": f.carol.ID}),
+				live("Message", f.m1.ID, Fld{"text": "columns", "senderId": sid(f.carol.ID), "sender": sid(f.carol.ID)}),
 				userFull(f.carol), // new sender, new to chat A
 			)
 		}},
@@ -712,7 +720,7 @@ func newBoardFx(t *testing.T, db *gorm.DB) *boardFx {
 }
 
 func noteFull(n SoftNote) capExp {
-	return live("SoftNote", n.ID, Fld{"id": n.ID, "boardId": n.BoardID, "text": n.Text})
+	return live("SoftNote", n.ID, Fld{"id": sid(n.ID), "boardId": sid(n.BoardID), "text": n.Text})
 }
 
 func (f *boardFx) exists(id uint) (live, stored bool) {
@@ -1408,7 +1416,7 @@ func TestCaptureConcurrency(t *testing.T) {
 			}
 			noErr(t, f.h.Wait(f.ctx))
 			seen := map[string]bool{}
-			var list []uint
+			var list []string
 		drain:
 			for {
 				select {

@@ -115,6 +115,21 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 	if r, ok := outer.(interface{ rxRuntimeType() reflect.Type }); ok {
 		d.runtime = r.rxRuntimeType()
 	}
+	if err := checkHooks(outer, []hook{
+		{"ChannelName", reflect.TypeFor[Namer](), false},
+		{"Authorize", reflect.TypeFor[Authorizer[P]](), false},
+		{"AnchorID", reflect.TypeFor[AnchorIDer[P]](), false},
+		{"Anchors", reflect.TypeFor[Lister[P]](), false},
+		{"Actions", reflect.TypeFor[Actioner](), false},
+		{"Writable", reflect.TypeFor[Writer](), false},
+		{"TrackPresence", reflect.TypeFor[PresenceTracker](), false},
+		{"OnConnect", reflect.TypeFor[Connecter](), true},
+		{"OnDisconnect", reflect.TypeFor[Disconnecter](), true},
+		{"Consumers", reflect.TypeFor[Consumer](), true},
+		{"OnPresence", reflect.TypeFor[PresenceWatcher](), true},
+	}); err != nil {
+		return nil, err
+	}
 	if n, ok := outer.(Namer); ok {
 		d.name = n.ChannelName()
 	}
@@ -143,7 +158,7 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 			if len(b) == 0 || string(b) == "null" {
 				return p, nil
 			}
-			if err := json.Unmarshal(b, &p); err != nil {
+			if err := unmarshalInput(b, &p); err != nil {
 				return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("params of %s: %v", d.name, err), Err: err}
 			}
 			return p, nil
@@ -185,6 +200,63 @@ func declare[T, P any](outer any, many bool) (*channelDef, error) {
 		return reflect.ValueOf(p).FieldByIndex(idx).Interface(), nil
 	}
 	return d, nil
+}
+
+// hook is an optional method of a channel type, found by its interface.
+type hook struct {
+	name  string
+	iface reflect.Type // the interface with that one method
+	// onInstance: looked up on the subscription's own *T, so pointer
+	// receivers work whether T or *T was registered. Otherwise the hook is
+	// looked up on the value given to Register.
+	onInstance bool
+}
+
+// checkHooks refuses a channel that has a method named like a hook but does
+// not implement the hook: a wrong signature, or a pointer receiver on a
+// channel registered by value. Either way the hook would be silently
+// ignored (a subscription denied by default, an action unknown).
+func checkHooks(outer any, hooks []hook) error {
+	t := reflect.TypeOf(outer)
+	elem := t
+	for elem.Kind() == reflect.Pointer {
+		elem = elem.Elem()
+	}
+	pt := reflect.PointerTo(elem)
+	for _, h := range hooks {
+		at := t
+		if h.onInstance {
+			at = pt
+		}
+		if at.Implements(h.iface) {
+			continue
+		}
+		m, ok := pt.MethodByName(h.name)
+		if !ok {
+			continue
+		}
+		want := h.name + strings.TrimPrefix(h.iface.Method(0).Type.String(), "func")
+		if pt.Implements(h.iface) {
+			return &DeclarationError{Type: typeName(t), Field: h.name, Reason: fmt.Sprintf("%s has a pointer receiver, but the channel was registered as a value, so it would never run: register &%s{} (the method is %s)", h.name, elem.Name(), want)}
+		}
+		got := h.name + strings.TrimPrefix(methodType(m).String(), "func")
+		return &DeclarationError{Type: typeName(t), Field: h.name, Reason: fmt.Sprintf("method %s does not match the hook, so it would never run: want %s", got, want)}
+	}
+	return nil
+}
+
+// methodType is a method's type without its receiver.
+func methodType(m reflect.Method) reflect.Type {
+	ft := m.Type
+	in := make([]reflect.Type, 0, ft.NumIn()-1)
+	for i := 1; i < ft.NumIn(); i++ {
+		in = append(in, ft.In(i))
+	}
+	out := make([]reflect.Type, 0, ft.NumOut())
+	for i := 0; i < ft.NumOut(); i++ {
+		out = append(out, ft.Out(i))
+	}
+	return reflect.FuncOf(in, out, ft.IsVariadic())
 }
 
 // anchorField finds the params field that holds the anchor id.

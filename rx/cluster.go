@@ -124,6 +124,12 @@ func newCluster(h *Hub) (*cluster, error) {
 	return c, nil
 }
 
+// abandon undoes newCluster when New fails before start.
+func (c *cluster) abandon() {
+	c.unsub()
+	c.out.close(context.Background())
+}
+
 // start runs the lease loop once the engine exists.
 func (c *cluster) start() {
 	if c.lease != nil {

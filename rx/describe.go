@@ -203,7 +203,7 @@ func describeLayer(l *layer, tb *typeBuilder) LayerDesc {
 	var entries []entry
 	for _, f := range l.fields {
 		sf := byIndex(f.index)
-		fd := FieldDesc{Name: f.name, GoName: f.goName, Type: tb.field(sf)}
+		fd := FieldDesc{Name: f.name, GoName: f.goName, Type: tb.field(jsonField{sf: sf, quoted: f.quoted})}
 		if l.owner != nil && l.owner.StructField.Name == sf.Name {
 			fd.Owner = true
 		}
@@ -247,10 +247,10 @@ type typeBuilder struct {
 	types map[string]TypeDesc
 }
 
-func (tb *typeBuilder) field(sf reflect.StructField) TypeDesc {
-	_, _, quoted := jsonName(sf)
-	td := tb.desc(sf.Type)
-	if quoted {
+// field describes a struct field's type, with the ",string" option.
+func (tb *typeBuilder) field(jf jsonField) TypeDesc {
+	td := tb.desc(jf.sf.Type)
+	if jf.quoted || idField(jf) {
 		switch td.Kind {
 		case "int", "uint", "float", "bool":
 			td.Quoted = true
@@ -325,51 +325,13 @@ func (tb *typeBuilder) descNonPtr(t reflect.Type) TypeDesc {
 	return TypeDesc{Kind: "any"}
 }
 
-// structFields lists a struct's JSON fields as encoding/json does:
-// embedded structs without a name are promoted, shallower fields win.
+// structFields lists a struct's JSON fields as encoding/json does (see
+// jsonFields).
 func (tb *typeBuilder) structFields(t reflect.Type) []StructFieldDesc {
 	var out []StructFieldDesc
-	seen := map[string]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := 0; i < t.NumField(); i++ {
-			sf := t.Field(i)
-			name, skip, _ := jsonName(sf)
-			if skip {
-				continue
-			}
-			if sf.Anonymous && name == "" {
-				ft := sf.Type
-				if ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				if ft.Kind() == reflect.Struct {
-					walk(ft)
-					continue
-				}
-			}
-			if !sf.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = sf.Name
-			}
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			opt := false
-			if tag, ok := sf.Tag.Lookup("json"); ok {
-				for _, o := range strings.Split(tag, ",")[1:] {
-					if o == "omitempty" || o == "omitzero" {
-						opt = true
-					}
-				}
-			}
-			out = append(out, StructFieldDesc{Name: name, GoName: sf.Name, Type: tb.field(sf), Optional: opt})
-		}
+	for _, jf := range jsonFields(t) {
+		out = append(out, StructFieldDesc{Name: jf.name, GoName: jf.sf.Name, Type: tb.field(jf), Optional: jf.omitEmpty || jf.omitZero})
 	}
-	walk(t)
 	return out
 }
 

@@ -80,11 +80,13 @@ func Public(err error) *Error {
 }
 
 // ErrUnownedTransaction is returned (and added to the statement) when a
-// tracked model is written through a transaction rxgorm did not open, such as
-// one begun on db.Connection's *sql.Conn or a raw *sql.Tx passed as the
-// connection pool. Such a write could not be broadcast after its commit, so
-// it is refused instead of being broadcast wrongly.
-var ErrUnownedTransaction = errors.New("rx: write in a transaction not opened through the rx-enabled *gorm.DB; use db.Transaction or db.Begin")
+// tracked model is written through a transaction rxgorm did not open: one
+// begun explicitly (Transaction, Begin) inside db.Connection, or a raw
+// *sql.Tx passed as the connection pool. Such a write could not be broadcast
+// after its commit, so it is refused instead of being broadcast wrongly.
+// Plain writes inside db.Connection are captured; for a transaction, use
+// db.Transaction or db.Begin.
+var ErrUnownedTransaction = errors.New("rx: write in a transaction not opened through the rx-enabled *gorm.DB (such as Transaction inside db.Connection); use db.Transaction or db.Begin")
 
 // DeclarationError reports a bad channel or model declaration at
 // registration, naming the Go type and field at fault.

@@ -82,7 +82,7 @@ func Example_declare() {
 	_, err = hub.Snapshot(context.Background(), "ProjectChannel", ProjectParams{ProjectID: 1}, rx.User{})
 	fmt.Println(errors.Is(err, rx.ErrUnauthenticated))
 	// Output:
-	// {"id":1,"name":"Launch","tasks":[{"id":2,"position":1,"projectId":1,"title":"build"},{"id":1,"position":2,"projectId":1,"title":"ship"}]} <nil>
+	// {"id":"1","name":"Launch","tasks":[{"id":"2","position":1,"projectId":"1","title":"build"},{"id":"1","position":2,"projectId":"1","title":"ship"}]} <nil>
 	// true
 }
 
@@ -117,7 +117,7 @@ func ExampleHub_Subscribe() {
 	// Output:
 	// snapshot: true 1 instance
 	// delta: Project 1 "Launch v2"
-	// {"id":1,"name":"Launch v2","tasks":[]}
+	// {"id":"1","name":"Launch v2","tasks":[]}
 }
 
 // Transactions: nothing is delivered before commit, one deduplicated delta
@@ -160,5 +160,5 @@ func Example_transactions() {
 	// Unordered output:
 	// 1 event
 	// Task 1 title "final"
-	// Project 1 name "Launch!" tasks [1]
+	// Project 1 name "Launch!" tasks ["1"]
 }

@@ -77,6 +77,6 @@ func Example_writes() {
 	// created 2 <nil>
 	// rx: bad_request: a task needs a title
 	// rx: forbidden: field position of Task is not writable
-	// {"id":1,"name":"Launch","tasks":[{"id":1,"position":1,"projectId":1,"title":"build"},{"id":2,"position":2,"projectId":1,"title":"ship"}]}
+	// {"id":"1","name":"Launch","tasks":[{"id":"1","position":1,"projectId":"1","title":"build"},{"id":"2","position":2,"projectId":"1","title":"ship"}]}
 	// [{7 1}]
 }

@@ -133,26 +133,36 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.groups.hub = h
+	// Every step that can fail comes before the plugin is installed on db,
+	// and each is undone if a later one fails, so a failed New leaves db
+	// as it found it (and a later New on it can install the plugin).
+	var undo []func()
+	fail := func(err error) (*Hub, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		h.cancel()
+		return nil, err
+	}
 	unsub, err := cfg.Broker.Subscribe(h.ctx, "system", h.system)
 	if err != nil {
-		return nil, fmt.Errorf("rx: subscribe to system broadcasts: %w", err)
+		return fail(fmt.Errorf("rx: subscribe to system broadcasts: %w", err))
 	}
 	h.unsubSystem = unsub
+	undo = append(undo, unsub)
 	h.engine = newEngine(h, db.Session(&gormSession))
 	if _, local := cfg.Broker.(*MemoryBroker); !local {
 		if h.cluster, err = newCluster(h); err != nil {
-			h.cancel()
-			return nil, err
+			return fail(err)
 		}
-	}
-	if err := db.Use(&capture{hub: h}); err != nil {
-		h.cancel()
-		return nil, fmt.Errorf("rx: install gorm plugin: %w", err)
+		undo = append(undo, h.cluster.abandon)
 	}
 	if h.presence, err = newPresence(h); err != nil {
-		h.cancel()
-		unsub()
-		return nil, fmt.Errorf("rx: subscribe to presence: %w", err)
+		return fail(fmt.Errorf("rx: subscribe to presence: %w", err))
+	}
+	undo = append(undo, h.presence.close)
+	if err := db.Use(&capture{hub: h}); err != nil {
+		return fail(fmt.Errorf("rx: install gorm plugin: %w", err))
 	}
 	go h.engine.run()
 	go h.engine.janitor()

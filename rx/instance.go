@@ -1,7 +1,9 @@
 package rx
 
 import (
+	"bytes"
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,7 +199,7 @@ func (r *Runtime[R]) Set(f func(*R)) {
 
 // encodeFields encodes a struct's JSON fields one by one.
 func encodeFields(v any) map[string]json.RawMessage {
-	b, err := json.Marshal(v)
+	b, err := Marshal(v)
 	if err != nil {
 		return nil
 	}
@@ -413,11 +415,11 @@ func (s *Subscription) Call(ctx context.Context, action string, args []json.RawM
 	defer stop()
 	in = append(in, reflect.ValueOf(cctx))
 	for n, raw := range args {
-		pv := reflect.New(ad.args[n])
-		if err := json.Unmarshal(raw, pv.Interface()); err != nil {
-			return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("%s: argument %d (%s): %s", action, n+1, ad.args[n], jsonProblem(err)), Err: err}
+		v, err := decodeArg(ad.args[n], raw)
+		if err != nil {
+			return nil, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("%s: argument %d: %s", action, n+1, err.Message), Err: err.Err}
 		}
-		in = append(in, pv.Elem())
+		in = append(in, v)
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -437,14 +439,86 @@ func (s *Subscription) Call(ctx context.Context, action string, args []json.RawM
 	return nil, nil
 }
 
-// jsonProblem describes a decoding error without Go type internals.
+// decodeArg decodes one action argument into a value of type t. JSON null
+// is refused unless t can hold it (pointers, slices, maps, interfaces):
+// encoding/json would leave the zero value, and the action would run with
+// a value the client never sent.
+func decodeArg(t reflect.Type, raw json.RawMessage) (reflect.Value, *Error) {
+	if string(bytes.TrimSpace(raw)) == "null" && !nullable(t) {
+		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("want %s, got null", jsonKind(t))}
+	}
+	pv := reflect.New(t)
+	if err := unmarshalInput(raw, pv.Interface()); err != nil {
+		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: jsonProblem(err), Err: err}
+	}
+	return pv.Elem(), nil
+}
+
+// nullable reports whether JSON null is a value of t.
+func nullable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		return true
+	}
+	return t.Implements(jsonUnmarshalerType) || reflect.PointerTo(t).Implements(jsonUnmarshalerType)
+}
+
+var (
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// jsonKind names what a client must send for a value of t, in JSON terms
+// (the protocol's), not Go's.
+func jsonKind(t reflect.Type) string {
+	switch {
+	case t == timeType:
+		return "a time string (RFC 3339)"
+	case t.Implements(jsonUnmarshalerType) || reflect.PointerTo(t).Implements(jsonUnmarshalerType):
+		return "a JSON value"
+	case reflect.PointerTo(t).Implements(textUnmarshalerType):
+		return "string"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		min := int64(-1) << (t.Bits() - 1)
+		return fmt.Sprintf("integer from %d to %d", min, ^min)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return fmt.Sprintf("integer from 0 to %d", ^uint64(0)>>(64-t.Bits()))
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.String:
+		return "string"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "base64 string"
+		}
+		return "array"
+	case reflect.Array:
+		return fmt.Sprintf("array of %d", t.Len())
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem()) + " or null"
+	}
+	return "a JSON value"
+}
+
+// jsonProblem describes a decoding error in JSON terms, without Go type
+// internals.
 func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		if te.Field != "" {
-			return fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)
+		want := "a JSON value"
+		if te.Type != nil {
+			want = jsonKind(te.Type)
 		}
-		return fmt.Sprintf("want %s, got %s", te.Type, te.Value)
+		if te.Field != "" {
+			return fmt.Sprintf("field %s: want %s, got %s", te.Field, want, te.Value)
+		}
+		return fmt.Sprintf("want %s, got %s", want, te.Value)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }

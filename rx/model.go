@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
-	"github.com/fatih/structtag"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
@@ -51,6 +50,7 @@ type scalarField struct {
 	name   string // JSON name
 	goName string
 	index  []int
+	quoted bool // sent as a JSON string: the ",string" option
 	enc    func(reflect.Value) (json.RawMessage, error)
 }
 
@@ -116,6 +116,9 @@ func (m *model) layerFor(t reflect.Type) (*layer, error) {
 	if err := checkCycles(l); err != nil {
 		return nil, err
 	}
+	if err := quoteForeignKeys(pending); err != nil {
+		return nil, err
+	}
 	for _, nl := range pending {
 		if other, ok := m.byName[nl.name]; ok && other != nl {
 			return nil, &DeclarationError{Type: typeName(nl.typ), Reason: fmt.Sprintf("layer name %q is also used by %s; two models with one name cannot share a hub", nl.name, typeName(other.typ))}
@@ -172,7 +175,7 @@ func (m *model) build(t reflect.Type, pending map[reflect.Type]*layer) (*layer, 
 	}
 	l := &layer{name: t.Name(), typ: t, schema: s, pk: s.PrimaryFields[0]}
 	pending[t] = l
-	if err := m.buildFields(l, t, nil, pending); err != nil {
+	if err := m.buildFields(l, t, pending); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -216,68 +219,13 @@ func parseRxTag(t reflect.Type, sf reflect.StructField) (rxTag, error) {
 	return out, nil
 }
 
-// jsonName returns the field's JSON name as encoding/json chooses it, whether
-// it is skipped, and its options.
-func jsonName(sf reflect.StructField) (name string, skip bool, quoted bool) {
-	tags, err := structtag.Parse(string(sf.Tag))
-	if err != nil {
-		return sf.Name, false, false
-	}
-	jt, err := tags.Get("json")
-	if err != nil {
-		return "", false, false
-	}
-	if jt.Name == "-" && len(jt.Options) == 0 {
-		return "", true, false
-	}
-	return jt.Name, false, jt.HasOption("string")
-}
-
-func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[reflect.Type]*layer) error {
-	seen := map[string]bool{}
-	for _, f := range l.fields {
-		seen[f.name] = true
-	}
-	for _, r := range l.rels {
-		seen[r.name] = true
-	}
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		idx := append(slices.Clone(index), i)
-		name, skip, quoted := jsonName(sf)
-		if skip {
-			continue
-		}
+func (m *model) buildFields(l *layer, t reflect.Type, pending map[reflect.Type]*layer) error {
+	for _, jf := range jsonFields(t) {
+		sf, idx, name, quoted := jf.sf, jf.index, jf.name, jf.quoted
 		tag, err := parseRxTag(l.typ, sf)
 		if err != nil {
 			return err
 		}
-		if sf.Anonymous && name == "" {
-			ft := sf.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				// Embedded struct: its fields are promoted, as encoding/json does.
-				if err := m.buildFields(l, ft, idx, pending); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = sf.Name
-		}
-		if seen[name] {
-			// encoding/json lets the shallower field win; we keep the first
-			// one found, which is the shallower one because embedded structs
-			// are walked in place. A clash at the same depth is an error.
-			continue
-		}
-		seen[name] = true
 		if tag.owner {
 			f := l.schema.LookUpField(sf.Name)
 			if f == nil || f.DBName == "" {
@@ -285,7 +233,7 @@ func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[r
 			}
 			l.owner = f
 		}
-		if rel := l.schema.Relationships.Relations[sf.Name]; rel != nil && len(index) == 0 {
+		if rel := l.schema.Relationships.Relations[sf.Name]; rel != nil && len(idx) == 1 {
 			r, err := m.buildRelation(l, sf, idx, name, rel, tag, pending)
 			if err != nil {
 				return err
@@ -296,14 +244,20 @@ func (m *model) buildFields(l *layer, t reflect.Type, index []int, pending map[r
 		if tag.ids || tag.recursive || tag.order != "" || tag.limit != 0 {
 			return &DeclarationError{Type: typeName(l.typ), Field: sf.Name, Reason: "rx relation options on a field that is not a gorm association"}
 		}
-		if len(index) == 0 && sf.Name == l.pk.StructField.Name && quoted {
+		gf := l.schema.LookUpField(sf.Name)
+		if wide64(sf.Type) && (gf == l.pk || tag.owner || idName(sf.Name) || ownForeignKey(l.schema, sf.Name)) {
+			// Ids past 2^53 would lose precision as JSON numbers in
+			// JavaScript: 64-bit keys and ids travel as strings.
+			quoted = true
+		}
+		if gf == l.pk && quoted {
 			l.pkQuoted = true
 		}
 		enc, err := encoderFor(sf.Type, quoted)
 		if err != nil {
 			return &DeclarationError{Type: typeName(l.typ), Field: sf.Name, Reason: err.Error()}
 		}
-		l.fields = append(l.fields, &scalarField{name: name, goName: sf.Name, index: idx, enc: enc})
+		l.fields = append(l.fields, &scalarField{name: name, goName: sf.Name, index: idx, quoted: quoted, enc: enc})
 	}
 	return nil
 }
@@ -353,6 +307,67 @@ func (m *model) buildRelation(l *layer, sf reflect.StructField, idx []int, name 
 		r.order = strings.TrimSpace(r.order)
 	}
 	return r, nil
+}
+
+// wide64 reports whether t (or what it points to) is an integer kind that
+// can exceed 2^53: int, int64, uint, uint64 (int and uint count as 64-bit
+// on every platform, so the wire does not depend on GOARCH). Types with
+// their own JSON encoding are left alone.
+func wide64(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
+		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// idName reports whether a Go field name says it holds an id: "ID" or a
+// name ending in "ID" (GORM's convention for foreign keys).
+func idName(name string) bool { return strings.HasSuffix(name, "ID") }
+
+// ownForeignKey reports whether the field is a foreign key of one of the
+// model's own GORM relationships (a belongs-to's key, whatever its name).
+func ownForeignKey(s *schema.Schema, goName string) bool {
+	for _, rel := range s.Relationships.Relations {
+		for _, ref := range rel.References {
+			if ref.ForeignKey != nil && ref.ForeignKey.Schema == s && ref.ForeignKey.Name == goName {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// quoteForeignKeys makes the foreign keys of has-one and has-many relations
+// into ids (strings on the wire) on their target layers, whatever their
+// names, so that a row's parent id has the type of the parent's key.
+func quoteForeignKeys(pending map[reflect.Type]*layer) error {
+	for _, l := range pending {
+		for _, r := range l.rels {
+			if r.kind != relHasMany && r.kind != relHasOne || pending[r.to.typ] != r.to {
+				continue
+			}
+			fk := r.rel.References[0].ForeignKey
+			for _, f := range r.to.fields {
+				if f.goName != fk.Name || f.quoted || !wide64(fk.StructField.Type) || len(f.index) != len(fk.StructField.Index) {
+					continue
+				}
+				enc, err := encoderFor(r.to.typ.FieldByIndex(f.index).Type, true)
+				if err != nil {
+					return &DeclarationError{Type: typeName(r.to.typ), Field: f.goName, Reason: err.Error()}
+				}
+				f.quoted, f.enc = true, enc
+			}
+		}
+	}
+	return nil
 }
 
 // checkCycles rejects type cycles through followed relations unless one of
@@ -417,11 +432,32 @@ func encoderFor(t reflect.Type, quoted bool) (func(reflect.Value) (json.RawMessa
 		if v.Kind() == reflect.Pointer && v.IsNil() {
 			return json.RawMessage("null"), nil
 		}
+		if !v.CanInterface() && v.CanAddr() {
+			// An exported field promoted from an unexported embedded
+			// struct: encoding/json encodes it, so do we.
+			v = reflect.NewAt(v.Type(), unsafe.Pointer(v.UnsafeAddr())).Elem()
+		}
 		return json.Marshal(v.Interface())
 	}
 	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
 		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
 		return generic, nil
+	}
+	if t.Kind() == reflect.Pointer && quoted {
+		switch t.Elem().Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr, reflect.Bool:
+			elem, err := encoderFor(t.Elem(), true)
+			if err != nil {
+				return nil, err
+			}
+			return func(v reflect.Value) (json.RawMessage, error) {
+				if v.IsNil() {
+					return json.RawMessage("null"), nil
+				}
+				return elem(v.Elem())
+			}, nil
+		}
 	}
 	wrap := func(f func(reflect.Value) json.RawMessage) func(reflect.Value) (json.RawMessage, error) {
 		if quoted {
@@ -481,15 +517,8 @@ func encodable(t reflect.Type, seen map[reflect.Type]bool) error {
 		if t == timeType {
 			return nil
 		}
-		for i := 0; i < t.NumField(); i++ {
-			sf := t.Field(i)
-			if !sf.IsExported() && !sf.Anonymous {
-				continue
-			}
-			if _, skip, _ := jsonName(sf); skip {
-				continue
-			}
-			if err := encodable(sf.Type, seen); err != nil {
+		for _, jf := range jsonFields(t) {
+			if err := encodable(jf.sf.Type, seen); err != nil {
 				return err
 			}
 		}

@@ -222,9 +222,9 @@ func TestPerUserRows(t *testing.T) {
 	collect()
 
 	want := map[string]string{
-		"1": `{"drafts":[{"chatId":1,"id":3,"text":"second","userId":1}],"id":1,"members":[],"messages":[],"title":"x"}`,
-		"2": `{"drafts":[{"chatId":1,"id":2,"text":"theirs, edited","userId":2}],"id":1,"members":[],"messages":[],"title":"x"}`,
-		"3": `{"drafts":[{"chatId":1,"id":1,"text":"mine","userId":3}],"id":1,"members":[],"messages":[],"title":"x"}`,
+		"1": `{"drafts":[{"chatId":"1","id":"3","text":"second","userId":"1"}],"id":"1","members":[],"messages":[],"title":"x"}`,
+		"2": `{"drafts":[{"chatId":"1","id":"2","text":"theirs, edited","userId":"2"}],"id":"1","members":[],"messages":[],"title":"x"}`,
+		"3": `{"drafts":[{"chatId":"1","id":"1","text":"mine","userId":"3"}],"id":"1","members":[],"messages":[],"title":"x"}`,
 	}
 	for u, w := range want {
 		got, _ := states[u].JSON()
@@ -326,7 +326,7 @@ func TestRecursiveHasOneOrderLimit(t *testing.T) {
 					t.Fatalf("Snapshot\n got %s\nwant %s", snap, want)
 				}
 			}
-			check(`{"children":[{"children":[],"id":3,"latest":[],"name":"b","parentId":1,"readme":null},{"children":[{"children":[],"id":4,"latest":[],"name":"aa","parentId":2,"readme":null}],"id":2,"latest":[],"name":"a","parentId":1,"readme":null}],"id":1,"latest":[],"name":"root","parentId":null,"readme":null}`)
+			check(`{"children":[{"children":[],"id":"3","latest":[],"name":"b","parentId":"1","readme":null},{"children":[{"children":[],"id":"4","latest":[],"name":"aa","parentId":"2","readme":null}],"id":"2","latest":[],"name":"a","parentId":"1","readme":null}],"id":"1","latest":[],"name":"root","parentId":null,"readme":null}`)
 			// Move aa under b; give root a readme and three notes (only the
 			// latest two are in the state); rename a to "c" (reorders).
 			db.Model(&aa).Update("parent_id", b.ID)
@@ -335,11 +335,11 @@ func TestRecursiveHasOneOrderLimit(t *testing.T) {
 				db.Create(&Memo{FolderID: root.ID, Text: n})
 			}
 			db.Model(&a).Update("name", "c")
-			check(`{"children":[{"children":[],"id":2,"latest":[],"name":"c","parentId":1,"readme":null},{"children":[{"children":[],"id":4,"latest":[],"name":"aa","parentId":3,"readme":null}],"id":3,"latest":[],"name":"b","parentId":1,"readme":null}],"id":1,"latest":[{"folderId":1,"id":3,"text":"n3"},{"folderId":1,"id":2,"text":"n2"}],"name":"root","parentId":null,"readme":{"body":"hello","folderId":1,"id":1}}`)
+			check(`{"children":[{"children":[],"id":"2","latest":[],"name":"c","parentId":"1","readme":null},{"children":[{"children":[],"id":"4","latest":[],"name":"aa","parentId":"3","readme":null}],"id":"3","latest":[],"name":"b","parentId":"1","readme":null}],"id":"1","latest":[{"folderId":"1","id":"3","text":"n3"},{"folderId":"1","id":"2","text":"n2"}],"name":"root","parentId":null,"readme":{"body":"hello","folderId":"1","id":"1"}}`)
 			// Deleting the newest note brings the oldest back into the window.
 			db.Delete(&Memo{}, 3)
 			db.Where("folder_id = ?", root.ID).Delete(&Readme{})
-			check(`{"children":[{"children":[],"id":2,"latest":[],"name":"c","parentId":1,"readme":null},{"children":[{"children":[],"id":4,"latest":[],"name":"aa","parentId":3,"readme":null}],"id":3,"latest":[],"name":"b","parentId":1,"readme":null}],"id":1,"latest":[{"folderId":1,"id":2,"text":"n2"},{"folderId":1,"id":1,"text":"n1"}],"name":"root","parentId":null,"readme":null}`)
+			check(`{"children":[{"children":[],"id":"2","latest":[],"name":"c","parentId":"1","readme":null},{"children":[{"children":[],"id":"4","latest":[],"name":"aa","parentId":"3","readme":null}],"id":"3","latest":[],"name":"b","parentId":"1","readme":null}],"id":"1","latest":[{"folderId":"1","id":"2","text":"n2"},{"folderId":"1","id":"1","text":"n1"}],"name":"root","parentId":null,"readme":null}`)
 		})
 	}
 }

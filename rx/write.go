@@ -473,7 +473,7 @@ func (wd *writeDef) decode(fields map[string]json.RawMessage) (reflect.Value, er
 	if err != nil {
 		return v, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("%s: %v", l.name, err), Err: err}
 	}
-	if err := json.Unmarshal(obj, v.Interface()); err != nil {
+	if err := unmarshalInput(obj, v.Interface()); err != nil {
 		return v, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("%s %s", l.name, jsonProblem(err)), Err: err}
 	}
 	return v, nil

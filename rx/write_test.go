@@ -208,7 +208,7 @@ func (w *wrWatch) board() wrBoard {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := json.Unmarshal(js, &b); err != nil {
+	if err := rx.Unmarshal(js, &b); err != nil {
 		w.t.Fatalf("%v: %s", err, js)
 	}
 	return b

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/examples/chat/app"
+	"github.com/rxgorm/rxgorm/rx"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -158,7 +159,7 @@ func post(t *testing.T, url, token string, body any, out any) int {
 	if out != nil {
 		raw, _ := io.ReadAll(resp.Body)
 		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, out); err != nil {
+			if err := rx.Unmarshal(raw, out); err != nil {
 				t.Fatalf("%s: %v: %s", url, err, raw)
 			}
 		}
@@ -322,7 +323,7 @@ func dialWS(t *testing.T, base, name, token string) *wsClient {
 				return
 			}
 			var m map[string]any
-			if err := json.Unmarshal(data, &m); err != nil {
+			if err := rx.Unmarshal(data, &m); err != nil {
 				t.Errorf("%s: bad frame %s", name, data)
 				return
 			}
@@ -439,7 +440,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Alice invites bob: the invitation reaches bob's socket as a delta.
 	var inv app.FriendInvitation
-	json.Unmarshal(wa.call("home", "inviteFriend", "bob", "hello!"), &inv)
+	rx.Unmarshal(wa.call("home", "inviteFriend", "bob", "hello!"), &inv)
 	wb.await("friend invitation", func(m map[string]any) bool {
 		return instance(m, "FriendInvitation", func(f map[string]any) bool { return f["message"] == "hello!" })
 	})
@@ -449,9 +450,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// Bob accepts: both homes get the private chat.
 	var f app.Friendship
-	json.Unmarshal(wb.call("home", "acceptFriendInvitation", inv.ID), &f)
+	rx.Unmarshal(wb.call("home", "acceptFriendInvitation", inv.ID), &f)
 	hasChat := func(m map[string]any) bool {
-		return instance(m, "UserChatRelation", func(fl map[string]any) bool { return fl["chatId"] == float64(f.ChatID) })
+		return instance(m, "UserChatRelation", func(fl map[string]any) bool { return fl["chatId"] == fmt.Sprint(f.ChatID) })
 	}
 	wa.await("alice's chat entry", hasChat)
 	wb.await("bob's chat entry", hasChat)

@@ -50,7 +50,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, notInMessage?: str
 // live runs f on a subscribed BoardChannel, and closes the connection
 // after.
 async function live(f: (ch: BoardChannel) => Promise<void>): Promise<void> {
-  const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: 1 });
+  const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor, backoffBase: 20, backoffMax: 200 }, { boardId: "1" });
   const keep = ch.subscribe(() => {});
   try {
     await f(ch);
@@ -61,6 +61,34 @@ async function live(f: (ch: BoardChannel) => Promise<void>): Promise<void> {
 }
 
 test("generated classes against a live server", () => live(scenario));
+
+// Ids past 2^53 are strings, exact through the snapshot, deltas, actions
+// and client writes (issue 17).
+test("64-bit ids", async () => {
+  const max = "9223372036854775807";
+  const ch = new BoardChannel({ url, token, WebSocket: WebSocket as unknown as WebSocketConstructor }, { boardId: max });
+  const keep = ch.subscribe(() => {});
+  try {
+    let s = await until(ch, (b) => b.posts.length === 3, "the wide board");
+    assert.equal(s.id, max);
+    assert.deepEqual(s.posts.map((p) => [p.id, p.boardId, p.text]), [
+      ["9007199254740992", max, "2^53"],
+      ["9007199254740993", max, "2^53+1"],
+      ["9007199254740995", max, "2^53+3"],
+    ]);
+    const added = await ch.addPost("wide action");
+    assert.equal(added?.boardId, max);
+    s = await until(ch, (b) => b.posts.some((p) => p.id === added!.id && p.boardId === max), "the action's post");
+    await ch.save("Post", "9007199254740993", { text: "edited 2^53+1" });
+    s = ch.getState()!;
+    assert.deepEqual(s.posts.slice(0, 3).map((p) => p.text), ["2^53", "edited 2^53+1", "2^53+3"]);
+    const serverWide = await ctl("/state?board=" + max);
+    assert.equal(JSON.stringify(s), serverWide);
+  } finally {
+    keep();
+    ch.connection.close();
+  }
+});
 
 async function scenario(ch: BoardChannel): Promise<void> {
 
@@ -78,7 +106,7 @@ async function scenario(ch: BoardChannel): Promise<void> {
   const untouched = ch.getState()!.posts[0];
   const post = await ch.addPost("from client");
   assert.equal(post?.text, "from client");
-  assert.equal(typeof post?.id, "number");
+  assert.equal(typeof post?.id, "string");
   s = await until(ch, (b) => b.posts.some((p) => p.id === post!.id), "the action's post");
   assert.equal(s.posts[0], untouched, "an untouched row keeps its identity");
   await new Promise((r) => setTimeout(r, 50));
@@ -141,11 +169,11 @@ async function writes(ch: BoardChannel): Promise<void> {
 
   // create: a temporary row, then the server's.
   const n = ch.getState()!.posts.length;
-  const created = ch.create("Board.posts", 1, { text: "created" });
+  const created = ch.create("Board.posts", "1", { text: "created" });
   const temp = ch.getState()!.posts[n]!;
-  assert.ok(temp.id < 0 && temp.text === "created" && temp.boardId === 1, JSON.stringify(temp));
+  assert.ok(temp.id.startsWith("tmp:") && temp.text === "created" && temp.boardId === "1", JSON.stringify(temp));
   const id = await created;
-  assert.ok(id > 0);
+  assert.ok(Number(id) > 0);
   const s = ch.getState()!;
   assert.equal(s.posts.length, n + 1);
   assert.equal(s.posts[n]!.id, id, "the temporary id was replaced by the server's");
@@ -154,7 +182,7 @@ async function writes(ch: BoardChannel): Promise<void> {
 
   // create: refused, the temporary row leaves no trace.
   before = JSON.stringify(ch.getState());
-  p = ch.create("Board.posts", 1, { text: "forbidden" });
+  p = ch.create("Board.posts", "1", { text: "forbidden" });
   assert.equal(ch.getState()!.posts.length, n + 2);
   await rejectsWith(p, "forbidden");
   assert.equal(JSON.stringify(ch.getState()), before);

@@ -238,7 +238,7 @@ func (w *watch) decode(v any) bool {
 	if string(js) == "null" {
 		return false
 	}
-	if err := json.Unmarshal(js, v); err != nil {
+	if err := rx.Unmarshal(js, v); err != nil {
 		w.t.Fatalf("%v: %s", err, js)
 	}
 	return true
@@ -273,7 +273,7 @@ func (w *watch) runtime(key string, v any) {
 	raw := w.rt[key]
 	w.mu.Unlock()
 	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, v); err != nil {
+		if err := rx.Unmarshal(raw, v); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -322,7 +322,7 @@ func call[T any](w *watch, action string, args ...any) (T, error) {
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		if err := json.Unmarshal(b, &out); err != nil {
+		if err := rx.Unmarshal(b, &out); err != nil {
 			w.t.Fatalf("%s result: %v: %s", action, err, b)
 		}
 	}

@@ -15,25 +15,25 @@ const ShopChannelModel: ChannelModel = {
   writes: {
     Item: {
       key: "id",
-      idType: "number",
-      template: { id: 0, position: 0, price: 0, shopId: "0", tags: null },
+      idType: "string",
+      template: { id: "0", position: 0, price: 0, shopId: "0", tags: null },
       create: {
         "Shop.items": { parent: "Shop", field: "items", many: true, foreignKey: "shopId" },
       },
     },
     Note: {
       key: "id",
-      idType: "number",
+      idType: "string",
       owner: "userId",
-      template: { body: "", id: 0, shopId: "0", userId: 0 },
+      template: { body: "", id: "0", shopId: "0", userId: "0" },
       create: {
         "Shop.notes": { parent: "Shop", field: "notes", many: true, foreignKey: "shopId" },
       },
     },
     Sign: {
       key: "id",
-      idType: "number",
-      template: { id: 0, shopId: "0", text: "" },
+      idType: "string",
+      template: { id: "0", shopId: "0", text: "" },
       create: {
         "Shop.sign": { parent: "Shop", field: "sign", many: false, foreignKey: "shopId" },
       },
@@ -56,17 +56,17 @@ const ShopsModel: ChannelModel = {
 /** The client writes ShopChannel allows: the types and fields of save, create and delete. */
 export type ShopChannelWrites = {
   save: {
-    Item: { key: number; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
-    Note: { key: number; fields: { body?: string } };
+    Item: { key: string; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
+    Note: { key: string; fields: { body?: string } };
   };
   create: {
-    "Shop.items": { parent: string; key: number; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
-    "Shop.notes": { parent: string; key: number; fields: { body?: string } };
-    "Shop.sign": { parent: string; key: number; fields: { text?: string } };
+    "Shop.items": { parent: string; key: string; fields: { price?: number; position?: number; tags?: Record<string, string[] | null> | null } };
+    "Shop.notes": { parent: string; key: string; fields: { body?: string } };
+    "Shop.sign": { parent: string; key: string; fields: { text?: string } };
   };
   delete: {
-    Item: { key: number };
-    Sign: { key: number };
+    Item: { key: string };
+    Sign: { key: string };
   };
 };
 
@@ -88,7 +88,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("create", [name]);
   }
   /** Action item (Go Item). */
-  item(id: number): Promise<ItemData> {
+  item(id: number | string): Promise<ItemData> {
     return this.callAction<ItemData>("item", [id]);
   }
   /** Action ping (Go Ping). */
@@ -96,7 +96,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("ping", []);
   }
   /** Action promote (Go Promote). */
-  promote(person: number, role: Role, level: Level): Promise<Role> {
+  promote(person: number | string, role: Role, level: Level): Promise<Role> {
     return this.callAction<Role>("promote", [person, role, level]);
   }
   /** Action rename (Go Rename). */
@@ -104,7 +104,7 @@ export class ShopChannel extends ContextChannel<Shop, ShopParams, ShopRuntime, S
     return this.callAction<void>("rename", [name]);
   }
   /** Action stats (Go Stats). */
-  stats(days: number[] | null): Promise<Record<string, number> | null> {
+  stats(days: (number | string)[] | null): Promise<Record<string, number> | null> {
     return this.callAction<Record<string, number> | null>("stats", [days]);
   }
 }

@@ -10,7 +10,7 @@ export type Role = "owner" | "admin" | "member";
 
 /** Layer Item (Go sink.Item): a row in the state, relations nested. */
 export interface Item {
-  id: number;
+  id: string;
   shopId: string;
   position: number;
   price: number;
@@ -19,21 +19,21 @@ export interface Item {
 
 /** Layer Note (Go sink.Note): a row in the state, relations nested. */
 export interface Note {
-  id: number;
+  id: string;
   shopId: string;
-  userId: number;
+  userId: string;
   body: string;
 }
 
 /** Layer Person (Go sink.Person): a row in the state, relations nested. */
 export interface Person {
-  id: number;
+  id: string;
   name: string;
   role: Role;
   nick: string | null;
-  bossId: number | null;
+  bossId: string | null;
   reports: Person[];
-  friends: number[];
+  friends: string[];
 }
 
 /** Layer Shop (Go sink.Shop): a row in the state, relations nested. */
@@ -43,7 +43,7 @@ export interface Shop {
   createdAt: string;
   updatedAt: string | null;
   owner: Person | null;
-  ownerId: number | null;
+  ownerId: string | null;
   items: Item[];
   staff: Person[];
   sign: Sign | null;
@@ -61,14 +61,14 @@ export interface Shop {
 
 /** Layer Sign (Go sink.Sign): a row in the state, relations nested. */
 export interface Sign {
-  id: number;
+  id: string;
   shopId: string;
   text: string;
 }
 
 /** Go type example.com/sink.Item as encoding/json writes it. */
 export interface ItemData {
-  id: number;
+  id: string;
   shopId: string;
   position: number;
   price: number;
@@ -77,7 +77,7 @@ export interface ItemData {
 
 /** Go type example.com/sink.Line as encoding/json writes it. */
 export interface Line {
-  itemId: number;
+  itemId: string;
   qty: number;
 }
 

@@ -178,13 +178,13 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
   // A chat that leaves the list while open (deleted, left, friend removed)
   // closes.
   const state = view.state;
-  const openChat = route.page === "chat" ? route.chatId : 0;
+  const openChat = route.page === "chat" ? route.chatId : "";
   const listed = state?.chats.some((c) => c.chatId === openChat) ?? false;
-  const listedChat = useRef(0);
+  const listedChat = useRef("");
   useEffect(() => {
     if (listed) listedChat.current = openChat;
-    else if (openChat !== 0 && listedChat.current === openChat) {
-      listedChat.current = 0;
+    else if (openChat !== "" && listedChat.current === openChat) {
+      listedChat.current = "";
       go({ page: "welcome" });
     }
   }, [listed, openChat, go]);
@@ -192,7 +192,7 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
   // Friends online: the channel's runtime state, kept by the server from
   // the presence of their Home subscriptions.
   const onlineIds = view.runtime.online;
-  const online = useMemo<ReadonlySet<number>>(() => new Set(onlineIds ?? []), [onlineIds]);
+  const online = useMemo<ReadonlySet<string>>(() => new Set((onlineIds ?? []).map(String)), [onlineIds]);
 
   const session = useMemo<Session | null>(
     () => (state ? { me: state.user ?? user, conn, home, state, online, route, go, deleteAccount } : null),

@@ -19,7 +19,7 @@ import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from ".
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
-import { Avatar, ConfirmButton, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction } from "./ui";
+import { Avatar, ConfirmButton, compareIds, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction } from "./ui";
 import type { Present } from "./rx/rxgorm";
 
 /** How many older messages one click on "Load older messages" fetches. */
@@ -34,7 +34,7 @@ const TYPING_REPEAT = 2000;
 /** A pause this long in typing sends typing(false). */
 const TYPING_IDLE = 4000;
 
-export function ChatView({ chatId }: { chatId: number }) {
+export function ChatView({ chatId }: { chatId: string }) {
   const { conn, state: home, online, go } = useSession();
   const channel = useMemo(() => new ChatChannel(conn, { chatId }), [conn, chatId]);
   const view = useChannel(channel);
@@ -43,7 +43,7 @@ export function ChatView({ chatId }: { chatId: number }) {
   const rel = home.chats.find((c) => c.chatId === chatId);
   const typingIds = view.runtime.typing;
   const typing = useMemo(
-    () => typingText((typingIds ?? []).map((id) => chat?.members.find((u) => u.id === id)?.displayName ?? "Someone")),
+    () => typingText((typingIds ?? []).map((id) => chat?.members.find((u) => u.id === String(id))?.displayName ?? "Someone")),
     [typingIds, chat?.members],
   );
 
@@ -113,8 +113,8 @@ export function ChatView({ chatId }: { chatId: number }) {
 }
 
 /** The ids of the users who have the chat open (its presence). */
-function presentIds(presence: readonly Present[]): ReadonlySet<number> {
-  return new Set(presence.map((p) => Number(p.user)));
+function presentIds(presence: readonly Present[]): ReadonlySet<string> {
+  return new Set(presence.map((p) => p.user));
 }
 
 type Item =
@@ -131,7 +131,7 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   const run = useAction();
   // Messages seen so far: the live ones are replaced on every change; the
   // ones that left the state's latest 50, and the history pages, stay.
-  const archive = useRef(new Map<number, Message>());
+  const archive = useRef(new Map<string, Message>());
   const [pages, setPages] = useState(0); // bumped when a page arrives
   // Whether older messages exist: null until known. Fewer than the 50 at
   // first means the state holds the whole chat.
@@ -140,7 +140,7 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
 
   const messages = useMemo(() => {
     for (const m of chat.messages) archive.current.set(m.id, m);
-    return [...archive.current.values()].sort((a, b) => a.id - b.id);
+    return [...archive.current.values()].sort((a, b) => compareIds(a.id, b.id));
   }, [chat.messages, pages]); // pages: a history page was added to the archive
 
   const items = useMemo<Item[]>(() => {
@@ -169,15 +169,15 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   // Read receipts: mark everything read while the chat is open and the
   // page is visible.
   const unread = chat.relations.find((r) => r.userId === me.id)?.unreadCount ?? 0;
-  const lastId = messages.at(-1)?.id ?? 0;
-  const marked = useRef(0);
+  const lastId = messages.at(-1)?.id ?? "";
+  const marked = useRef("");
   useEffect(() => {
     if (unread === 0) return;
     const mark = () => {
       if (document.visibilityState !== "visible" || marked.current === lastId) return;
       marked.current = lastId;
       channel.markRead(0).catch(() => {
-        marked.current = 0;
+        marked.current = "";
       });
     };
     mark();
@@ -586,8 +586,8 @@ function RenameForm({ chat, channel, canRename }: { chat: Chat; channel: ChatCha
 
 function InviteForm({ channel, isAdmin, candidates }: { channel: ChatChannel; isAdmin: boolean; candidates: readonly User[] }) {
   const run = useAction();
-  const [pick, setPick] = useState(0);
-  const chosen = candidates.some((u) => u.id === pick) ? pick : (candidates[0]?.id ?? 0);
+  const [pick, setPick] = useState("");
+  const chosen = candidates.some((u) => u.id === pick) ? pick : (candidates[0]?.id ?? "");
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (chosen) await run(channel.invite(chosen));
@@ -599,7 +599,7 @@ function InviteForm({ channel, isAdmin, candidates }: { channel: ChatChannel; is
         <p className="muted small">All your friends are here or invited.</p>
       ) : (
         <form className="inline-form" onSubmit={submit} aria-label="Invite a friend">
-          <select value={chosen} onChange={(e) => setPick(Number(e.target.value))} aria-label="Friend to invite">
+          <select value={chosen} onChange={(e) => setPick(e.target.value)} aria-label="Friend to invite">
             {candidates.map((u) => (
               <option key={u.id} value={u.id}>
                 {u.displayName}

@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState, type FormEvent } from "react";
 import type { ChatInvitation, FriendGroup, Friendship, UserChatRelation } from "./rx/chat.interfaces";
 import { allFriends, useSession } from "./session";
-import { Avatar, Badge, ConfirmButton, GroupIcon, Icon, RequestItem, shortTime, useAction, useToast } from "./ui";
+import { Avatar, Badge, ConfirmButton, compareIds, GroupIcon, Icon, RequestItem, shortTime, useAction, useToast } from "./ui";
 
 type Tab = "chats" | "friends" | "requests";
 
@@ -63,7 +63,7 @@ function TabButton(props: { tab: Tab; current: Tab; onSelect: (t: Tab) => void; 
 }
 
 /** Whether the user has to act on a chat invitation now. */
-function decidable(inv: ChatInvitation, me: number): boolean {
+function decidable(inv: ChatInvitation, me: string): boolean {
   return inv.deciders.some((d) => d.id === me);
 }
 
@@ -76,7 +76,7 @@ function ChatList() {
   const { state, online, route, go } = useSession();
   const [creating, setCreating] = useState(false);
   const chats = useMemo(
-    () => [...state.chats].sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.chatId - a.chatId),
+    () => [...state.chats].sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || compareIds(b.chatId, a.chatId)),
     [state.chats],
   );
   return (
@@ -123,7 +123,7 @@ function NewGroupChat({ onClose }: { onClose: () => void }) {
   const { home, state, go } = useSession();
   const run = useAction();
   const [name, setName] = useState("");
-  const [picked, setPicked] = useState<ReadonlySet<number>>(new Set());
+  const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
   const friends = allFriends(state);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -314,7 +314,7 @@ function FriendRow({ friendship: f, groups }: { friendship: Friendship; groups: 
           <select
             value={f.groupId}
             aria-label={`Move ${f.friend?.displayName ?? ""} to group`}
-            onChange={(e) => void run(home.moveFriend(f.friendId, Number(e.target.value)))}
+            onChange={(e) => void run(home.moveFriend(f.friendId, e.target.value))}
           >
             {groups.map((g) => (
               <option key={g.id} value={g.id}>
@@ -343,7 +343,7 @@ function Requests() {
   const toDecide = state.chatInvitations.filter((i) => decidable(i, me.id));
   const nothing =
     toDecide.length + state.friendInvitationsIn.length + state.friendInvitationsOut.length + state.sentChatInvitations.length === 0;
-  const join = async (id: number) => {
+  const join = async (id: string) => {
     const ref = await run(home.acceptChatInvitation(id));
     if (ref) go({ page: "chat", chatId: ref.id });
   };

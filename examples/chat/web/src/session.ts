@@ -6,7 +6,7 @@ import type { Friendship, Home, User } from "./rx/chat.interfaces";
 import type { Connection } from "./rx/rxgorm";
 
 /** Where the main pane is: nothing, a chat, or the settings. */
-export type Route = { readonly page: "welcome" } | { readonly page: "chat"; readonly chatId: number } | { readonly page: "settings" };
+export type Route = { readonly page: "welcome" } | { readonly page: "chat"; readonly chatId: string } | { readonly page: "settings" };
 
 export interface Session {
   /** The signed-in user (live: the home's profile once it arrived). */
@@ -16,7 +16,7 @@ export interface Session {
   /** The home's state; never null below the workspace, which waits for it. */
   readonly state: Home;
   /** The ids of the friends online now (the home's runtime state online). */
-  readonly online: ReadonlySet<number>;
+  readonly online: ReadonlySet<string>;
   readonly route: Route;
   go(route: Route): void;
   /** Deletes the account; the workspace then signs out saying so. */
@@ -39,7 +39,7 @@ export function allFriends(home: Home): Friendship[] {
 
 function parseHash(hash: string): Route {
   const m = /^#\/chats\/(\d+)$/.exec(hash);
-  if (m) return { page: "chat", chatId: Number(m[1]) };
+  if (m) return { page: "chat", chatId: m[1]! };
   if (hash === "#/settings") return { page: "settings" };
   return { page: "welcome" };
 }

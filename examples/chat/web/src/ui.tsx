@@ -5,10 +5,15 @@ import { createContext, useCallback, useContext, useEffect, useRef, useState, ty
 
 /** The parts of a user the UI shows. */
 export interface Person {
-  readonly id: number;
+  readonly id: string;
   readonly username: string;
   readonly displayName: string;
   readonly avatar: string;
+}
+
+/** Orders decimal ids (strings on the wire) numerically. */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /**

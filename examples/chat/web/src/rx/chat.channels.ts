@@ -29,8 +29,8 @@ const ChatChannelModel: ChannelModel = {
   writes: {
     Message: {
       key: "id",
-      idType: "number",
-      template: { chatId: 0, createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: 0, readers: [], sender: null, senderId: 0, text: "" },
+      idType: "string",
+      template: { chatId: "0", createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: "0", readers: [], sender: null, senderId: "0", text: "" },
     },
   },
 };
@@ -45,19 +45,19 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
     super(conn, params);
   }
   /** Action acceptChatInvitation (Go AcceptChatInvitation). */
-  acceptChatInvitation(id: number): Promise<ChatRef | null> {
+  acceptChatInvitation(id: number | string): Promise<ChatRef | null> {
     return this.callAction<ChatRef | null>("acceptChatInvitation", [id]);
   }
   /** Action acceptFriendInvitation (Go AcceptFriendInvitation). */
-  acceptFriendInvitation(id: number): Promise<FriendshipData | null> {
+  acceptFriendInvitation(id: number | string): Promise<FriendshipData | null> {
     return this.callAction<FriendshipData | null>("acceptFriendInvitation", [id]);
   }
   /** Action approveChatInvitation (Go ApproveChatInvitation). */
-  approveChatInvitation(id: number): Promise<ChatInvitationData | null> {
+  approveChatInvitation(id: number | string): Promise<ChatInvitationData | null> {
     return this.callAction<ChatInvitationData | null>("approveChatInvitation", [id]);
   }
   /** Action cancelFriendInvitation (Go CancelFriendInvitation). */
-  cancelFriendInvitation(id: number): Promise<void> {
+  cancelFriendInvitation(id: number | string): Promise<void> {
     return this.callAction<void>("cancelFriendInvitation", [id]);
   }
   /** Action changePassword (Go ChangePassword). */
@@ -69,7 +69,7 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
     return this.callAction<FriendGroupData | null>("createFriendGroup", [name]);
   }
   /** Action createGroupChat (Go CreateGroupChat). */
-  createGroupChat(name: string, memberIDs: number[] | null): Promise<ChatRef | null> {
+  createGroupChat(name: string, memberIDs: (number | string)[] | null): Promise<ChatRef | null> {
     return this.callAction<ChatRef | null>("createGroupChat", [name, memberIDs]);
   }
   /** Action deleteAccount (Go DeleteAccount). */
@@ -77,11 +77,11 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
     return this.callAction<void>("deleteAccount", [password]);
   }
   /** Action deleteFriend (Go DeleteFriend). */
-  deleteFriend(friendID: number): Promise<void> {
+  deleteFriend(friendID: number | string): Promise<void> {
     return this.callAction<void>("deleteFriend", [friendID]);
   }
   /** Action deleteFriendGroup (Go DeleteFriendGroup). */
-  deleteFriendGroup(id: number): Promise<void> {
+  deleteFriendGroup(id: number | string): Promise<void> {
     return this.callAction<void>("deleteFriendGroup", [id]);
   }
   /** Action dismissNotices (Go DismissNotices). */
@@ -93,19 +93,19 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
     return this.callAction<FriendInvitationData | null>("inviteFriend", [username, message]);
   }
   /** Action moveFriend (Go MoveFriend). */
-  moveFriend(friendID: number, groupID: number): Promise<FriendshipData | null> {
+  moveFriend(friendID: number | string, groupID: number | string): Promise<FriendshipData | null> {
     return this.callAction<FriendshipData | null>("moveFriend", [friendID, groupID]);
   }
   /** Action rejectChatInvitation (Go RejectChatInvitation). */
-  rejectChatInvitation(id: number): Promise<void> {
+  rejectChatInvitation(id: number | string): Promise<void> {
     return this.callAction<void>("rejectChatInvitation", [id]);
   }
   /** Action rejectFriendInvitation (Go RejectFriendInvitation). */
-  rejectFriendInvitation(id: number): Promise<void> {
+  rejectFriendInvitation(id: number | string): Promise<void> {
     return this.callAction<void>("rejectFriendInvitation", [id]);
   }
   /** Action renameFriendGroup (Go RenameFriendGroup). */
-  renameFriendGroup(id: number, name: string): Promise<FriendGroupData | null> {
+  renameFriendGroup(id: number | string, name: string): Promise<FriendGroupData | null> {
     return this.callAction<FriendGroupData | null>("renameFriendGroup", [id, name]);
   }
   /** Action updateProfile (Go UpdateProfile). */
@@ -117,7 +117,7 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
 /** The client writes ChatChannel allows: the types and fields of save, create and delete. */
 export type ChatChannelWrites = {
   save: {
-    Message: { key: number; fields: { text?: string } };
+    Message: { key: string; fields: { text?: string } };
   };
   create: Record<never, never>;
   delete: Record<never, never>;
@@ -133,7 +133,7 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, C
     super(conn, params);
   }
   /** Action addAdmin (Go AddAdmin). */
-  addAdmin(userID: number): Promise<void> {
+  addAdmin(userID: number | string): Promise<void> {
     return this.callAction<void>("addAdmin", [userID]);
   }
   /** Action delete (Go Delete). */
@@ -141,11 +141,11 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, C
     return this.callAction<void>("delete", []);
   }
   /** Action history (Go History). */
-  history(before: number, limit: number): Promise<MessagePage | null> {
+  history(before: number | string, limit: number | string): Promise<MessagePage | null> {
     return this.callAction<MessagePage | null>("history", [before, limit]);
   }
   /** Action invite (Go Invite). */
-  invite(userID: number): Promise<ChatInvitationData | null> {
+  invite(userID: number | string): Promise<ChatInvitationData | null> {
     return this.callAction<ChatInvitationData | null>("invite", [userID]);
   }
   /** Action leave (Go Leave). */
@@ -153,11 +153,11 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, C
     return this.callAction<void>("leave", []);
   }
   /** Action markRead (Go MarkRead). */
-  markRead(upTo: number): Promise<UserChatRelationData | null> {
+  markRead(upTo: number | string): Promise<UserChatRelationData | null> {
     return this.callAction<UserChatRelationData | null>("markRead", [upTo]);
   }
   /** Action removeAdmin (Go RemoveAdmin). */
-  removeAdmin(userID: number): Promise<void> {
+  removeAdmin(userID: number | string): Promise<void> {
     return this.callAction<void>("removeAdmin", [userID]);
   }
   /** Action rename (Go Rename). */
@@ -169,7 +169,7 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, C
     return this.callAction<MessageData | null>("sendMessage", [text]);
   }
   /** Action setOwner (Go SetOwner). */
-  setOwner(userID: number): Promise<void> {
+  setOwner(userID: number | string): Promise<void> {
     return this.callAction<void>("setOwner", [userID]);
   }
   /** Action typing (Go Typing). */

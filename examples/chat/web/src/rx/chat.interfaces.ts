@@ -4,10 +4,10 @@
 
 /** Layer Chat (Go app.Chat): a row in the state, relations nested. */
 export interface Chat {
-  id: number;
+  id: string;
   kind: string;
   name: string;
-  ownerId: number | null;
+  ownerId: string | null;
   owner: User | null;
   admins: User[];
   members: User[];
@@ -19,15 +19,15 @@ export interface Chat {
 
 /** Layer ChatInvitation (Go app.ChatInvitation): a row in the state, relations nested. */
 export interface ChatInvitation {
-  id: number;
-  chatId: number;
+  id: string;
+  chatId: string;
   chatName: string;
-  inviterId: number;
+  inviterId: string;
   inviter: User | null;
-  inviteeId: number;
+  inviteeId: string;
   invitee: User | null;
   status: string;
-  approvedById: number | null;
+  approvedById: string | null;
   approvedBy: User | null;
   deciders: User[];
   createdAt: string;
@@ -35,8 +35,8 @@ export interface ChatInvitation {
 
 /** Layer FriendGroup (Go app.FriendGroup): a row in the state, relations nested. */
 export interface FriendGroup {
-  id: number;
-  userId: number;
+  id: string;
+  userId: string;
   name: string;
   isDefault: boolean;
   friends: Friendship[];
@@ -45,10 +45,10 @@ export interface FriendGroup {
 
 /** Layer FriendInvitation (Go app.FriendInvitation): a row in the state, relations nested. */
 export interface FriendInvitation {
-  id: number;
-  senderId: number;
+  id: string;
+  senderId: string;
   sender: User | null;
-  receiverId: number;
+  receiverId: string;
   receiver: User | null;
   message: string;
   createdAt: string;
@@ -56,19 +56,19 @@ export interface FriendInvitation {
 
 /** Layer Friendship (Go app.Friendship): a row in the state, relations nested. */
 export interface Friendship {
-  id: number;
-  userId: number;
-  friendId: number;
+  id: string;
+  userId: string;
+  friendId: string;
   friend: User | null;
-  groupId: number;
-  chatId: number;
+  groupId: string;
+  chatId: string;
   createdAt: string;
 }
 
 /** Layer Home (Go app.Home): a row in the state, relations nested. */
 export interface Home {
-  id: number;
-  userId: number;
+  id: string;
+  userId: string;
   user: User | null;
   friendGroups: FriendGroup[];
   friendInvitationsIn: FriendInvitation[];
@@ -80,9 +80,9 @@ export interface Home {
 
 /** Layer Message (Go app.Message): a row in the state, relations nested. */
 export interface Message {
-  id: number;
-  chatId: number;
-  senderId: number;
+  id: string;
+  chatId: string;
+  senderId: string;
   sender: User | null;
   text: string;
   readers: User[];
@@ -92,7 +92,7 @@ export interface Message {
 
 /** Layer User (Go app.User): a row in the state, relations nested. */
 export interface User {
-  id: number;
+  id: string;
   username: string;
   displayName: string;
   avatar: string;
@@ -101,15 +101,15 @@ export interface User {
 
 /** Layer UserChatRelation (Go app.UserChatRelation): a row in the state, relations nested. */
 export interface UserChatRelation {
-  id: number;
-  userId: number;
-  chatId: number;
+  id: string;
+  userId: string;
+  chatId: string;
   kind: string;
   name: string;
-  peerId: number | null;
+  peerId: string | null;
   peer: User | null;
   unreadCount: number;
-  lastReadMessageId: number;
+  lastReadMessageId: string;
   lastMessage: string;
   lastMessageAt: string;
   createdAt: string;
@@ -117,15 +117,15 @@ export interface UserChatRelation {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatInvitation as encoding/json writes it. */
 export interface ChatInvitationData {
-  id: number;
-  chatId: number;
+  id: string;
+  chatId: string;
   chatName: string;
-  inviterId: number;
+  inviterId: string;
   inviter: UserData;
-  inviteeId: number;
+  inviteeId: string;
   invitee: UserData;
   status: string;
-  approvedById: number | null;
+  approvedById: string | null;
   approvedBy: UserData | null;
   deciders: UserData[] | null;
   createdAt: string;
@@ -133,12 +133,12 @@ export interface ChatInvitationData {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatParams as encoding/json writes it. */
 export interface ChatParams {
-  chatId: number;
+  chatId: string;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatRef as encoding/json writes it. */
 export interface ChatRef {
-  id: number;
+  id: string;
   kind: string;
   name: string;
 }
@@ -152,8 +152,8 @@ export interface ChatRuntime {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.FriendGroup as encoding/json writes it. */
 export interface FriendGroupData {
-  id: number;
-  userId: number;
+  id: string;
+  userId: string;
   name: string;
   isDefault: boolean;
   friends: FriendshipData[] | null;
@@ -162,10 +162,10 @@ export interface FriendGroupData {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.FriendInvitation as encoding/json writes it. */
 export interface FriendInvitationData {
-  id: number;
-  senderId: number;
+  id: string;
+  senderId: string;
   sender: UserData;
-  receiverId: number;
+  receiverId: string;
   receiver: UserData;
   message: string;
   createdAt: string;
@@ -173,18 +173,18 @@ export interface FriendInvitationData {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Friendship as encoding/json writes it. */
 export interface FriendshipData {
-  id: number;
-  userId: number;
-  friendId: number;
+  id: string;
+  userId: string;
+  friendId: string;
   friend: UserData;
-  groupId: number;
-  chatId: number;
+  groupId: string;
+  chatId: string;
   createdAt: string;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.HomeParams as encoding/json writes it. */
 export interface HomeParams {
-  userId: number;
+  userId: string;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.HomeRuntime as encoding/json writes it. */
@@ -195,9 +195,9 @@ export interface HomeRuntime {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Message as encoding/json writes it. */
 export interface MessageData {
-  id: number;
-  chatId: number;
-  senderId: number;
+  id: string;
+  chatId: string;
+  senderId: string;
   sender: UserData;
   text: string;
   readers: UserData[] | null;
@@ -215,7 +215,7 @@ export interface MessagePage {
 export interface Notice {
   kind: string;
   text: string;
-  chatId?: number;
+  chatId?: string;
   at: string;
 }
 
@@ -226,7 +226,7 @@ export interface ProfileUpdate {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.User as encoding/json writes it. */
 export interface UserData {
-  id: number;
+  id: string;
   username: string;
   displayName: string;
   avatar: string;
@@ -235,15 +235,15 @@ export interface UserData {
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.UserChatRelation as encoding/json writes it. */
 export interface UserChatRelationData {
-  id: number;
-  userId: number;
-  chatId: number;
+  id: string;
+  userId: string;
+  chatId: string;
   kind: string;
   name: string;
-  peerId: number | null;
+  peerId: string | null;
   peer: UserData | null;
   unreadCount: number;
-  lastReadMessageId: number;
+  lastReadMessageId: string;
   lastMessage: string;
   lastMessageAt: string;
   createdAt: string;
