@@ -25,7 +25,7 @@ export class BoardChannel extends ContextChannel<Board, BoardParams, Record<stri
     return this.callAction<CardData | null>("addCard", [text]);
   }
   /** Action toggle (Go Toggle). */
-  toggle(cardId: number): Promise<void> {
+  toggle(cardId: number | string): Promise<void> {
     return this.callAction<void>("toggle", [cardId]);
   }
 }

@@ -4,28 +4,28 @@
 
 /** Layer Board (Go board.Board): a row in the state, relations nested. */
 export interface Board {
-  id: number;
+  id: string;
   title: string;
   cards: Card[];
 }
 
 /** Layer Card (Go board.Card): a row in the state, relations nested. */
 export interface Card {
-  id: number;
-  boardId: number;
+  id: string;
+  boardId: string;
   text: string;
   done: boolean;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/quickstart/board.BoardParams as encoding/json writes it. */
 export interface BoardParams {
-  boardId: number;
+  boardId: string;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/quickstart/board.Card as encoding/json writes it. */
 export interface CardData {
-  id: number;
-  boardId: number;
+  id: string;
+  boardId: string;
   text: string;
   done: boolean;
 }
