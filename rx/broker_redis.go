@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type RedisBroker struct {
 	ps       *redis.PubSub
 	next     int
 	handlers map[string]map[int]func([]byte) // guarded by mu
+	confirm  map[string][]chan struct{}      // Redis channel → Subscribe calls waiting for its confirmation; guarded by mu
 	down     bool                            // guarded by mu
 	recover  []func()                        // guarded by mu
 	done     chan struct{}
@@ -52,7 +54,7 @@ func NewRedisBroker(client *redis.Client, opts RedisOptions) *RedisBroker {
 		opts.Logger = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	b := &RedisBroker{client: client, prefix: opts.Prefix, log: opts.Logger, handlers: map[string]map[int]func([]byte){}, done: make(chan struct{}), stop: stop}
+	b := &RedisBroker{client: client, prefix: opts.Prefix, log: opts.Logger, handlers: map[string]map[int]func([]byte){}, confirm: map[string][]chan struct{}{}, done: make(chan struct{}), stop: stop}
 	b.ps = client.Subscribe(ctx)
 	go b.run(ctx)
 	return b
@@ -66,8 +68,29 @@ func (b *RedisBroker) Publish(ctx context.Context, topic string, payload []byte)
 	return nil
 }
 
+var _ BatchPublisher = (*RedisBroker)(nil)
+
+// PublishBatch implements BatchPublisher: the messages go in one pipeline,
+// one round trip, in order.
+func (b *RedisBroker) PublishBatch(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.Publish(ctx, b.prefix+m.Topic, m.Payload)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rx: redis publish %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
 // Subscribe implements Broker. The subscription is active on Redis when it
-// returns.
+// returns: it waits for Redis to confirm it, until ctx is done (at most
+// 10 s when ctx has no deadline).
 func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([]byte)) (func(), error) {
 	b.mu.Lock()
 	b.next++
@@ -79,12 +102,51 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([
 	b.handlers[topic][id] = handle
 	b.mu.Unlock()
 	if first {
-		if err := b.ps.Subscribe(ctx, b.prefix+topic); err != nil {
+		if err := b.subscribe(ctx, topic); err != nil {
 			b.remove(topic, id)
-			return nil, fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
+			return nil, err
 		}
 	}
 	return func() { b.remove(topic, id) }, nil
+}
+
+// subscribeTimeout bounds the wait for Redis to confirm a subscription
+// when the caller's context has no deadline.
+const subscribeTimeout = 10 * time.Second
+
+// subscribe sends SUBSCRIBE for topic and waits until Redis confirms it
+// (the confirmation arrives on the receiving goroutine), so that a message
+// published after Subscribe returns reaches the handler.
+func (b *RedisBroker) subscribe(ctx context.Context, topic string) error {
+	channel := b.prefix + topic
+	confirmed := make(chan struct{})
+	b.mu.Lock()
+	b.confirm[channel] = append(b.confirm[channel], confirmed)
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.confirm[channel] = slices.DeleteFunc(b.confirm[channel], func(c chan struct{}) bool { return c == confirmed })
+		if len(b.confirm[channel]) == 0 {
+			delete(b.confirm, channel)
+		}
+		b.mu.Unlock()
+	}()
+	if err := b.ps.Subscribe(ctx, channel); err != nil {
+		return fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, subscribeTimeout)
+		defer cancel()
+	}
+	select {
+	case <-confirmed:
+		return nil
+	case <-b.done:
+		return fmt.Errorf("rx: redis subscribe %s: %w", topic, redis.ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("rx: redis subscribe %s: no confirmation: %w", topic, ctx.Err())
+	}
 }
 
 func (b *RedisBroker) remove(topic string, id int) {
@@ -136,7 +198,17 @@ func (b *RedisBroker) run(ctx context.Context) {
 			for _, h := range hs {
 				h([]byte(m.Payload))
 			}
-		case *redis.Subscription, *redis.Pong:
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				b.mu.Lock()
+				for _, c := range b.confirm[m.Channel] {
+					close(c)
+				}
+				delete(b.confirm, m.Channel)
+				b.mu.Unlock()
+			}
+			b.setUp()
+		case *redis.Pong:
 			b.setUp()
 		}
 	}

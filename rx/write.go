@@ -424,8 +424,11 @@ func (s *Subscription) Write(ctx context.Context, req WriteRequest) (string, err
 		return "", err
 	}
 	// The reply follows the delta: by now the commit's touches are queued
-	// to the engine, and Wait runs after they were processed.
-	if err := s.hub.Wait(ctx); err != nil {
+	// to the engine, and Wait runs after they were processed. A broker
+	// that does not take them for the other nodes fails Wait at once,
+	// after the local delta: the write is committed and the client has
+	// it, so it succeeded (the other nodes catch up as Wait documents).
+	if err := s.hub.Wait(ctx); err != nil && !errors.Is(err, ErrBrokerDown) {
 		return "", err
 	}
 	return id, nil
