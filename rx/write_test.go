@@ -537,7 +537,7 @@ func TestWriteRecheckedInTransaction(t *testing.T) {
 			// Note 1 moves to board 2 after the check, before the lock.
 			move.Store("UPDATE wr_notes SET board_id = 2 WHERE id = 1")
 			_, err = w.write(rx.OpSave, "wrNote", "1", fields("text", `"moved"`))
-			if rx.Public(err).Code != rx.CodeNotFound {
+			if !errors.Is(err, rx.ErrNotFound) {
 				t.Fatalf("save of a row moved out of the state: want not_found, got %v", err)
 			}
 			var n wrNote
@@ -547,7 +547,7 @@ func TestWriteRecheckedInTransaction(t *testing.T) {
 			}
 			// A delete the same way.
 			move.Store("UPDATE wr_notes SET board_id = 2 WHERE id = 1")
-			if _, err := w.write(rx.OpDelete, "wrNote", "1", nil); rx.Public(err).Code != rx.CodeNotFound {
+			if _, err := w.write(rx.OpDelete, "wrNote", "1", nil); !errors.Is(err, rx.ErrNotFound) {
 				t.Fatalf("delete of a row moved out of the state: want not_found, got %v", err)
 			}
 			// A control: without a move the same save goes through.
