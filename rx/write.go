@@ -23,19 +23,22 @@ import (
 //  1. the layer and operation (and, for a create, the parent relation) are
 //     declared;
 //  2. the client sets only declared fields;
-//  3. the values decode into the Go model (a type error names the field),
-//     and the model's Validate method, if any, accepts the result;
+//  3. the values decode into the Go model (a type error names the field);
 //  4. the row (or a create's parent) is in this subscription's state, and a
 //     per-user row is the user's own: checked before the transaction, and
 //     again inside it once the row (or parent) is locked, against the row
 //     as the database has it then;
-//  5. the layer's Allow hook accepts the write, seeing the user and the old
+//  5. the model's Validate method, if any, accepts the new row;
+//  6. the layer's Allow hook accepts the write, seeing the user and the old
 //     and new rows; without a hook every write is denied;
-//  6. the write is made through GORM in a transaction (the row is locked
-//     first, so concurrent writes to it apply one after another), and the
-//     normal change capture broadcasts it;
-//  7. the call returns once the resulting delta was handed to the
+//  7. the write is made through GORM in that transaction (the row is
+//     locked first, so concurrent writes to it apply one after another),
+//     and the normal change capture broadcasts it;
+//  8. the call returns once the resulting delta was handed to the
 //     subscriptions, so a client sees the change before the reply.
+//
+// A refusal comes from the first step that fails, in this order
+// (docs/PROTOCOL.md lists it for clients).
 
 // Writer is implemented by a channel whose clients may write rows of its
 // state. Writable is called once at Register, for the declaration (checked
