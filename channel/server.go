@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -109,6 +110,9 @@ type Server struct {
 	sessions map[*session]struct{} // guarded by mu
 	closing  bool                  // guarded by mu
 	wg       sync.WaitGroup
+
+	// peakQueue is the most frames any socket's send queue has held.
+	peakQueue atomic.Int64
 }
 
 // NewServer returns a Server for hub.
@@ -243,5 +247,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// notePeak raises peakQueue to n.
+func (s *Server) notePeak(n int64) {
+	for {
+		p := s.peakQueue.Load()
+		if n <= p || s.peakQueue.CompareAndSwap(p, n) {
+			return
+		}
 	}
 }

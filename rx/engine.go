@@ -751,6 +751,15 @@ func (e *engine) resync(s *hotStream) {
 		return
 	}
 	ns, err := e.hot(ctx, s.def, s.anchor.id)
+	if errors.Is(err, ErrNotFound) {
+		// The anchor was deleted meanwhile: the stream is empty, as a
+		// delta deleting it would have left it (a snapshot of nothing).
+		ev := &Event{Anchor: s.key.Anchor, Version: s.version, Snapshot: true, Initial: true, memo: &memo{}}
+		for sub := range subs {
+			sub.deliver(ev)
+		}
+		return
+	}
 	if err == nil {
 		var snap cache.Snapshot
 		snap, err = e.snapshot(ctx, ns.key)

@@ -95,3 +95,58 @@ func TestRetryDoesNotBlockOtherStreams(t *testing.T) {
 		})
 	}
 }
+
+// A commit deleting a stream's anchor fails all its attempts, so the
+// stream is reloaded: the reload finds no anchor, and its subscribers get
+// an empty snapshot (the state a delta deleting it leaves), not a retry
+// every ProbeInterval for ever. Found by the convergence test with faults
+// (issue 17, item 11). The engine's reads fail for real: they name a table
+// that does not exist.
+func TestRetryReloadOfDeletedAnchor(t *testing.T) {
+	db := openSQLite(t)
+	relChatFixture(t, db)
+	var failing atomic.Int32
+	err := db.Callback().Query().Before("gorm:query").Register("retry:gone", func(tx *gorm.DB) {
+		// Engine reads run on the hub's (cancellable) context.
+		if tx.Statement.Context.Done() != nil && tx.Statement.Table != "" && failing.Add(-1) >= 0 {
+			tx.Statement.Table += "_gone"
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHub(t, db)
+	ctx := context.Background()
+	sub, err := h.Subscribe(ctx, "ChatChannel", ChatParams{ChatID: 1}, rx.User{ID: "1"}, rx.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := h.NewState("ChatChannel", rx.User{ID: "1"})
+	st.Apply(next(t, sub))
+	failing.Store(3) // the three attempts
+	err = db.Transaction(func(tx *gorm.DB) error {
+		for _, q := range []string{"DELETE FROM messages", "DELETE FROM drafts", "DELETE FROM chat_members"} {
+			if err := tx.Exec(q).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Delete(&Chat{}, 1).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, sub)
+	if !ev.Snapshot || len(ev.Instances) != 0 {
+		t.Fatalf("want an empty snapshot, got %s", dump(ev))
+	}
+	st.Apply(ev)
+	if js, _ := st.JSON(); string(js) != "null" {
+		t.Fatalf("state after the anchor's deletion: %s", js)
+	}
+	if failing.Load() > 0 {
+		t.Fatalf("the fault did not run its course (%d reads left)", failing.Load())
+	}
+	if sub.Err() != nil {
+		t.Fatal(sub.Err())
+	}
+}
