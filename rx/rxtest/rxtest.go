@@ -16,19 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
 
-// SQLiteDSN is the DSN rxgorm recommends for a SQLite file: WAL (readers,
-// such as the engine's re-reads, do not block the writer), a busy timeout,
-// and immediate transactions (concurrent writers queue instead of failing
-// to upgrade their locks).
-func SQLiteDSN(path string) string {
-	return "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
-}
+// SQLiteDSN is the DSN rxgorm recommends for a SQLite file (dsn.SQLite).
+func SQLiteDSN(path string) string { return dsn.SQLite(path) }
 
 // SQLite opens a new SQLite file database for t. params are extra DSN
 // settings for every connection, as "_synchronous=OFF".
@@ -47,13 +43,8 @@ func SQLite(t testing.TB, params ...string) *gorm.DB {
 }
 
 // PostgresDSN is RXGORM_POSTGRES_DSN, or the server every machine of this
-// project runs: 127.0.0.1:5432, user postgres, database test.
-func PostgresDSN() string {
-	if dsn := os.Getenv("RXGORM_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
-}
+// project runs (dsn.Postgres).
+func PostgresDSN() string { return dsn.Postgres() }
 
 var schemas atomic.Int64
 
