@@ -39,8 +39,9 @@ import (
 // The seed is random each run (RXGORM_SEED replays one). The operations
 // run in rounds of convergenceRound, each on a fresh database and hub, so
 // that tables and subscribers stay the size a round makes them; their
-// number is RXGORM_CONVERGENCE_OPS per database (CI: 50,000 each on
-// SQLite and PostgreSQL, `make convergence`), else 3,000 on SQLite and
+// number is RXGORM_CONVERGENCE_OPS per database, or
+// RXGORM_CONVERGENCE_OPS_SQLITE and _POSTGRES (CI, `make convergence`:
+// 70,000 on SQLite and 30,000 on PostgreSQL), else 3,000 on SQLite and
 // 1,000 on PostgreSQL (a tenth with -short).
 
 // convergenceRound is the operations of one round.
@@ -48,21 +49,25 @@ const convergenceRound = 2000
 
 func TestConvergenceSQLite(t *testing.T) {
 	t.Parallel()
-	runConvergenceRounds(t, openConvergenceSQLite, seed(t), convergenceOps(t, 3000))
+	runConvergenceRounds(t, openConvergenceSQLite, seed(t), convergenceOps(t, "SQLITE", 3000))
 }
 
 func TestConvergencePostgres(t *testing.T) {
 	t.Parallel()
-	runConvergenceRounds(t, openConvergencePostgres, seed(t), convergenceOps(t, 1000))
+	runConvergenceRounds(t, openConvergencePostgres, seed(t), convergenceOps(t, "POSTGRES", 1000))
 }
 
-// convergenceOps is RXGORM_CONVERGENCE_OPS, else def (a tenth of it with
-// -short).
-func convergenceOps(t *testing.T, def int) int {
-	if v := os.Getenv("RXGORM_CONVERGENCE_OPS"); v != "" {
+// convergenceOps is RXGORM_CONVERGENCE_OPS_<database>, else
+// RXGORM_CONVERGENCE_OPS, else def (a tenth of it with -short).
+func convergenceOps(t *testing.T, database string, def int) int {
+	for _, name := range []string{"RXGORM_CONVERGENCE_OPS_" + database, "RXGORM_CONVERGENCE_OPS"} {
+		v := os.Getenv(name)
+		if v == "" {
+			continue
+		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			t.Fatalf("RXGORM_CONVERGENCE_OPS=%q: want a positive number", v)
+			t.Fatalf("%s=%q: want a positive number", name, v)
 		}
 		return n
 	}
