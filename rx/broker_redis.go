@@ -89,8 +89,9 @@ func (b *RedisBroker) PublishBatch(ctx context.Context, msgs []Message) error {
 }
 
 // Subscribe implements Broker. The subscription is active on Redis when it
-// returns: it waits for Redis to confirm it, until ctx is done (at most
-// 10 s when ctx has no deadline).
+// returns: it waits for Redis to confirm it, at most 2 s (while Redis is
+// down, or past that, it returns with the subscription pending: go-redis
+// makes it when Redis is back, and OnRecover functions run).
 func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([]byte)) (func(), error) {
 	b.mu.Lock()
 	b.next++
@@ -110,9 +111,13 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([
 	return func() { b.remove(topic, id) }, nil
 }
 
-// subscribeTimeout bounds the wait for Redis to confirm a subscription
-// when the caller's context has no deadline.
-const subscribeTimeout = 10 * time.Second
+// subscribeTimeout bounds the wait for Redis to confirm a subscription:
+// past it (or at once while Redis is known to be down) Subscribe returns
+// with the subscription pending, as go-redis makes it again when the
+// connection is back, and the OnRecover functions resync what was missed.
+// The engine subscribes on its goroutine (following a stream): a Redis
+// outage must not hold it longer.
+const subscribeTimeout = 2 * time.Second
 
 // subscribe sends SUBSCRIBE for topic and waits until Redis confirms it
 // (the confirmation arrives on the receiving goroutine), so that a message
@@ -134,13 +139,19 @@ func (b *RedisBroker) subscribe(ctx context.Context, topic string) error {
 	if err := b.ps.Subscribe(ctx, channel); err != nil {
 		return fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, subscribeTimeout)
-		defer cancel()
+	b.mu.Lock()
+	down := b.down
+	b.mu.Unlock()
+	if down {
+		return nil // pending until Redis is back
 	}
+	timer := time.NewTimer(subscribeTimeout)
+	defer timer.Stop()
 	select {
 	case <-confirmed:
+		return nil
+	case <-timer.C:
+		b.log.Warn("rx: redis did not confirm a subscription in time; it stays pending", "topic", topic)
 		return nil
 	case <-b.done:
 		return fmt.Errorf("rx: redis subscribe %s: %w", topic, redis.ErrClosed)
