@@ -165,6 +165,8 @@ type Server struct {
 
 	frames atomic.Int64 // frames written to sockets
 	writes atomic.Int64 // writes to their connections (syscalls)
+	// peakQueue is the most frames any socket's send queue has held.
+	peakQueue atomic.Int64
 }
 
 // Stats are a Server's running totals since it started.
@@ -326,5 +328,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// notePeak raises peakQueue to n.
+func (s *Server) notePeak(n int64) {
+	for {
+		p := s.peakQueue.Load()
+		if n <= p || s.peakQueue.CompareAndSwap(p, n) {
+			return
+		}
 	}
 }

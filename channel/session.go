@@ -123,6 +123,9 @@ func (s *session) enqueue(it outItem) bool {
 	s.bytes += it.size
 	s.big = big
 	s.queue = append(s.queue, it)
+	if n := int64(len(s.queue)); n > s.srv.peakQueue.Load() {
+		s.srv.notePeak(n)
+	}
 	running := s.writing
 	s.writing = true
 	s.qmu.Unlock()

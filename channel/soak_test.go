@@ -144,11 +144,8 @@ func TestSoak(t *testing.T) {
 	go func() {
 		defer bg.Done()
 		for !s.stop.Load() {
-			lens, caps := e.srv.RelQueues()
-			for i, n := range lens {
-				if caps[i] != sendQueue {
-					t.Errorf("a socket's send queue holds %d frames, not Options.SendQueue = %d", caps[i], sendQueue)
-				}
+			lens, _ := e.srv.RelQueues()
+			for _, n := range lens {
 				if int64(n) > s.maxQueue.Load() {
 					s.maxQueue.Store(int64(n))
 				}
@@ -235,8 +232,10 @@ func TestSoak(t *testing.T) {
 	}
 	samples, p50, p99, pmax := len(lat), pct(0.5), pct(0.99), pct(1)
 	lat = nil
-	if max := s.maxQueue.Load(); max > sendQueue {
-		t.Fatalf("a send queue held %d frames, over Options.SendQueue = %d", max, sendQueue)
+	// Every frame queued was counted, not only those a sample saw: a
+	// queue past SendQueue fails, whenever it happened.
+	if _, peak := e.srv.RelQueues(); peak > sendQueue || int64(peak) < s.maxQueue.Load() {
+		t.Fatalf("a send queue held %d frames (%d sampled), over Options.SendQueue = %d", peak, s.maxQueue.Load(), sendQueue)
 	}
 	clients = nil
 	g, heap := relSettle()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type RedisBroker struct {
 	ps       *redis.PubSub
 	next     int
 	handlers map[string]map[int]func([]byte) // guarded by mu
+	confirm  map[string][]chan struct{}      // Redis channel → Subscribe calls waiting for its confirmation; guarded by mu
 	down     bool                            // guarded by mu
 	recover  []func()                        // guarded by mu
 	done     chan struct{}
@@ -52,7 +54,7 @@ func NewRedisBroker(client *redis.Client, opts RedisOptions) *RedisBroker {
 		opts.Logger = slog.Default()
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	b := &RedisBroker{client: client, prefix: opts.Prefix, log: opts.Logger, handlers: map[string]map[int]func([]byte){}, done: make(chan struct{}), stop: stop}
+	b := &RedisBroker{client: client, prefix: opts.Prefix, log: opts.Logger, handlers: map[string]map[int]func([]byte){}, confirm: map[string][]chan struct{}{}, done: make(chan struct{}), stop: stop}
 	b.ps = client.Subscribe(ctx)
 	go b.run(ctx)
 	return b
@@ -66,8 +68,30 @@ func (b *RedisBroker) Publish(ctx context.Context, topic string, payload []byte)
 	return nil
 }
 
+var _ BatchPublisher = (*RedisBroker)(nil)
+
+// PublishBatch implements BatchPublisher: the messages go in one pipeline,
+// one round trip, in order.
+func (b *RedisBroker) PublishBatch(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.Publish(ctx, b.prefix+m.Topic, m.Payload)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rx: redis publish %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
 // Subscribe implements Broker. The subscription is active on Redis when it
-// returns.
+// returns: it waits for Redis to confirm it, at most 2 s (while Redis is
+// down, or past that, it returns with the subscription pending: go-redis
+// makes it when Redis is back, and OnRecover functions run).
 func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([]byte)) (func(), error) {
 	b.mu.Lock()
 	b.next++
@@ -79,12 +103,61 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string, handle func([
 	b.handlers[topic][id] = handle
 	b.mu.Unlock()
 	if first {
-		if err := b.ps.Subscribe(ctx, b.prefix+topic); err != nil {
+		if err := b.subscribe(ctx, topic); err != nil {
 			b.remove(topic, id)
-			return nil, fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
+			return nil, err
 		}
 	}
 	return func() { b.remove(topic, id) }, nil
+}
+
+// subscribeTimeout bounds the wait for Redis to confirm a subscription:
+// past it (or at once while Redis is known to be down) Subscribe returns
+// with the subscription pending, as go-redis makes it again when the
+// connection is back, and the OnRecover functions resync what was missed.
+// The engine subscribes on its goroutine (following a stream): a Redis
+// outage must not hold it longer.
+const subscribeTimeout = 2 * time.Second
+
+// subscribe sends SUBSCRIBE for topic and waits until Redis confirms it
+// (the confirmation arrives on the receiving goroutine), so that a message
+// published after Subscribe returns reaches the handler.
+func (b *RedisBroker) subscribe(ctx context.Context, topic string) error {
+	channel := b.prefix + topic
+	confirmed := make(chan struct{})
+	b.mu.Lock()
+	b.confirm[channel] = append(b.confirm[channel], confirmed)
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.confirm[channel] = slices.DeleteFunc(b.confirm[channel], func(c chan struct{}) bool { return c == confirmed })
+		if len(b.confirm[channel]) == 0 {
+			delete(b.confirm, channel)
+		}
+		b.mu.Unlock()
+	}()
+	if err := b.ps.Subscribe(ctx, channel); err != nil {
+		return fmt.Errorf("rx: redis subscribe %s: %w", topic, err)
+	}
+	b.mu.Lock()
+	down := b.down
+	b.mu.Unlock()
+	if down {
+		return nil // pending until Redis is back
+	}
+	timer := time.NewTimer(subscribeTimeout)
+	defer timer.Stop()
+	select {
+	case <-confirmed:
+		return nil
+	case <-timer.C:
+		b.log.Warn("rx: redis did not confirm a subscription in time; it stays pending", "topic", topic)
+		return nil
+	case <-b.done:
+		return fmt.Errorf("rx: redis subscribe %s: %w", topic, redis.ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("rx: redis subscribe %s: no confirmation: %w", topic, ctx.Err())
+	}
 }
 
 func (b *RedisBroker) remove(topic string, id int) {
@@ -136,7 +209,17 @@ func (b *RedisBroker) run(ctx context.Context) {
 			for _, h := range hs {
 				h([]byte(m.Payload))
 			}
-		case *redis.Subscription, *redis.Pong:
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				b.mu.Lock()
+				for _, c := range b.confirm[m.Channel] {
+					close(c)
+				}
+				delete(b.confirm, m.Channel)
+				b.mu.Unlock()
+			}
+			b.setUp()
+		case *redis.Pong:
 			b.setUp()
 		}
 	}

@@ -67,7 +67,8 @@ func TestRedisBrokerAcrossNodes(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	hubs[0].OnBroadcast(func(m json.RawMessage) { mu.Lock(); got = append(got, string(m)); mu.Unlock() })
-	time.Sleep(50 * time.Millisecond) // the group subscription reaches Redis
+	// The group's Redis subscription was confirmed before Subscribe
+	// returned: no wait for it to reach Redis.
 	// Published on node 1.
 	if err := hubs[1].Publish(ctx, "chat-1", "two", typingEvent{Who: "remote"}); err != nil {
 		t.Fatal(err)

@@ -104,7 +104,7 @@ func newCluster(h *Hub) (*cluster, error) {
 		_, _ = rand.Read(b[:])
 		node = hex.EncodeToString(b[:])
 	}
-	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, out: newOutbox(h.broker, h.log, "commits"), roles: map[cache.Stream]bool{}}
+	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, out: newOutbox(h.broker, h.log, "commits", h.cfg.BrokerQueue), roles: map[cache.Stream]bool{}}
 	if l, ok := h.broker.(Leaser); ok {
 		if s, ok := h.store.(SharedStore); ok && s.SharedAcrossNodes() {
 			c.lease = l

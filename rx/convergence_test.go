@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -25,27 +28,84 @@ import (
 // The convergence test: a seeded random mix of writes, in and out of
 // transactions (some rolled back, some with a failing nested transaction),
 // over a 3-level tree with many2many relations, foreign-key moves and
-// per-user rows, while subscribers join, leave and resume at random. At the
-// end every subscriber's rebuilt state must equal an independent
-// serialization of the database: GORM preloads encoded by encoding/json.
+// per-user rows, while subscribers join, leave and resume at random, drop
+// (lose the events in flight, as a dropped socket does) and resume, and
+// the engine's reads fail now and then (a real database error: the read
+// names a table that does not exist), so that commits are retried and
+// streams reloaded. At the end every subscriber's rebuilt state must equal
+// an independent serialization of the database: GORM preloads encoded by
+// encoding/json.
+//
+// The seed is random each run (RXGORM_SEED replays one). The operations
+// run in rounds of convergenceRound, each on a fresh database and hub, so
+// that tables and subscribers stay the size a round makes them; their
+// number is RXGORM_CONVERGENCE_OPS per database, or
+// RXGORM_CONVERGENCE_OPS_SQLITE and _POSTGRES (CI, `make convergence`:
+// 70,000 on SQLite and 30,000 on PostgreSQL), else 3,000 on SQLite and
+// 1,000 on PostgreSQL (a tenth with -short).
+
+// convergenceRound is the operations of one round.
+const convergenceRound = 2000
 
 func TestConvergenceSQLite(t *testing.T) {
-	ops := 3000
-	if testing.Short() {
-		ops = 600
-	}
-	runConvergence(t, openSQLite(t), seed(t), ops)
+	t.Parallel()
+	runConvergenceRounds(t, openConvergenceSQLite, seed(t), convergenceOps(t, "SQLITE", 3000))
 }
 
 func TestConvergencePostgres(t *testing.T) {
-	ops := 1000
-	if testing.Short() {
-		ops = 300
-	}
-	runConvergence(t, openPostgres(t), seed(t), ops)
+	t.Parallel()
+	runConvergenceRounds(t, openConvergencePostgres, seed(t), convergenceOps(t, "POSTGRES", 1000))
 }
 
-// seed returns RXGORM_SEED if set, else a fixed seed, and logs it so that
+// convergenceOps is RXGORM_CONVERGENCE_OPS_<database>, else
+// RXGORM_CONVERGENCE_OPS, else def (a tenth of it with -short).
+func convergenceOps(t *testing.T, database string, def int) int {
+	for _, name := range []string{"RXGORM_CONVERGENCE_OPS_" + database, "RXGORM_CONVERGENCE_OPS"} {
+		v := os.Getenv(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want a positive number", name, v)
+		}
+		return n
+	}
+	if testing.Short() {
+		return def / 10
+	}
+	return def
+}
+
+// openConvergenceSQLite is a SQLite file that does not sync to disk at
+// each commit: durability is not what this test checks, and it runs a
+// hundred thousand transactions.
+func openConvergenceSQLite(t testing.TB) *gorm.DB { return rxtest.SQLite(t, "_synchronous=OFF") }
+
+// openConvergencePostgres is a private schema whose commits do not wait for
+// the WAL to reach the disk, for the same reason.
+func openConvergencePostgres(t testing.TB) *gorm.DB {
+	return rxtest.Postgres(t, "synchronous_commit=off")
+}
+
+// runConvergenceRounds runs ops operations in rounds, each on a fresh
+// database from open, seeded from seed and the round's number.
+func runConvergenceRounds(t *testing.T, open func(testing.TB) *gorm.DB, seed uint64, ops int) {
+	start := time.Now()
+	var faults, drops int
+	for round := 0; ops > 0 && !t.Failed(); round++ {
+		n := min(ops, convergenceRound)
+		ops -= n
+		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
+			f, d := runConvergence(t, open(t), seed+uint64(round)*0x9e3779b97f4a7c15, n)
+			faults += f
+			drops += d
+		})
+	}
+	t.Logf("%v: %d failed engine reads, %d dropped subscribers", time.Since(start).Round(time.Millisecond), faults, drops)
+}
+
+// seed returns RXGORM_SEED if set, else a random seed, and logs it so that
 // a failure can be replayed.
 func seed(t *testing.T) uint64 { return rxtest.Seed(t) }
 
@@ -63,6 +123,8 @@ type watcher struct {
 	// dups counts deltas at or below a version already held: a delta
 	// delivered twice or out of order.
 	dups atomic.Int64
+	// discard: the subscriber dropped; events still in flight are lost.
+	discard atomic.Bool
 }
 
 func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
@@ -96,6 +158,9 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 			if !ev.Snapshot && !ev.Initial && ev.Instances != nil && ev.Version <= held[ev.Anchor] {
 				w.dups.Add(1)
 			}
+			if w.discard.Load() {
+				continue
+			}
 			if ev.Version > 0 {
 				held[ev.Anchor] = ev.Version
 			}
@@ -104,6 +169,17 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 			w.mu.Unlock()
 		}
 	}()
+}
+
+// drop ends the subscription as a dropped socket does: the events not yet
+// applied are lost.
+func (w *watcher) drop() {
+	if w.sub == nil {
+		return
+	}
+	w.discard.Store(true)
+	w.stop()
+	w.discard.Store(false)
 }
 
 func (w *watcher) stop() {
@@ -118,9 +194,44 @@ func (w *watcher) stop() {
 	w.sub = nil
 }
 
-func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) {
+// runConvergence runs one round and returns the engine reads it made fail
+// and the subscribers it dropped.
+func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) (faults, drops int) {
 	migrate(t, db)
-	h := newHub(t, db)
+	// Engine reads fail while failing > 0: they run on the hub's context
+	// (cancellable), the writer's and the oracle's on context.Background.
+	// The read names a table that does not exist, so the database itself
+	// fails it.
+	var failing, failed atomic.Int64
+	err := db.Callback().Query().Before("gorm:query").Register("conv:fault", func(tx *gorm.DB) {
+		if tx.Statement.Context.Done() == nil || tx.Statement.Table == "" {
+			return
+		}
+		for {
+			n := failing.Load()
+			if n <= 0 {
+				return
+			}
+			if failing.CompareAndSwap(n, n-1) {
+				break
+			}
+		}
+		failed.Add(1)
+		tx.Statement.Table += "_gone"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The engine logs each failed read; the test counts them instead.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := rx.New(db, rx.Config{ProbeInterval: 20 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Register(&ChatChannel{}, &ChatList{}); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 
@@ -159,18 +270,47 @@ func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) {
 			wt := watchers[r.IntN(len(watchers))]
 			wt.stop()
 			wt.start(t, h, true)
+		case p < 5 && len(watchers) > 0:
+			// Drop, losing what was in flight, and resume.
+			wt := watchers[r.IntN(len(watchers))]
+			wt.drop()
+			drops++
+			wt.start(t, h, true)
+		case p < 7 && failing.Load() == 0:
+			// The engine's next reads fail: one or two are retried, three
+			// exhaust a batch's attempts and reload its streams.
+			failing.Store(int64(1 + r.IntN(3)))
 		}
 		w.step(t)
 	}
+	failing.Store(0)
 	if err := h.Wait(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A stream whose reload failed is retried every ProbeInterval: wait
+	// until every subscriber holds the database's state.
+	ref := reopen(t, db)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, wt := range watchers {
+		want := oracle(t, ref, wt)
+		for {
+			wt.mu.Lock()
+			got, err := wt.state.JSON()
+			wt.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sameJSON(t, got, want) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	for _, wt := range watchers {
 		wt.stop()
 	}
-	t.Logf("%d ops: %d transactions committed, %d rolled back, %d watchers", ops, w.commits, w.rollbacks, len(watchers))
+	t.Logf("%d ops: %d transactions committed, %d rolled back, %d watchers, %d dropped, %d engine reads failed", ops, w.commits, w.rollbacks, len(watchers), drops, failed.Load())
 
-	ref := reopen(t, db)
 	fresh, err := rx.New(reopen(t, db), rx.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +350,7 @@ func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) {
 			t.Errorf("%s: Snapshot differs from the database\n got: %s\nwant: %s", wt.name, snap, want)
 		}
 	}
+	return int(failed.Load()), drops
 }
 
 // writer performs random writes and remembers the live ids.
@@ -274,6 +415,9 @@ func (w *writer) one(db *gorm.DB) error {
 		if err := db.Model(&Chat{ID: id}).Association("Members").Clear(); err != nil {
 			return err
 		}
+		// Later writes of the same transaction must not use it (PostgreSQL
+		// checks foreign keys); a rollback restores the list.
+		w.chats = slices.DeleteFunc(slices.Clone(w.chats), func(c uint) bool { return c == id })
 		return db.Delete(&Chat{}, id).Error
 	case p < 12:
 		return db.Model(&Chat{ID: w.pick(w.chats)}).Association("Members").Append(&User{ID: w.pick(w.users)})

@@ -42,21 +42,27 @@ type engine struct {
 	parked     map[*hotStream]struct{}
 	listsStale bool // refreshing the lists failed: retried with them
 	retrying   bool // a retry of the parked streams is scheduled
+	// Batches whose reads failed wait for their next attempt off the
+	// goroutine; barriers wait for them.
+	retrySeq     uint64
+	retryPending map[uint64]struct{}
+	barriers     []barrierWait
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
 	return &engine{
-		h:        h,
-		db:       db,
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		streams:  map[cache.Stream]*hotStream{},
-		index:    map[ikey]map[*hotStream]struct{}{},
-		layerHot: map[*layer]int{},
-		lists:    map[*channelDef]map[*Subscription]struct{}{},
-		parked:   map[*hotStream]struct{}{},
-		primary:  h.store,
-		active:   h.store,
+		h:            h,
+		db:           db,
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		streams:      map[cache.Stream]*hotStream{},
+		index:        map[ikey]map[*hotStream]struct{}{},
+		layerHot:     map[*layer]int{},
+		lists:        map[*channelDef]map[*Subscription]struct{}{},
+		parked:       map[*hotStream]struct{}{},
+		primary:      h.store,
+		retryPending: map[uint64]struct{}{},
+		active:       h.store,
 	}
 }
 
@@ -149,6 +155,10 @@ func (e *engine) run() {
 					sub.end(errors.New("rx: hub closed"))
 				}
 			}
+			for _, b := range e.barriers {
+				close(b.done) // their retries will not run
+			}
+			e.barriers = nil
 			return
 		}
 		<-e.wake
@@ -190,22 +200,41 @@ func (e *engine) unindex(k ikey, s *hotStream) {
 	}
 }
 
+// retryDelays are the waits before the second and third attempts at a
+// batch whose database reads failed.
+var retryDelays = []time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
+
 // process turns one commit's touches into deltas for every hot stream.
 func (e *engine) process(ts []touch) {
-	e.bumpEpochs(ts)
+	e.bumpEpochs(ts) // once per commit, not per attempt
+	e.attempt(ts, 0, 0)
+}
+
+// attempt processes a batch; attempt n counts from 0. A batch whose reads
+// fail is queued again after retryDelays[n], without holding the engine
+// goroutine meanwhile: other streams, subscriptions and commits go on.
+// seq numbers a batch being retried (0 before its first failure), so that
+// barrier can wait for it.
+func (e *engine) attempt(ts []touch, n int, seq uint64) {
+	defer func() { e.retryDone(seq) }() // seq as it is on return
 	if len(e.streams) == 0 && len(e.lists) == 0 {
 		return
 	}
 	ctx := e.ctx()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = e.processOnce(ctx, ts); err == nil {
-			return
+	err := e.processOnce(ctx, ts)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if n < len(retryDelays) {
+		if seq == 0 {
+			e.retrySeq++
+			seq = e.retrySeq
+			e.retryPending[seq] = struct{}{}
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+		next := seq
+		seq = 0 // still pending: not done by this attempt
+		time.AfterFunc(retryDelays[n], func() { e.do(func() { e.attempt(ts, n+1, next) }) })
+		return
 	}
 	// The database could not be read: reload every stream the touches may
 	// concern, so that subscribers are not left stale (a stream that cannot
@@ -228,6 +257,58 @@ func (e *engine) process(ts []touch) {
 			}
 		}
 	}
+}
+
+// barrierWait is a barrier call waiting for the batches being retried
+// when it ran.
+type barrierWait struct {
+	upTo uint64 // retry sequence numbers up to this one
+	done chan struct{}
+}
+
+// barrier returns once every commit queued before the call was processed:
+// applied, or given up after its retries.
+func (e *engine) barrier(ctx context.Context) error {
+	var done chan struct{}
+	err := e.call(ctx, func() {
+		if len(e.retryPending) > 0 {
+			done = make(chan struct{})
+			e.barriers = append(e.barriers, barrierWait{upTo: e.retrySeq, done: done})
+		}
+	})
+	if err != nil || done == nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// retryDone records that the batch retried as seq is over (0: none) and
+// releases the barriers that waited for it and for no other.
+func (e *engine) retryDone(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	delete(e.retryPending, seq)
+	oldest := uint64(0)
+	for s := range e.retryPending {
+		if oldest == 0 || s < oldest {
+			oldest = s
+		}
+	}
+	keep := e.barriers[:0]
+	for _, b := range e.barriers {
+		if oldest == 0 || oldest > b.upTo {
+			close(b.done)
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	e.barriers = keep
 }
 
 type change struct {
@@ -686,6 +767,15 @@ func (e *engine) resync(s *hotStream) {
 		return
 	}
 	ns, err := e.hot(ctx, s.def, s.anchor.id)
+	if errors.Is(err, ErrNotFound) {
+		// The anchor was deleted meanwhile: the stream is empty, as a
+		// delta deleting it would have left it (a snapshot of nothing).
+		ev := &Event{Anchor: s.key.Anchor, Version: s.version, Snapshot: true, Initial: true, memo: &memo{}}
+		for sub := range subs {
+			sub.deliver(ev)
+		}
+		return
+	}
 	if err == nil {
 		var snap cache.Snapshot
 		snap, err = e.snapshot(ctx, ns.key)

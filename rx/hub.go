@@ -52,6 +52,11 @@ type Config struct {
 	// PresenceTimeout is how long a node's users stay present after the
 	// node was last heard from. Zero means three heartbeats.
 	PresenceTimeout time.Duration
+	// BrokerQueue bounds each queue of messages waiting for the broker
+	// (commits for the other nodes; presence): past it messages are
+	// dropped and Wait fails at once with CodeOverloaded, so that a hung
+	// broker holds neither memory nor callers. Zero means 10,000.
+	BrokerQueue int
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -121,6 +126,9 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	}
 	if cfg.PresenceTimeout <= 0 {
 		cfg.PresenceTimeout = 3 * cfg.PresenceHeartbeat
+	}
+	if cfg.BrokerQueue <= 0 {
+		cfg.BrokerQueue = 10000
 	}
 	h := &Hub{
 		db:       db,
@@ -268,15 +276,31 @@ func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
 // to the cache and handed to subscriptions.
 //
 // In a cluster it also waits until they were handed to the broker for the
-// other nodes.
+// other nodes. While the broker does not take them (its last publish
+// failed, or its queue, Config.BrokerQueue, is full) it fails at once
+// with CodeOverloaded wrapping ErrBrokerDown, after the local part: local
+// subscriptions have the writes.
 func (h *Hub) Wait(ctx context.Context) error {
-	if err := h.engine.call(ctx, func() {}); err != nil {
+	if err := h.engine.barrier(ctx); err != nil {
 		return err
 	}
 	if h.cluster != nil {
 		return h.cluster.out.flush(ctx)
 	}
 	return nil
+}
+
+// BrokerStats returns the figures of the queues of messages this hub hands
+// to its broker for the other nodes.
+func (h *Hub) BrokerStats() BrokerStats {
+	var s BrokerStats
+	if h.cluster != nil {
+		h.cluster.out.stats(&s)
+	}
+	if h.presence != nil {
+		h.presence.out.stats(&s)
+	}
+	return s
 }
 
 // Snapshot returns the nested JSON state of a channel for user, exactly as a

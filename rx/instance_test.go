@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,7 @@ func (c *ActiveChat) Echo(ctx context.Context, v any) (any, error) {
 }
 
 func (c *ActiveChat) Slow(ctx context.Context) error {
+	c.Log.add("slow started")
 	<-ctx.Done()
 	c.Log.add("slow cancelled")
 	return ctx.Err()
@@ -245,7 +247,7 @@ func TestActionsRuntimeConsumers(t *testing.T) {
 	// OnDisconnect runs.
 	done := make(chan error, 1)
 	go func() { _, err := call("slow"); done <- err }()
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, func() bool { return slices.Contains(log.all(), "slow started") })
 	subA.Close()
 	select {
 	case err := <-done:
@@ -259,8 +261,10 @@ func TestActionsRuntimeConsumers(t *testing.T) {
 	// A closed subscription left its groups.
 	before := len(log.all())
 	h.Publish(ctx, "chat-"+jsonNum(chat.ID), "two", typingEvent{Who: "last"})
-	waitFor(t, func() bool { return len(log.all()) > before })
-	time.Sleep(20 * time.Millisecond)
+	// The open subscription handles it; the closed one, no longer a
+	// member when Publish handed the event to the group's members, does
+	// not.
+	waitFor(t, func() bool { return slices.Contains(log.all()[before:], "two:last@b") })
 	for _, e := range log.all()[before:] {
 		if strings.HasSuffix(e, "@a") {
 			t.Errorf("closed subscription still handles events: %s", e)

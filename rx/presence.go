@@ -188,7 +188,7 @@ func newPresence(h *Hub) (*presence, error) {
 		node:     hex.EncodeToString(b),
 		interval: h.cfg.PresenceHeartbeat,
 		timeout:  h.cfg.PresenceTimeout,
-		out:      newOutbox(h.broker, h.log, "presence"),
+		out:      newOutbox(h.broker, h.log, "presence", h.cfg.BrokerQueue),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		local:    map[Place]counts{},

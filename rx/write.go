@@ -23,17 +23,22 @@ import (
 //  1. the layer and operation (and, for a create, the parent relation) are
 //     declared;
 //  2. the client sets only declared fields;
-//  3. the values decode into the Go model (a type error names the field),
-//     and the model's Validate method, if any, accepts the result;
+//  3. the values decode into the Go model (a type error names the field);
 //  4. the row (or a create's parent) is in this subscription's state, and a
-//     per-user row is the user's own;
-//  5. the layer's Allow hook accepts the write, seeing the user and the old
+//     per-user row is the user's own: checked before the transaction, and
+//     again inside it once the row (or parent) is locked, against the row
+//     as the database has it then;
+//  5. the model's Validate method, if any, accepts the new row;
+//  6. the layer's Allow hook accepts the write, seeing the user and the old
 //     and new rows; without a hook every write is denied;
-//  6. the write is made through GORM in a transaction (the row is locked
-//     first, so concurrent writes to it apply one after another), and the
-//     normal change capture broadcasts it;
-//  7. the call returns once the resulting delta was handed to the
+//  7. the write is made through GORM in that transaction (the row is
+//     locked first, so concurrent writes to it apply one after another),
+//     and the normal change capture broadcasts it;
+//  8. the call returns once the resulting delta was handed to the
 //     subscriptions, so a client sees the change before the reply.
+//
+// A refusal comes from the first step that fails, in this order
+// (docs/PROTOCOL.md lists it for clients).
 
 // Writer is implemented by a channel whose clients may write rows of its
 // state. Writable is called once at Register, for the declaration (checked
@@ -428,8 +433,11 @@ func (s *Subscription) Write(ctx context.Context, req WriteRequest) (string, err
 		return "", err
 	}
 	// The reply follows the delta: by now the commit's touches are queued
-	// to the engine, and Wait runs after they were processed.
-	if err := s.hub.Wait(ctx); err != nil {
+	// to the engine, and Wait runs after they were processed. A broker
+	// that does not take them for the other nodes fails Wait at once,
+	// after the local delta: the write is committed and the client has
+	// it, so it succeeded (the other nodes catch up as Wait documents).
+	if err := s.hub.Wait(ctx); err != nil && !errors.Is(err, ErrBrokerDown) {
 		return "", err
 	}
 	return id, nil
@@ -447,6 +455,59 @@ func (s *Subscription) holds(k ikey) bool {
 	for _, st := range s.streams {
 		if n := st.nodes[k]; n != nil && (n.owner == "" || n.owner == s.user.ID) {
 			return true
+		}
+	}
+	return false
+}
+
+// stillHolds checks again, inside the write's transaction and with row id
+// of l locked (v, as the database has it now), that the subscription's
+// state holds it: the check before the transaction could have been passed
+// by a row that a concurrent commit moved out of the state since.
+func (s *Subscription) stillHolds(ctx context.Context, l *layer, id string, v reflect.Value) error {
+	r, _, err := encodeRow(ctx, l, v.Elem())
+	if err != nil {
+		return fmt.Errorf("rx: read %s %s for a write: %w", l.name, id, err)
+	}
+	var held bool
+	if err := s.hub.engine.call(ctx, func() { held = s.holdsRow(ikey{l, id}, r) }); err != nil {
+		return err
+	}
+	if !held {
+		return Errorf(CodeNotFound, "no %s %s in this subscription", l.name, id)
+	}
+	return nil
+}
+
+// holdsRow is holds for row k as the database has it now (r): besides
+// being in a stream of the subscription as its user sees it, a row that
+// the stream placed under a parent through a foreign key must still point
+// at a parent the stream holds; the stream may not have seen a commit that
+// moved it yet (engine goroutine only).
+func (s *Subscription) holdsRow(k ikey, r *row) bool {
+	if !s.holds(k) || (r.owner != "" && r.owner != s.user.ID) {
+		return false
+	}
+	for _, st := range s.streams {
+		n := st.nodes[k]
+		if n == nil || (n.owner != "" && n.owner != s.user.ID) {
+			continue
+		}
+		if k == st.anchor {
+			return true
+		}
+		placed := false
+		for _, p := range k.l.parents {
+			if len(st.parentsVia(k, p)) == 0 {
+				continue
+			}
+			placed = true
+			if fk := r.fks[p]; fk != "" && st.nodes[ikey{p.from, fk}] != nil {
+				return true
+			}
+		}
+		if !placed {
+			return true // reached otherwise (many2many, belongs-to)
 		}
 	}
 	return false
@@ -500,7 +561,27 @@ func (s *Subscription) apply(ctx context.Context, wd *writeDef, rel *relation, c
 				return "", Errorf(CodeNotFound, "no %s %s in this subscription", l.name, req.Row)
 			}
 		}
+		if err := s.stillHolds(ctx, l, req.Row, old); err != nil {
+			return "", err
+		}
 		c.old = old
+	} else {
+		// The parent, locked against a concurrent move or delete until the
+		// create commits, is still in the state.
+		p := rel.from
+		parent := reflect.New(p.typ)
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where(map[string]any{p.pk.DBName: keyArgs(p.pk, []string{c.parent})[0]}).
+			Take(parent.Interface()).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return "", Errorf(CodeNotFound, "no %s %s", p.name, c.parent)
+		}
+		if err != nil {
+			return "", fmt.Errorf("rx: read %s %s for a create: %w", p.name, c.parent, err)
+		}
+		if err := s.stillHolds(ctx, p, c.parent, parent); err != nil {
+			return "", err
+		}
 	}
 	if c.op != OpDelete {
 		nv := reflect.New(l.typ)

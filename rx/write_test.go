@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rxgorm/rxgorm/rx"
@@ -504,3 +505,59 @@ type wrDeclared struct {
 
 func (c *wrDeclared) ChannelName() string     { return "wrDeclared" }
 func (c *wrDeclared) Writable() []rx.Writable { return c.ws }
+
+// The row is in the subscription's state when checked before the write's
+// transaction, and a commit moves it out before the transaction locks it:
+// the write is refused with not_found, checked again inside the
+// transaction against the row as the database has it then (issue 17,
+// item 8). The move runs in the write's own transaction, just before the
+// locking read (a concurrent commit would have to win the same race, and
+// SQLite's immediate transactions let none in once it began): the engine
+// never sees it, so its graph still holds the note under board 1. The
+// move is rolled back with the refused write.
+func TestWriteRecheckedInTransaction(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+		t.Run(name, func(t *testing.T) {
+			e := newWrEnv(t, open(t))
+			w := e.watch("1", 1)
+			var move atomic.Value // SQL to run before the next locking read
+			err := e.db.Callback().Query().Before("gorm:query").Register("wr:move", func(tx *gorm.DB) {
+				if _, locking := tx.Statement.Clauses["FOR"]; !locking {
+					return
+				}
+				if q := move.Swap(""); q != nil && q != "" {
+					if err := tx.Session(&gorm.Session{NewDB: true}).Exec(q.(string)).Error; err != nil {
+						panic(err)
+					}
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Note 1 moves to board 2 after the check, before the lock.
+			move.Store("UPDATE wr_notes SET board_id = 2 WHERE id = 1")
+			_, err = w.write(rx.OpSave, "wrNote", "1", fields("text", `"moved"`))
+			if !errors.Is(err, rx.ErrNotFound) {
+				t.Fatalf("save of a row moved out of the state: want not_found, got %v", err)
+			}
+			var n wrNote
+			e.db.First(&n, 1)
+			if n.Text != "a" || n.BoardID != 1 {
+				t.Fatalf("the refused write changed the row (or kept the move): %+v", n)
+			}
+			// A delete the same way.
+			move.Store("UPDATE wr_notes SET board_id = 2 WHERE id = 1")
+			if _, err := w.write(rx.OpDelete, "wrNote", "1", nil); !errors.Is(err, rx.ErrNotFound) {
+				t.Fatalf("delete of a row moved out of the state: want not_found, got %v", err)
+			}
+			// A control: without a move the same save goes through.
+			if _, err := w.write(rx.OpSave, "wrNote", "1", fields("text", `"kept"`)); err != nil {
+				t.Fatal(err)
+			}
+			e.db.First(&n, 1)
+			if n.Text != "kept" {
+				t.Fatalf("control save: %+v", n)
+			}
+		})
+	}
+}

@@ -17,10 +17,10 @@ import (
 	"github.com/rxgorm/rxgorm/bench"
 	"github.com/rxgorm/rxgorm/bench/loadctl"
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
+	"github.com/rxgorm/rxgorm/cache/mongotest/launcher"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
-	"github.com/rxgorm/rxgorm/rx/rxtest"
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/driver/postgres"
@@ -175,7 +175,7 @@ func (s *Server) openDB(kind string) error {
 		return err
 	case "postgres":
 		schema := fmt.Sprintf("rxload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-		admin, err := gorm.Open(postgres.Open(rxtest.PostgresDSN()), &gorm.Config{Logger: logger.Discard})
+		admin, err := gorm.Open(postgres.Open(dsn.Postgres()), &gorm.Config{Logger: logger.Discard})
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
@@ -184,7 +184,7 @@ func (s *Server) openDB(kind string) error {
 			return fmt.Errorf("postgres: %w", err)
 		}
 		s.cleanup = append(s.cleanup, func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE"); bench.Close(admin) })
-		s.db, err = gorm.Open(postgres.Open(rxtest.PostgresDSN()+" search_path="+schema), &gorm.Config{Logger: logger.Discard})
+		s.db, err = gorm.Open(postgres.Open(dsn.Postgres()+" search_path="+schema), &gorm.Config{Logger: logger.Discard})
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func (s *Server) mongoStore(ctx context.Context, uri string) (cache.Store, error
 // startFerretDB runs the FerretDB launcher of cache/mongotest on a free
 // loopback port with a temporary data directory.
 func startFerretDB() (uri string, stop func(), err error) {
-	bin, err := mongotest.Binary()
+	bin, err := launcher.Binary()
 	if err != nil {
 		return "", nil, err
 	}

@@ -6,6 +6,8 @@
 package rxtest
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,24 +16,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
 
-// SQLiteDSN is the DSN rxgorm recommends for a SQLite file: WAL (readers,
-// such as the engine's re-reads, do not block the writer), a busy timeout,
-// and immediate transactions (concurrent writers queue instead of failing
-// to upgrade their locks).
-func SQLiteDSN(path string) string {
-	return "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate"
-}
+// SQLiteDSN is the DSN rxgorm recommends for a SQLite file (dsn.SQLite).
+func SQLiteDSN(path string) string { return dsn.SQLite(path) }
 
-// SQLite opens a new SQLite file database for t.
-func SQLite(t testing.TB) *gorm.DB {
+// SQLite opens a new SQLite file database for t. params are extra DSN
+// settings for every connection, as "_synchronous=OFF".
+func SQLite(t testing.TB, params ...string) *gorm.DB {
 	t.Helper()
-	db, err := gorm.Open(sqlite.Open(SQLiteDSN(filepath.Join(t.TempDir(), "test.db"))), &gorm.Config{Logger: logger.Discard})
+	dsn := SQLiteDSN(filepath.Join(t.TempDir(), "test.db"))
+	for _, p := range params {
+		dsn += "&" + p
+	}
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,18 +43,15 @@ func SQLite(t testing.TB) *gorm.DB {
 }
 
 // PostgresDSN is RXGORM_POSTGRES_DSN, or the server every machine of this
-// project runs: 127.0.0.1:5432, user postgres, database test.
-func PostgresDSN() string {
-	if dsn := os.Getenv("RXGORM_POSTGRES_DSN"); dsn != "" {
-		return dsn
-	}
-	return "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
-}
+// project runs (dsn.Postgres).
+func PostgresDSN() string { return dsn.Postgres() }
 
 var schemas atomic.Int64
 
-// Postgres opens a private schema of the PostgreSQL database for t.
-func Postgres(t testing.TB) *gorm.DB {
+// Postgres opens a private schema of the PostgreSQL database for t. params
+// are extra connection settings for every connection, as
+// "synchronous_commit=off" (run-time parameters).
+func Postgres(t testing.TB, params ...string) *gorm.DB {
 	t.Helper()
 	schema := fmt.Sprintf("rxtest_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, schemas.Add(1))
 	admin, err := gorm.Open(postgres.Open(PostgresDSN()), &gorm.Config{Logger: logger.Discard})
@@ -61,7 +61,11 @@ func Postgres(t testing.TB) *gorm.DB {
 	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
 		t.Fatalf("postgres (set RXGORM_POSTGRES_DSN): %v", err)
 	}
-	db, err := gorm.Open(postgres.Open(PostgresDSN()+" search_path="+schema), &gorm.Config{Logger: logger.Discard})
+	dsn := PostgresDSN() + " search_path=" + schema
+	for _, p := range params {
+		dsn += " " + p
+	}
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,16 +84,23 @@ func closeDB(db *gorm.DB) {
 }
 
 // Seed returns the seed of a randomized test: RXGORM_SEED if set, else a
-// fixed one, logged so that a failure can be replayed.
+// random one, different each run, logged so that a failure can be
+// replayed.
 func Seed(t testing.TB) uint64 {
 	t.Helper()
-	s := uint64(20261123)
+	var s uint64
 	if v := os.Getenv("RXGORM_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			t.Fatalf("RXGORM_SEED: %v", err)
 		}
 		s = n
+	} else {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		s = binary.LittleEndian.Uint64(b[:]) >> 1 // within int64, for tools that parse it so
 	}
 	t.Logf("seed %d (replay with RXGORM_SEED=%d)", s, s)
 	return s
