@@ -4,7 +4,7 @@ import { BoardChannel } from "./rx/board.channels.js";
 import { useChannel } from "./rx/rxgorm/react.js";
 
 export function BoardView({ token }: { token: string }) {
-  const board = useMemo(() => new BoardChannel({ url: `ws://${location.host}/rx`, token }, { boardId: 1 }), [token]);
+  const board = useMemo(() => new BoardChannel({ url: `ws://${location.host}/rx`, token }, { boardId: "1" }), [token]);
   const { state, error } = useChannel(board);
   const [text, setText] = useState("");
   if (error) return <p>{error.message}</p>;

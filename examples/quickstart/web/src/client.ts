@@ -20,7 +20,7 @@ const token = await login.text();
 
 const board = new BoardChannel(
   { url: base.replace(/^http/, "ws") + "/rx", token, WebSocket: WebSocket as unknown as WebSocketConstructor },
-  { boardId: 1 },
+  { boardId: "1" },
 );
 const timer = setTimeout(() => {
   console.error("quickstart client: timed out");
