@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
@@ -76,6 +77,10 @@ type cluster struct {
 	roles map[cache.Stream]bool // guarded by mu
 
 	unsub func()
+
+	// foreign counts the writes of other nodes found on streams owned here
+	// (foreignWrite).
+	foreign atomic.Int64
 }
 
 // touchMsg carries one commit's touches to the other nodes.
@@ -503,12 +508,43 @@ func (e *engine) rehome(s *hotStream) {
 	}
 	ev.Initial = false
 	ev.memo = &memo{}
+	if ns.remote != nil && ev.Version > ns.version {
+		// The owner's deltas up to ev.Version are in ev.
+		ns.version = ev.Version
+	}
 	for sub := range subs {
 		if f, ok := s.remote.floorOf(sub); ok && f >= ev.Version && !ev.Snapshot {
 			continue
 		}
 		sub.deliver(ev)
 	}
+}
+
+// foreignWrite reports whether the store's version v for a delta of the
+// owned stream s shows that another node wrote s since this one last did,
+// and if so re-establishes s instead of delivering the delta.
+//
+// One writer per stream gets consecutive versions from the store. Two nodes
+// may both take themselves for a stream's owner for a while: during a broker
+// outage each serves the streams it loads, and when the broker comes back
+// the leases, all gone with it, are taken again by whichever node asks
+// first, while the former owner keeps writing until it notices. Their writes
+// interleave in the store. Delivering this node's delta alone would skip
+// the other's versions: its subscribers would hold a version without the
+// content before it, and resuming from it with Since would never bring that
+// content back. And this node's graph lacks the rows the other added. So
+// the stream is reloaded and reconciled with the database (or followed, if
+// the other node holds the lease now), and its subscribers get every change
+// in the store after the version they hold.
+func (e *engine) foreignWrite(s *hotStream, v uint64) bool {
+	c := e.h.cluster
+	if c == nil || c.lease == nil || s.remote != nil || e.degraded || v == s.version+1 {
+		return false
+	}
+	c.foreign.Add(1)
+	e.h.log.Warn("rx: another node wrote a stream this node owns; re-establishing it", "stream", s.key, "held", s.version, "version", v)
+	e.rehome(s)
+	return true
 }
 
 // floorOf returns sub's floor on a followed stream (f may be nil: owned).

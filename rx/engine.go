@@ -441,6 +441,9 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		if len(d.Instances) == 0 {
 			continue
 		}
+		if e.foreignWrite(s, d.Version) {
+			continue
+		}
 		s.version = d.Version
 		if c := e.h.cluster; c != nil && c.lease != nil {
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances})
