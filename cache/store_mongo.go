@@ -356,7 +356,8 @@ func (m *MongoStore) Fill(ctx context.Context, s Stream, instances []*Instance) 
 	v, err := m.fill(ctx, s, instances)
 	if err != nil {
 		var tl *TooLargeError
-		if errors.As(err, &tl) {
+		var ce *ConflictError
+		if errors.As(err, &tl) || errors.As(err, &ce) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("cache: mongo: fill %s: %w", s, err)
@@ -398,6 +399,9 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		// The driver splits the insert into batches by count and size.
 		if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
 			m.dropGeneration(coll, s.Anchor, gen)
+			if mongo.IsDuplicateKeyError(err) {
+				return 0, &ConflictError{Stream: s, Err: err}
+			}
 			return 0, err
 		}
 	}
@@ -421,7 +425,7 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 			return 0, err
 		}
 		if sd == nil || !sd.Hot {
-			return 0, errors.New("concurrent Fill and Expire of the stream")
+			return 0, &ConflictError{Stream: s, Err: errors.New("concurrent Fill and Expire of the stream")}
 		}
 		return uint64(sd.Version), nil
 	}
@@ -441,6 +445,19 @@ func (m *MongoStore) dropGeneration(coll *mongo.Collection, anchor string, gen i
 // fillVersion hands out the version of a Fill of s, creating the stream
 // document if needed.
 func (m *MongoStore) fillVersion(ctx context.Context, coll *mongo.Collection, s Stream) (int64, error) {
+	v, err := m.fillVersionOnce(ctx, coll, s)
+	if mongo.IsDuplicateKeyError(err) {
+		// Two stores created the stream document at once: the other's
+		// insert won, so the document exists now and the update matches.
+		v, err = m.fillVersionOnce(ctx, coll, s)
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return 0, &ConflictError{Stream: s, Err: err}
+	}
+	return v, err
+}
+
+func (m *MongoStore) fillVersionOnce(ctx context.Context, coll *mongo.Collection, s Stream) (int64, error) {
 	id := streamDocID(s.Anchor)
 	var sd streamDoc
 	err := coll.FindOneAndUpdate(ctx, bson.D{{Key: keyID, Value: id}},

@@ -161,6 +161,11 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 	if len(half) > 0 {
 		m.setDead(half, token)
+		if lockFailed {
+			// A duplicate key on one of the stream's documents: another
+			// writer inserted it meanwhile.
+			return nil, &ConflictError{Stream: half[0].s, Err: fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)}
+		}
 		return nil, fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)
 	}
 	if len(written) == 0 {

@@ -346,6 +346,32 @@ func (c *cluster) close() {
 	c.out.close(ctx)
 }
 
+// leave gives up this node's streams when it falls back to a private
+// cache (storeFailed): it releases the leases it holds and tells the
+// followers, who take the streams over at once, and forgets every role, so
+// that the renewal loop holds nothing until the node rejoins.
+func (c *cluster) leave() {
+	owned, _ := c.streams()
+	c.mu.Lock()
+	clear(c.roles)
+	c.mu.Unlock()
+	if len(owned) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(owned))
+	for _, k := range owned {
+		keys = append(keys, leaseKey(k), readyKey(k, c.node))
+	}
+	ctx, cancel := context.WithTimeout(c.h.ctx, c.ttl/3)
+	if err := c.lease.Release(ctx, c.node, keys); err != nil {
+		c.h.log.Warn("rx: release stream leases", "err", err)
+	}
+	cancel()
+	for _, k := range owned {
+		c.publish(deltaTopic(k), deltaMsg{Release: true})
+	}
+}
+
 // follower is the state of a stream this node follows.
 type follower struct {
 	unsub func()
@@ -575,8 +601,8 @@ func (e *engine) reconcileOld(now time.Time) {
 // rehomeAll re-establishes every stream after a broker outage: leases may
 // have moved and commits of other nodes may have been missed.
 func (e *engine) rehomeAll() {
-	if e.h.cluster == nil {
-		return
+	if e.h.cluster == nil || e.degraded {
+		return // degraded: the streams are private until the store is back
 	}
 	if e.h.cluster.lease == nil {
 		e.resyncAll()
