@@ -529,7 +529,7 @@ func (s *session) write(it outItem) error {
 	default:
 		channel := it.sub.channel
 		pm, _ := it.ev.Memo(func(ev *rx.Event) any {
-			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, deltaFrame(channel, ev.Anchor, ev.Version, ev.Instances))
+			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, deltaFrame(channel, ev.Anchor, ev.Version, ev.From, ev.Instances))
 			if err != nil {
 				return nil
 			}

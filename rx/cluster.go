@@ -442,7 +442,7 @@ func (e *engine) remoteDelta(s *hotStream, m *deltaMsg) {
 	case m.Version <= s.version:
 		// Already delivered (a duplicate, or covered by a catch-up).
 	case m.Version == s.version+1 && !m.Reset:
-		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: m.Version, Instances: m.Instances, memo: &memo{}})
+		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: m.Version, From: s.version, Instances: m.Instances, memo: &memo{}})
 		s.version = m.Version
 	default:
 		e.catchUp(s)
@@ -477,7 +477,7 @@ func (e *engine) catchUp(s *hotStream) {
 		return
 	case ok:
 		if cur > s.version {
-			e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: cur, Instances: changes, memo: &memo{}})
+			e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: cur, From: s.version, Instances: changes, memo: &memo{}})
 		}
 		s.version = cur
 	default:

@@ -1,6 +1,7 @@
 package rx_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -216,6 +217,7 @@ func (o *outageRun) halt() {
 func (o *outageRun) check(live []int) {
 	t := o.t
 	ref := reopen(t, o.base)
+	o.diagnose(ref)
 	waitConverged(t, ref, o.watchers, convergeWithin)
 	if t.Failed() {
 		return
@@ -246,6 +248,37 @@ func (o *outageRun) check(live []int) {
 		wt.stop()
 	}
 	t.Logf("commits: node0 %d, node1 %d", o.commits[0], o.commits[1])
+}
+
+// diagnose logs, for a watcher that does not converge, whether fresh
+// subscriptions on each node are right: a wrong store, or lost deltas.
+func (o *outageRun) diagnose(ref *gorm.DB) {
+	deadline := time.Now().Add(convergeWithin)
+	for _, wt := range o.watchers {
+		for {
+			wt.mu.Lock()
+			got, _ := wt.state.JSON()
+			wt.mu.Unlock()
+			if sameJSON(o.t, got, oracle(o.t, ref, wt)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				for i, n := range o.c.nodes {
+					f := &watcher{name: "probe", channel: wt.channel, params: wt.params, user: wt.user, chatID: wt.chatID}
+					f.start(o.t, n.hub, false)
+					n.hub.Wait(context.Background())
+					time.Sleep(200 * time.Millisecond)
+					f.mu.Lock()
+					fj, _ := f.state.JSON()
+					f.mu.Unlock()
+					o.t.Logf("%s wrong; fresh subscription on node%d right: %v", wt.name, i, sameJSON(o.t, fj, oracle(o.t, ref, wt)))
+					f.stop()
+				}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // TestClusterRedisOutageConcurrentWrites: Redis stops and starts again

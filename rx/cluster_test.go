@@ -140,6 +140,9 @@ func waitConverged(t *testing.T, ref *gorm.DB, watchers []*watcher, within time.
 		if d := wt.dups.Load(); d > 0 {
 			t.Errorf("%s received %d deltas at or below a version it held", wt.name, d)
 		}
+		if g := wt.gaps.Load(); g > 0 {
+			t.Errorf("%s received %d events that apply to a version above the one it held (changes missed)", wt.name, g)
+		}
 	}
 }
 

@@ -63,6 +63,9 @@ type watcher struct {
 	// dups counts deltas at or below a version already held: a delta
 	// delivered twice or out of order.
 	dups atomic.Int64
+	// gaps counts events whose From is above the version held: changes
+	// the watcher never received.
+	gaps atomic.Int64
 }
 
 func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
@@ -95,6 +98,9 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 		for ev := range sub.Events() {
 			if !ev.Snapshot && !ev.Initial && ev.Instances != nil && ev.Version <= held[ev.Anchor] {
 				w.dups.Add(1)
+			}
+			if h, ok := held[ev.Anchor]; ok && !ev.Snapshot && ev.From > h {
+				w.gaps.Add(1)
 			}
 			if ev.Version > 0 {
 				held[ev.Anchor] = ev.Version

@@ -448,11 +448,12 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		if e.foreignWrite(s, d.Version) {
 			continue
 		}
+		from := s.version
 		s.version = d.Version
 		if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances})
 		}
-		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
+		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {
 			sub.deliver(ev)
 		}
