@@ -127,7 +127,10 @@ type MongoOptions struct {
 
 	// MaxTombstones bounds the tombstones kept per stream for Since. When a
 	// stream exceeds it, the older half is dropped and Since refuses
-	// versions from before them. Zero means 10,000.
+	// versions from before them. Zero means 1,000: on FerretDB v1 a write
+	// costs more the more documents the collection holds (issue 20,
+	// docs/BENCHMARKS.md), so tombstones are kept few; a client resuming
+	// from before the pruned ones gets a fresh snapshot.
 	MaxTombstones int
 
 	// PendingTimeout is how long a write may stay unfinished before other
@@ -195,7 +198,7 @@ func NewMongo(ctx context.Context, db *mongo.Database, opts MongoOptions) (*Mong
 		opts.BatchSize = 1000
 	}
 	if opts.MaxTombstones <= 0 {
-		opts.MaxTombstones = 10000
+		opts.MaxTombstones = 1000
 	}
 	if opts.PendingTimeout <= 0 {
 		opts.PendingTimeout = 30 * time.Second
