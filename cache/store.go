@@ -3,11 +3,35 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // ErrCold is returned (wrapped) when an operation needs a stream that the
 // store does not hold: it was never filled, or it expired.
 var ErrCold = errors.New("cache: stream is cold")
+
+// ErrConflict is returned (wrapped, by a *ConflictError) when a write met
+// another writer's write to the same stream: two servers wrote one stream
+// at once. The store is not down: the caller should reload the stream and
+// write again, not give up on the store.
+var ErrConflict = errors.New("cache: concurrent write to the stream")
+
+// ConflictError reports a write that conflicted with another writer's.
+// errors.Is(err, ErrConflict) holds for it.
+type ConflictError struct {
+	Stream Stream
+	Err    error // the store's own error, for example a duplicate key
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("cache: concurrent write to %s: %v", e.Stream, e.Err)
+}
+
+// Unwrap returns the store's own error.
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // Store keeps the flat instances of hot streams with per-stream versions.
 //

@@ -127,7 +127,10 @@ type MongoOptions struct {
 
 	// MaxTombstones bounds the tombstones kept per stream for Since. When a
 	// stream exceeds it, the older half is dropped and Since refuses
-	// versions from before them. Zero means 10,000.
+	// versions from before them. Zero means 1,000: on FerretDB v1 a write
+	// costs more the more documents the collection holds (issue 20,
+	// docs/BENCHMARKS.md), so tombstones are kept few; a client resuming
+	// from before the pruned ones gets a fresh snapshot.
 	MaxTombstones int
 
 	// PendingTimeout is how long a write may stay unfinished before other
@@ -195,7 +198,7 @@ func NewMongo(ctx context.Context, db *mongo.Database, opts MongoOptions) (*Mong
 		opts.BatchSize = 1000
 	}
 	if opts.MaxTombstones <= 0 {
-		opts.MaxTombstones = 10000
+		opts.MaxTombstones = 1000
 	}
 	if opts.PendingTimeout <= 0 {
 		opts.PendingTimeout = 30 * time.Second
@@ -356,7 +359,8 @@ func (m *MongoStore) Fill(ctx context.Context, s Stream, instances []*Instance) 
 	v, err := m.fill(ctx, s, instances)
 	if err != nil {
 		var tl *TooLargeError
-		if errors.As(err, &tl) {
+		var ce *ConflictError
+		if errors.As(err, &tl) || errors.As(err, &ce) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("cache: mongo: fill %s: %w", s, err)
@@ -398,6 +402,9 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		// The driver splits the insert into batches by count and size.
 		if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
 			m.dropGeneration(coll, s.Anchor, gen)
+			if mongo.IsDuplicateKeyError(err) {
+				return 0, &ConflictError{Stream: s, Err: err}
+			}
 			return 0, err
 		}
 	}
@@ -421,7 +428,7 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 			return 0, err
 		}
 		if sd == nil || !sd.Hot {
-			return 0, errors.New("concurrent Fill and Expire of the stream")
+			return 0, &ConflictError{Stream: s, Err: errors.New("concurrent Fill and Expire of the stream")}
 		}
 		return uint64(sd.Version), nil
 	}
@@ -441,6 +448,19 @@ func (m *MongoStore) dropGeneration(coll *mongo.Collection, anchor string, gen i
 // fillVersion hands out the version of a Fill of s, creating the stream
 // document if needed.
 func (m *MongoStore) fillVersion(ctx context.Context, coll *mongo.Collection, s Stream) (int64, error) {
+	v, err := m.fillVersionOnce(ctx, coll, s)
+	if mongo.IsDuplicateKeyError(err) {
+		// Two stores created the stream document at once: the other's
+		// insert won, so the document exists now and the update matches.
+		v, err = m.fillVersionOnce(ctx, coll, s)
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return 0, &ConflictError{Stream: s, Err: err}
+	}
+	return v, err
+}
+
+func (m *MongoStore) fillVersionOnce(ctx context.Context, coll *mongo.Collection, s Stream) (int64, error) {
 	id := streamDocID(s.Anchor)
 	var sd streamDoc
 	err := coll.FindOneAndUpdate(ctx, bson.D{{Key: keyID, Value: id}},

@@ -161,6 +161,11 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 	if len(half) > 0 {
 		m.setDead(half, token)
+		if lockFailed {
+			// A duplicate key on one of the stream's documents: another
+			// writer inserted it meanwhile.
+			return nil, &ConflictError{Stream: half[0].s, Err: fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)}
+		}
 		return nil, fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)
 	}
 	if len(written) == 0 {
@@ -326,8 +331,23 @@ func (st *applyStream) keyIDs(writes []Write, gen int64) []string {
 	return ids
 }
 
+// pointReads is the number of _id values up to which findIDs reads each
+// document with its own query: a query on one _id is a primary-key lookup
+// on every server, while FerretDB v1 answers {_id: {$in: ...}} by scanning
+// the collection, tombstones and every other stream included, so that the
+// cost of a delta grew with them (issue 20).
+const pointReads = 8
+
 // findIDs calls fn with each document of coll whose _id is in ids.
 func findIDs(ctx context.Context, coll *mongo.Collection, ids []string, fn func(bson.Raw) error) error {
+	if len(ids) > 1 && len(ids) <= pointReads {
+		for _, id := range ids {
+			if err := findIDs(ctx, coll, []string{id}, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var filter bson.D
 	if len(ids) == 1 {
 		filter = bson.D{{Key: keyID, Value: ids[0]}}

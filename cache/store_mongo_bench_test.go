@@ -228,3 +228,71 @@ func rawDoc(i, n int) bson.D {
 		{Key: "created_at", Value: "2026-01-02T03:04:05.123456789Z"}, {Key: "edited", Value: false},
 		{Key: "reactions", Value: bson.A{"1", "7", "12"}}, {Key: "n", Value: int64(n)}}
 }
+
+// BenchmarkMongoApplyOne measures one delta (one changed instance, the
+// common case of a chat message or a read receipt) on a stream of 50 live
+// instances beside 0, 2,000 and 8,000 tombstones of deleted ones: the cost
+// per delta must not grow with them (issue 20). BenchmarkMongoRawReplaceOne
+// is the driver's write of the same document.
+func BenchmarkMongoApplyOne(b *testing.B) {
+	for _, dead := range []int{0, 2000, 8000} {
+		b.Run(fmt.Sprintf("tombstones=%d", dead), func(b *testing.B) {
+			st, _ := benchMongo(b)
+			ctx := b.Context()
+			rows := make([]*cache.Instance, 50+dead)
+			for i := range rows {
+				rows[i] = benchRow(i, 0)
+			}
+			if _, err := st.Fill(ctx, benchStream, rows); err != nil {
+				b.Fatal(err)
+			}
+			for lo := 50; lo < len(rows); lo += 1000 {
+				var gone []*cache.Instance
+				for i := lo; i < min(lo+1000, len(rows)); i++ {
+					gone = append(gone, &cache.Instance{Type: "Message", ID: strconv.Itoa(i), Deleted: true})
+				}
+				if _, err := st.Apply(ctx, []cache.Write{{Stream: benchStream, Changes: gone}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			round := 0
+			for b.Loop() {
+				round++
+				ds, err := st.Apply(ctx, []cache.Write{{Stream: benchStream, Changes: []*cache.Instance{benchRow(round%50, round)}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(ds[0].Instances) != 1 {
+					b.Fatalf("delta of %d instances, want 1", len(ds[0].Instances))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMongoRawReplaceOne writes one document by _id with the driver,
+// in a collection of 8,050 documents.
+func BenchmarkMongoRawReplaceOne(b *testing.B) {
+	client := testClient(b)
+	db := freshDB(b, client)
+	ctx := b.Context()
+	coll := db.Collection("raw")
+	docs := make([]any, 8050)
+	for i := range docs {
+		docs[i] = rawDoc(i, 0)
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		b.Fatal(err)
+	}
+	round := 0
+	for b.Loop() {
+		round++
+		res, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: strconv.Itoa(round % 50)}}, rawDoc(round%50, round), options.Replace().SetUpsert(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.MatchedCount != 1 {
+			b.Fatalf("matched %d", res.MatchedCount)
+		}
+	}
+}

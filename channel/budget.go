@@ -162,7 +162,7 @@ type delta struct {
 // first use.
 func deltaMessage(channel string, ev *rx.Event) *delta {
 	d, _ := ev.Memo(func(ev *rx.Event) any {
-		frame := deltaFrame(channel, ev.Anchor, ev.Version, ev.Instances)
+		frame := deltaFrame(channel, ev.Anchor, ev.Version, ev.From, ev.Instances)
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
 		if err != nil {
 			return (*delta)(nil)

@@ -249,8 +249,10 @@ func snapshotFrame(sub ID, anchor string, version uint64, reset, more bool, inst
 }
 
 // deltaFrame encodes a stream's delta; it names the stream, not a
-// subscription, so one encoding serves every subscriber.
-func deltaFrame(channel, anchor string, version uint64, insts []*cache.Instance) []byte {
+// subscription, so one encoding serves every subscriber. from is the
+// version the delta applies to (omitted when 0): a client holding less has
+// missed changes.
+func deltaFrame(channel, anchor string, version, from uint64, insts []*cache.Instance) []byte {
 	b := make([]byte, 0, 96+len(insts)*96)
 	b = append(b, `{"type":"delta","channel":`...)
 	b = appendString(b, channel)
@@ -258,6 +260,10 @@ func deltaFrame(channel, anchor string, version uint64, insts []*cache.Instance)
 	b = appendString(b, anchor)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, version, 10)
+	if from > 0 {
+		b = append(b, `,"from":`...)
+		b = strconv.AppendUint(b, from, 10)
+	}
 	b = append(b, `,"instances":`...)
 	b = appendInstances(b, insts)
 	return append(b, '}')

@@ -73,6 +73,7 @@ func reencode(frame []byte) ([]byte, error) {
 		Anchor     string            `json:"anchor"`
 		Channel    string            `json:"channel"`
 		Version    uint64            `json:"version"`
+		From       uint64            `json:"from"`
 		Reset      bool              `json:"reset"`
 		More       bool              `json:"more"`
 		IDs        []string          `json:"ids"`
@@ -111,7 +112,7 @@ func reencode(frame []byte) ([]byte, error) {
 	case "snapshot":
 		return snapshotFrame(sub, m.Anchor, m.Version, m.Reset, m.More, insts), nil
 	case "delta":
-		return deltaFrame(m.Channel, m.Anchor, m.Version, insts), nil
+		return deltaFrame(m.Channel, m.Anchor, m.Version, m.From, insts), nil
 	case "done", "unsubscribed":
 		return simpleFrame(m.Type, sub), nil
 	case "anchors":

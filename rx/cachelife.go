@@ -91,16 +91,40 @@ func reconcile(stored, fresh []*cache.Instance) []*cache.Instance {
 	return out
 }
 
-// storeFailed switches to the in-memory fallback after a store error.
-func (e *engine) storeFailed(err error) {
+// storeFailed switches to the in-memory fallback after a store error, and
+// reports whether it did. A conflict with another writer of the stream
+// (cache.ErrConflict: two nodes wrote it at once) is not an outage: the
+// store answers, so the caller reloads the streams concerned and writes
+// again instead.
+//
+// In cluster mode the fallback cache is private to this node: its versions
+// mean nothing to the other nodes. So the node leaves the cluster's streams
+// while it lasts: it releases the leases it holds (the other nodes take
+// those streams over at once), stops following, publishes no deltas, and
+// serves every stream its clients hold from the database and its private
+// cache, still seeing every node's commits through the broker. Each of its
+// subscribers gets a fresh snapshot, never the state the store held; once
+// the store answers again the node rejoins: it takes or follows each stream
+// again and sends its subscribers a fresh snapshot once more.
+func (e *engine) storeFailed(err error) bool {
+	if errors.Is(err, cache.ErrConflict) {
+		e.h.log.Warn("rx: cache store write conflicted with another node's; reloading the stream", "err", err)
+		return false
+	}
 	if e.degraded {
-		return
+		return true
 	}
 	e.degraded = true
-	e.h.log.Error("rx: cache store unavailable; serving streams from the database and memory until it returns", "err", err)
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		e.h.log.Error("rx: CACHE STORE UNAVAILABLE: this node leaves the cluster's streams and serves its clients from the database and a private in-memory cache until the store returns; clients get fresh snapshots", "err", err)
+		c.leave()
+	} else {
+		e.h.log.Error("rx: cache store unavailable; serving streams from the database and memory until it returns", "err", err)
+	}
 	e.active = cache.NewMemory(cache.MemoryOptions{})
 	e.resyncAll()
 	go e.probe()
+	return true
 }
 
 // probe waits for the primary store to answer, then switches back.
@@ -121,7 +145,11 @@ func (e *engine) probe() {
 			e.do(func() {
 				e.degraded = false
 				e.active = e.primary
-				e.h.log.Info("rx: cache store is back; rebuilding hot streams in it")
+				if c := e.h.cluster; c != nil && c.lease != nil {
+					e.h.log.Warn("rx: cache store is back; this node rejoins the cluster's streams")
+				} else {
+					e.h.log.Info("rx: cache store is back; rebuilding hot streams in it")
+				}
 				e.resyncAll()
 			})
 			return

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
@@ -76,6 +77,10 @@ type cluster struct {
 	roles map[cache.Stream]bool // guarded by mu
 
 	unsub func()
+
+	// foreign counts the writes of other nodes found on streams owned here
+	// (foreignWrite).
+	foreign atomic.Int64
 }
 
 // touchMsg carries one commit's touches to the other nodes.
@@ -350,6 +355,32 @@ func (c *cluster) close() {
 	c.out.close(ctx)
 }
 
+// leave gives up this node's streams when it falls back to a private
+// cache (storeFailed): it releases the leases it holds and tells the
+// followers, who take the streams over at once, and forgets every role, so
+// that the renewal loop holds nothing until the node rejoins.
+func (c *cluster) leave() {
+	owned, _ := c.streams()
+	c.mu.Lock()
+	clear(c.roles)
+	c.mu.Unlock()
+	if len(owned) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(owned))
+	for _, k := range owned {
+		keys = append(keys, leaseKey(k), readyKey(k, c.node))
+	}
+	ctx, cancel := context.WithTimeout(c.h.ctx, c.ttl/3)
+	if err := c.lease.Release(ctx, c.node, keys); err != nil {
+		c.h.log.Warn("rx: release stream leases", "err", err)
+	}
+	cancel()
+	for _, k := range owned {
+		c.publish(deltaTopic(k), deltaMsg{Release: true})
+	}
+}
+
 // follower is the state of a stream this node follows.
 type follower struct {
 	unsub func()
@@ -423,7 +454,7 @@ func (e *engine) remoteDelta(s *hotStream, m *deltaMsg) {
 	case m.Version <= s.version:
 		// Already delivered (a duplicate, or covered by a catch-up).
 	case m.Version == s.version+1 && !m.Reset:
-		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: m.Version, Instances: m.Instances, memo: &memo{}})
+		e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: m.Version, From: s.version, Instances: m.Instances, memo: &memo{}})
 		s.version = m.Version
 	default:
 		e.catchUp(s)
@@ -459,7 +490,7 @@ func (e *engine) catchUp(s *hotStream) {
 		return
 	case ok:
 		if cur > s.version {
-			e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: cur, Instances: changes, memo: &memo{}})
+			e.deliverFollowed(s, &Event{Anchor: s.key.Anchor, Version: cur, From: s.version, Instances: changes, memo: &memo{}})
 		}
 		s.version = cur
 	default:
@@ -516,12 +547,43 @@ func (e *engine) rehome(s *hotStream) {
 	}
 	ev.Initial = false
 	ev.memo = &memo{}
+	if ns.remote != nil && ev.Version > ns.version {
+		// The owner's deltas up to ev.Version are in ev.
+		ns.version = ev.Version
+	}
 	for sub := range subs {
 		if f, ok := s.remote.floorOf(sub); ok && f >= ev.Version && !ev.Snapshot {
 			continue
 		}
 		sub.deliver(ev)
 	}
+}
+
+// foreignWrite reports whether the store's version v for a delta of the
+// owned stream s shows that another node wrote s since this one last did,
+// and if so re-establishes s instead of delivering the delta.
+//
+// One writer per stream gets consecutive versions from the store. Two nodes
+// may both take themselves for a stream's owner for a while: during a broker
+// outage each serves the streams it loads, and when the broker comes back
+// the leases, all gone with it, are taken again by whichever node asks
+// first, while the former owner keeps writing until it notices. Their writes
+// interleave in the store. Delivering this node's delta alone would skip
+// the other's versions: its subscribers would hold a version without the
+// content before it, and resuming from it with Since would never bring that
+// content back. And this node's graph lacks the rows the other added. So
+// the stream is reloaded and reconciled with the database (or followed, if
+// the other node holds the lease now), and its subscribers get every change
+// in the store after the version they hold.
+func (e *engine) foreignWrite(s *hotStream, v uint64) bool {
+	c := e.h.cluster
+	if c == nil || c.lease == nil || s.remote != nil || e.degraded || v == s.version+1 {
+		return false
+	}
+	c.foreign.Add(1)
+	e.h.log.Warn("rx: another node wrote a stream this node owns; re-establishing it", "stream", s.key, "held", s.version, "version", v)
+	e.rehome(s)
+	return true
 }
 
 // floorOf returns sub's floor on a followed stream (f may be nil: owned).
@@ -552,8 +614,8 @@ func (e *engine) reconcileOld(now time.Time) {
 // rehomeAll re-establishes every stream after a broker outage: leases may
 // have moved and commits of other nodes may have been missed.
 func (e *engine) rehomeAll() {
-	if e.h.cluster == nil {
-		return
+	if e.h.cluster == nil || e.degraded {
+		return // degraded: the streams are private until the store is back
 	}
 	if e.h.cluster.lease == nil {
 		e.resyncAll()

@@ -3,6 +3,7 @@ package rx_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -42,6 +43,10 @@ type testCluster struct {
 	nodes    []*clusterNode
 	// reconcile is the nodes' Config.ReconcileInterval (0: the default).
 	reconcile time.Duration
+	// wrap, if set, wraps node i's store (fault injection).
+	wrap func(i int, s *cache.MongoStore) cache.Store
+	// logger, if set, receives node i's log.
+	logger func(i int) *slog.Logger
 }
 
 func newTestCluster(t *testing.T, base *gorm.DB, redisAddr string, n int) *testCluster {
@@ -74,7 +79,15 @@ func (c *testCluster) start(t *testing.T, i int) *clusterNode {
 	rc := redis.NewClient(&redis.Options{Addr: c.redis, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: c.prefix})
 	n := &clusterNode{name: fmt.Sprint("node", i), db: reopen(t, c.base), redis: rc, broker: b}
-	n.hub, err = rx.New(n.db, rx.Config{Store: store, Broker: b, NodeID: n.name, LeaseTTL: time.Second, ReconcileInterval: c.reconcile})
+	var st cache.Store = store
+	if c.wrap != nil {
+		st = c.wrap(i, store)
+	}
+	cfg := rx.Config{Store: st, Broker: b, NodeID: n.name, LeaseTTL: time.Second, ReconcileInterval: c.reconcile, ProbeInterval: 200 * time.Millisecond}
+	if c.logger != nil {
+		cfg.Logger = c.logger(i)
+	}
+	n.hub, err = rx.New(n.db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +139,9 @@ func waitConverged(t *testing.T, ref *gorm.DB, watchers []*watcher, within time.
 	for _, wt := range watchers {
 		if d := wt.dups.Load(); d > 0 {
 			t.Errorf("%s received %d deltas at or below a version it held", wt.name, d)
+		}
+		if g := wt.gaps.Load(); g > 0 {
+			t.Errorf("%s received %d events that apply to a version above the one it held (changes missed)", wt.name, g)
 		}
 	}
 }

@@ -125,6 +125,9 @@ type watcher struct {
 	dups atomic.Int64
 	// discard: the subscriber dropped; events still in flight are lost.
 	discard atomic.Bool
+	// gaps counts events whose From is above the version held: changes
+	// the watcher never received.
+	gaps atomic.Int64
 }
 
 func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
@@ -160,6 +163,9 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 			}
 			if w.discard.Load() {
 				continue
+			}
+			if h, ok := held[ev.Anchor]; ok && !ev.Snapshot && ev.From > h {
+				w.gaps.Add(1)
 			}
 			if ev.Version > 0 {
 				held[ev.Anchor] = ev.Version

@@ -522,8 +522,12 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 	deltas, err := e.active.Apply(ctx, writes)
 	if err != nil {
 		// The graph already moved on; the fallback reloads every stream
-		// from the database.
-		e.storeFailed(err)
+		// from the database, and so does a conflict, for its streams.
+		if !e.storeFailed(err) {
+			for _, s := range order {
+				e.resync(s)
+			}
+		}
 		return nil
 	}
 	for i, d := range deltas {
@@ -535,12 +539,16 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 		if len(d.Instances) == 0 {
 			continue
 		}
+		if e.foreignWrite(s, d.Version) {
+			continue
+		}
+		from := s.version
 		s.version = d.Version
-		if c := e.h.cluster; c != nil && c.lease != nil {
+		if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances, Reauth: reauthed[s]})
 			delete(reauthed, s) // the delta carries the mark
 		}
-		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, Instances: d.Instances, memo: &memo{}}
+		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, memo: &memo{}}
 		for sub := range s.subs {
 			sub.deliver(ev)
 		}
@@ -697,7 +705,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		s.used = time.Now()
 		return s, nil
 	}
-	if c := e.h.cluster; c != nil && c.lease != nil {
+	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 		for {
 			own, err := c.acquire(ctx, key)
 			if err != nil || own {
@@ -727,7 +735,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
 		}
-		e.storeFailed(err)
+		e.storeFailed(err) // or a conflict: fill again
 		if v, err = e.fill(ctx, key, insts); err != nil {
 			e.dropGraph(s)
 			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
@@ -740,7 +748,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	for _, l := range def.layers {
 		e.layerHot[l]++
 	}
-	if c := e.h.cluster; c != nil && c.lease != nil {
+	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 		c.setRole(key, true)
 		c.ready(ctx, s)
 	}
@@ -756,7 +764,7 @@ func (e *engine) dropGraph(s *hotStream) {
 // resync reloads a stream from the database after a failure and sends its
 // subscribers a full snapshot. A followed stream catches up from the store.
 func (e *engine) resync(s *hotStream) {
-	if s.remote != nil {
+	if s.remote != nil && !e.degraded {
 		e.catchUp(s)
 		return
 	}
@@ -780,6 +788,9 @@ func (e *engine) resync(s *hotStream) {
 		var snap cache.Snapshot
 		snap, err = e.snapshot(ctx, ns.key)
 		if err == nil {
+			if ns.remote != nil && snap.Version > ns.version {
+				ns.version = snap.Version // the owner's deltas up to it are in snap
+			}
 			ev := &Event{Anchor: ns.key.Anchor, Version: snap.Version, Instances: snap.Instances, Snapshot: true, Initial: true, memo: &memo{}}
 			for sub := range subs {
 				ns.subs[sub] = struct{}{}
@@ -869,7 +880,7 @@ func (e *engine) evict(s *hotStream) {
 		return
 	}
 	e.drop(s)
-	if c := e.h.cluster; c != nil && c.lease != nil && s.remote == nil {
+	if c := e.h.cluster; c != nil && c.lease != nil && s.remote == nil && !e.degraded {
 		ctx, cancel := context.WithTimeout(e.ctx(), c.ttl/3)
 		if err := c.lease.Release(ctx, c.node, []string{leaseKey(s.key), readyKey(s.key, c.node)}); err != nil {
 			e.h.log.Debug("rx: release stream lease", "stream", s.key, "err", err)

@@ -19,6 +19,14 @@ type Event struct {
 	// Version is the stream's version after the event. Keep the last one
 	// seen per anchor to resume with SubscribeOptions.Since.
 	Version uint64
+	// From, on an event that is not a snapshot, is the version it applies
+	// to: it carries every change of the stream after From up to Version.
+	// A plain delta has From = Version-1; a catch-up (several versions
+	// merged, or the answer to a resume) has an older From, and its
+	// instances are whole rows. A subscriber holding a version below From
+	// has missed changes: it must subscribe again (with Since). Zero when
+	// unknown.
+	From uint64
 	// Instances are flat rows: in full in a snapshot and on resume, only
 	// the changed fields in a delta, tombstones (Deleted) for rows that left
 	// the stream. Only rows the subscriber may see are included.
@@ -368,7 +376,7 @@ func (h *Hub) initialEvent(ctx context.Context, s *hotStream, since map[string]u
 	if v, ok := since[s.key.Anchor]; ok {
 		changes, cur, ok, err := h.engine.active.Since(ctx, s.key, v)
 		if err == nil && ok {
-			return &Event{Anchor: s.key.Anchor, Version: cur, Instances: changes, Initial: true}, nil
+			return &Event{Anchor: s.key.Anchor, Version: cur, From: v, Instances: changes, Initial: true}, nil
 		}
 	}
 	snap, err := h.engine.snapshot(ctx, s.key)
