@@ -441,6 +441,22 @@ describe("Connection", () => {
     await assert.rejects(sub.call("x"), (e: unknown) => e instanceof RxError && e.code === "not_found");
   });
 
+  it("resubscribes with since when a delta shows a gap (from above the version held)", async (t) => {
+    const { sub, sock } = await readyChat(t);
+    sock.send({ ...delta(101, [row("Chat", "5", { title: "renamed" })]), from: 100 });
+    await waitFor(() => sub.getState()!.title === "renamed", "delta applied");
+    sock.send({ ...delta(105, [row("Chat", "5", { title: "past a gap" })]), from: 104 });
+    assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: sub.id });
+    assert.deepEqual(await sock.next("sub"), {
+      type: "sub",
+      id: sub.id,
+      channel: "ChatChannel",
+      params: { chatId: 5 },
+      since: { "5": 101 },
+    });
+    assert.equal(sub.getState()!.title, "renamed", "the delta past the gap was not applied");
+  });
+
   it("delivers runtime state and system messages", async (t) => {
     const { conn, sub, sock } = await readyChat(t);
     const seen: [Obj, string][] = [];

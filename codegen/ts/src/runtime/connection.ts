@@ -517,7 +517,12 @@ export class Connection {
         break;
       case "delta":
         // A delta names its stream; it applies to every subscription on it.
-        for (const e of [...this.#subs.values()]) if (e.channel === m.channel) e.h.delta(m);
+        for (const [id, e] of [...this.#subs]) {
+          if (e.channel !== m.channel || e.h.delta(m) || !this.#welcomed) continue;
+          // A gap: end the server's subscription and resume it with since.
+          this.#send({ type: "unsub", id });
+          this.#send(e.h.subFrame());
+        }
         break;
       case "result":
         this.#onResult(m);

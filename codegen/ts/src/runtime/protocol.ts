@@ -109,6 +109,8 @@ export interface DeltaFrame {
   readonly channel: string;
   readonly anchor: string;
   readonly version: number;
+  /** The version this delta applies to; above the one held, changes were missed. */
+  readonly from?: number;
   readonly instances: readonly Instance[];
 }
 

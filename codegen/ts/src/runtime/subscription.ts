@@ -31,7 +31,12 @@ export interface SubscriptionHandler {
   snapshot(frame: SnapshotFrame): void;
   done(): void;
   anchors(ids: readonly string[]): void;
-  delta(frame: DeltaFrame): void;
+  /**
+   * Applies a delta; false when it shows that changes were missed (its
+   * `from` is above the version held): the connection then resubscribes
+   * with `since`.
+   */
+  delta(frame: DeltaFrame): boolean;
   runtime(key: string, value: unknown): void;
   /** Who is present in an anchor's stream. */
   presence(anchor: string, users: readonly Present[]): void;
@@ -431,7 +436,10 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
         // a delta at or below the version held (a duplicate after a resume,
         // or one meant for another subscription of the stream that arrived
         // before ours was registered) is ignored.
-        if (!a || !a.synced || a.version === undefined || !(f.version > a.version)) return;
+        if (!a || !a.synced || a.version === undefined || !(f.version > a.version)) return true;
+        // A delta applies to the version `from`: above ours, changes were
+        // missed (a broker outage between servers). Resume from ours.
+        if (typeof f.from === "number" && f.from > a.version) return false;
         a.store.apply(f.instances ?? []);
         a.version = f.version;
         if (this.#inflight.size > 0 && !this.#hold) {
@@ -440,6 +448,7 @@ export class Subscription<State = unknown, Runtime extends object = Record<strin
           this.#holdTimer = setTimeout(() => this.#releaseHold(), HOLD_LIMIT_MS);
         }
         this.#refresh();
+        return true;
       },
 
       runtime: (key, value) => {
