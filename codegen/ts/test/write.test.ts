@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import { Connection, RxError, Store, type Instance } from "../src/runtime/index.js";
 import { ChatChannel, type Chat } from "./chat.generated.js";
-import { FakeServer, sleep, testOptions, waitFor, type Frame, type FakeSocket } from "./fake-server.js";
+import { FakeServer, testOptions, waitFor, type Frame, type FakeSocket } from "./fake-server.js";
 import { CHAT_MODEL, row, tomb, type Obj } from "./models.js";
 
 function rows(): Instance[] {
@@ -29,6 +29,8 @@ interface Env {
   /** The state as JSON. */
   json(): string;
   delta(instances: Instance[]): void;
+  /** Resolves once every frame sent before it has been handled. */
+  flush(): Promise<void>;
 }
 
 async function setup(t: TestContext): Promise<Env> {
@@ -56,6 +58,15 @@ async function setup(t: TestContext): Promise<Env> {
     json: () => JSON.stringify(chat.getState()),
     delta(instances) {
       sock.send({ type: "delta", channel: "ChatChannel", anchor: "5", version: ++env.version, instances });
+    },
+    async flush() {
+      // Frames are handled in order: once a system message sent after
+      // them arrives, everything before it has been applied.
+      let seen = false;
+      const off = conn.onSystem(() => (seen = true));
+      sock.send({ type: "system", message: "flush" });
+      await waitFor(() => seen, "flush");
+      off();
     },
   };
   return env;
@@ -103,7 +114,7 @@ describe("optimistic writes", () => {
 
     const seen = e.states.length;
     e.delta([row("Message", "53", { id: 53, chatId: 5, sender: 1, senderId: 1, text: "hi" }), row("Chat", "5", { messages: [50, 51, 52, 53] })]);
-    await sleep(30);
+    await e.flush();
     assert.equal(e.states.length, seen, "the write's delta waits for the reply");
     assert.equal(e.chat.getState()!.messages[3], temp);
     e.sock.send({ type: "result", id: f.id, value: { row: "53" } });
@@ -151,7 +162,7 @@ describe("optimistic writes", () => {
     // Our write committed first, theirs after: both deltas come before our reply.
     e.delta([row("Message", "50", { text: "mine" })]);
     e.delta([row("Message", "50", { text: "theirs" })]);
-    await sleep(20);
+    await e.flush();
     assert.equal(e.chat.getState()!.messages[0]!.text, "mine");
     e.sock.send({ type: "result", id: f.id, value: { row: "50" } });
     await p;
