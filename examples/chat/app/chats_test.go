@@ -174,9 +174,13 @@ func TestLeaveChat(t *testing.T) {
 			}
 			return nil
 		})
-		// Bob can no longer do anything there, nor subscribe again.
-		refuse(g.chatB, rx.CodeNotFound, "no chat", "sendMessage", "still here?")
-		refuse(g.chatB, rx.CodeNotFound, "no chat", "leave")
+		// Bob can no longer do anything there (the re-check of Authorize
+		// ended his subscription), nor subscribe again.
+		if !g.chatB.refused() {
+			t.Fatalf("bob's chat subscription: %v, want forbidden", g.chatB.sub.Err())
+		}
+		refuse(g.chatB, rx.CodeForbidden, "access to ChatChannel ended", "sendMessage", "still here?")
+		refuse(g.chatB, rx.CodeForbidden, "access to ChatChannel ended", "leave")
 		if _, err := e.app.Hub.Subscribe(bg, "ChatChannel", ChatParams{ChatID: g.chatID}, rx.User{ID: idString(g.bob.ID)}, rx.SubscribeOptions{}); code(err) != rx.CodeNotFound {
 			t.Fatalf("resubscribe: %v", err)
 		}
