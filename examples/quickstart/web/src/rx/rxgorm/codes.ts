@@ -21,6 +21,8 @@ export const ErrorCode = {
   Internal: "internal",
   /** The client could not keep up; the runtime resubscribes with `since`. */
   Overloaded: "overloaded",
+  /** The answer (a call's result) was over the server's size limit. */
+  TooLarge: "too_large",
 } as const;
 
 /** One of the stable error codes. */
