@@ -54,7 +54,7 @@ export function ChatView({ chatId }: { chatId: number }) {
   const refused = view.error?.code === ErrorCode.Forbidden;
   useEffect(() => {
     if (!refused) return;
-    toast("info", "You are no longer a member of this chat.");
+    toast("info", "You no longer have access to this chat.");
     go({ page: "welcome" });
   }, [refused, toast, go]);
 
