@@ -23,6 +23,7 @@ import (
 	"github.com/rxgorm/rxgorm/examples/chat/app"
 	"github.com/rxgorm/rxgorm/rx"
 	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
 )
 
 // urlWriter hands the first line run prints to the test.
@@ -122,6 +123,12 @@ func testServerAll(t *testing.T) (*httptest.Server, *server, *app.App) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return testServerOn(t, db)
+}
+
+// testServerOn is testServerAll on the database db, closed at the end.
+func testServerOn(t *testing.T, db *gorm.DB) (*httptest.Server, *server, *app.App) {
+	t.Helper()
 	a, err := app.New(db, app.Options{BcryptCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/examples/chat/app"
 )
 
@@ -125,7 +126,12 @@ func TestPasswordChangeRevokesOtherSessions(t *testing.T) {
 	}
 	ws := dialWS(t, hs.URL, "alice", mine.Token)
 	ws.subscribe("home", "HomeChannel", map[string]any{"userId": mine.User.ID})
+	otherWS := dialWS(t, hs.URL, "alice elsewhere", other.Token)
+	otherWS.subscribe("home", "HomeChannel", map[string]any{"userId": mine.User.ID})
 	ws.call("home", "changePassword", "secret-1", "secret-2")
+	// The other session's socket closes (4001); this one stays.
+	otherWS.awaitClosed(channel.CloseAuthFailed)
+	ws.call("home", "createFriendGroup", "still signed in")
 
 	var me app.User
 	if code := getJSON(t, hs.URL+"/api/me", other.Token, "", &me); code != http.StatusUnauthorized {

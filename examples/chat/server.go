@@ -40,11 +40,11 @@ func newServer(a *app.App, static fs.FS) *server {
 		register:  app.NewLimiter(app.DefaultRegisterRate),
 	}
 	s.rx = channel.NewServer(a.Hub, channel.Options{Auth: a, Cookie: tokenCookie})
-	a.Sessions = s.rx
 	s.mux.Handle("GET /rx", s.rx)
 	s.mux.HandleFunc("POST /api/register", s.registerUser)
 	s.mux.HandleFunc("POST /api/login", s.login)
 	s.mux.HandleFunc("POST /api/logout", s.logout)
+	s.mux.HandleFunc("POST /api/logout-all", s.logoutAll)
 	s.mux.HandleFunc("GET /api/avatar/{file}", s.avatar)
 	s.mux.HandleFunc("GET /api/me", s.me)
 	s.mux.HandleFunc("GET /api/home", s.home)
@@ -117,14 +117,25 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, session{tok, u})
 }
 
-// logout revokes the request's token → 204.
+// logout revokes the request's token → 204: the sockets authenticated
+// with it (every tab of this browser) close with 4001.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	s.signOut(w, r, s.app.Logout)
+}
+
+// logoutAll revokes every token of the request's user → 204: all their
+// sockets, in every browser, close with 4001. The web UI's "Sign out".
+func (s *server) logoutAll(w http.ResponseWriter, r *http.Request) {
+	s.signOut(w, r, s.app.LogoutEverywhere)
+}
+
+func (s *server) signOut(w http.ResponseWriter, r *http.Request, revoke func(context.Context, string) error) {
 	tok := token(r)
 	if tok == "" {
 		fail(w, rx.Errorf(rx.CodeUnauthenticated, "no token"))
 		return
 	}
-	if err := s.app.Logout(r.Context(), tok); err != nil {
+	if err := revoke(r.Context(), tok); err != nil {
 		fail(w, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
@@ -122,9 +123,28 @@ func (a *App) Login(ctx context.Context, username, password string) (string, *Us
 	return tok, &u, nil
 }
 
-// Logout revokes one token. The client closes its own socket.
+// Logout revokes one token: every socket authenticated with it (every
+// tab of the browser that holds it in its cookie) is closed with 4001, on
+// every node.
 func (a *App) Logout(ctx context.Context, token string) error {
-	return a.Tokens.Revoke(ctx, token)
+	if err := a.Tokens.Revoke(ctx, token); err != nil {
+		return fmt.Errorf("app: log out: %w", err)
+	}
+	return nil
+}
+
+// LogoutEverywhere revokes every token of the user of token: every socket
+// of the user, in every browser and on every node, is closed with 4001.
+// The web UI's "Sign out" calls it.
+func (a *App) LogoutEverywhere(ctx context.Context, token string) error {
+	u, err := a.Tokens.Authenticate(ctx, token)
+	if err != nil {
+		return err
+	}
+	if err := a.Tokens.RevokeUser(ctx, u.ID); err != nil {
+		return fmt.Errorf("app: log out everywhere: %w", err)
+	}
+	return nil
 }
 
 // UpdateProfile changes the caller's display name. Every stream that shows
@@ -150,7 +170,9 @@ func (a *App) UpdateProfile(ctx context.Context, uid uint, p ProfileUpdate) (*Us
 // and revokes every other token of the user in the same transaction: a
 // session someone else opened with the old password ends with it. keep is
 // the token of the session that asked, which stays valid ("" revokes them
-// all).
+// all). After the commit, the revocation is announced through a.Tokens:
+// the sockets of the other tokens close with 4001 on every node, those of
+// keep stay open.
 func (a *App) ChangePassword(ctx context.Context, uid uint, old, password, keep string) error {
 	if err := checkPassword(password); err != nil {
 		return err
@@ -159,7 +181,7 @@ func (a *App) ChangePassword(ctx context.Context, uid uint, old, password, keep 
 	if err != nil {
 		return err
 	}
-	return a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		u, err := activeUser(tx, uid)
 		if err != nil {
 			return err
@@ -170,23 +192,58 @@ func (a *App) ChangePassword(ctx context.Context, uid uint, old, password, keep 
 		if err := tx.Model(u).Update("password_hash", string(hash)).Error; err != nil {
 			return err
 		}
-		return tx.Where("user_id = ? AND key <> ?", idString(uid), keep).Delete(&channel.Token{}).Error
+		// rx_tokens holds hashes of the tokens (channel.HashToken).
+		return tx.Where("user_id = ? AND key <> ?", idString(uid), channel.HashToken(keep)).Delete(&channel.Token{}).Error
 	})
+	if err != nil {
+		return err
+	}
+	// The tokens went with the transaction; RevokeOthers (RevokeUser
+	// without keep) finds none left and closes their sockets.
+	if keep == "" {
+		err = a.Tokens.RevokeUser(ctx, idString(uid))
+	} else {
+		err = a.Tokens.RevokeOthers(ctx, idString(uid), keep)
+	}
+	if err != nil {
+		return fmt.Errorf("app: change password: %w", err)
+	}
+	return nil
 }
 
 // Authenticate implements channel.Authenticator for the REST endpoints
 // and the WebSocket: a.Tokens, remembering the token in the *User it
 // loads, so that ChangePassword keeps the caller's own session.
 func (a *App) Authenticate(ctx context.Context, token string) (rx.User, error) {
-	u, err := a.Tokens.Authenticate(ctx, token)
+	u, _, err := a.AuthenticateUntil(ctx, token)
+	return u, err
+}
+
+// AuthenticateUntil implements channel.ExpiringAuthenticator: the server
+// closes a socket when its token expires.
+func (a *App) AuthenticateUntil(ctx context.Context, token string) (rx.User, time.Time, error) {
+	u, until, err := a.Tokens.AuthenticateUntil(ctx, token)
 	if err != nil {
-		return u, err
+		return u, until, err
 	}
 	if p, ok := u.Data.(*User); ok {
 		p.token = token
 	}
-	return u, nil
+	return u, until, nil
 }
+
+// OnRevoke implements channel.Revoker with a.Tokens' revocations: the
+// server given the App as its Authenticator closes (with 4001, on every
+// node) the sockets of the tokens and users that Logout,
+// LogoutEverywhere, ChangePassword and DeleteAccount revoke.
+func (a *App) OnRevoke(f func(channel.Revocation)) (remove func()) {
+	return a.Tokens.OnRevoke(f)
+}
+
+var (
+	_ channel.Revoker               = (*App)(nil)
+	_ channel.ExpiringAuthenticator = (*App)(nil)
+)
 
 // DeleteAccount deletes the caller's account after checking the password,
 // following the seed's cascade:
@@ -198,8 +255,8 @@ func (a *App) Authenticate(ctx context.Context, token string) (rx.User, error) {
 //  4. the other group chats are told that the user left, and lose them
 //     from their members and admins;
 //  5. friendships are deleted;
-//  6. every session of the user is logged out (tokens revoked, sockets
-//     closed);
+//  6. every session of the user is logged out (tokens deleted; after
+//     the commit TokenAuth.RevokeUser closes the sockets on every node);
 //  7. the user's sent messages are re-assigned to #DELETED, the user is
 //     removed from read lists, and their friend groups, pending friend and
 //     chat invitations (sent, received or awaiting their decision) and
@@ -222,10 +279,11 @@ func (a *App) DeleteAccount(ctx context.Context, uid uint, password string) erro
 	if err != nil {
 		return err
 	}
-	// Sessions: the tokens went with the transaction; live sockets close
-	// now (with 4001: sign in again).
-	if a.Sessions != nil {
-		a.Sessions.DisconnectUser(idString(uid))
+	// Sessions: the tokens went with the transaction; RevokeUser announces
+	// it, and every socket of the user closes (with 4001: sign in again),
+	// on every node. Their chat streams drop the user from presence.
+	if err := a.Tokens.RevokeUser(ctx, idString(uid)); err != nil {
+		return fmt.Errorf("app: delete account: %w", err)
 	}
 	return nil
 }

@@ -50,11 +50,6 @@ type Options struct {
 	TypingRate Rate
 }
 
-// SessionCloser ends a user's live connections; *channel.Server is one.
-type SessionCloser interface {
-	DisconnectUser(userID string)
-}
-
 // App is the chat backend: the database, the rxgorm hub serving the
 // channels, and the token store.
 type App struct {
@@ -64,9 +59,6 @@ type App struct {
 	Hub *rx.Hub
 	// Tokens authenticates clients (REST and WebSocket).
 	Tokens *channel.TokenAuth
-	// Sessions, when set, is told to close the sockets of users whose
-	// account is deleted. The HTTP server sets it to its channel.Server.
-	Sessions SessionCloser
 	// TypingTimeout is Options.TypingTimeout.
 	TypingTimeout time.Duration
 

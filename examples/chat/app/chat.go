@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rxgorm/rxgorm/rx"
@@ -57,6 +59,69 @@ func (c *ChatChannel) Authorize(ctx context.Context, u rx.User, p ChatParams) er
 		return notFound("no chat %d", p.ChatID)
 	}
 	return nil
+}
+
+// AuthorizeDependsOn makes the membership a live condition (rx.Reauthorizer):
+// Authorize reads chat_members only, the join table of Chat.Members, which
+// the state holds. A commit that removes a member (Leave, removal by the
+// group's deletion, account deletion) re-checks that chat's subscribers,
+// and the ones no longer members get the error forbidden for their
+// subscription before any later delta: no message after the leave reaches
+// them, and they drop out of the chat's presence. Roles (owner, admins)
+// are checked by each action, not by Authorize, so they are no
+// dependency; a deleted user's sockets are closed by the token revocation.
+func (c *ChatChannel) AuthorizeDependsOn() []rx.Dependency {
+	return []rx.Dependency{{Model: Chat{}, Relation: "Members"}}
+}
+
+var (
+	_ rx.Reauthorizer                = (*ChatChannel)(nil)
+	_ rx.UsersAuthorizer[ChatParams] = (*ChatChannel)(nil)
+)
+
+// AuthorizeUsers answers Authorize for many users of one chat with one
+// query (rx.UsersAuthorizer), for the re-checks.
+func (c *ChatChannel) AuthorizeUsers(ctx context.Context, p ChatParams, users []rx.User) []error {
+	errs := make([]error, len(users))
+	if err := checkIDs(p.ChatID); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	ids := make([]uint, 0, len(users))
+	for i, u := range users {
+		uid, err := UserID(u)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ids = append(ids, uid)
+	}
+	var members []uint
+	if len(ids) > 0 {
+		err := c.App.DB.WithContext(ctx).Model(&ChatMember{}).
+			Where("chat_id = ? AND user_id IN ?", p.ChatID, ids).Pluck("user_id", &members).Error
+		if err != nil {
+			err = fmt.Errorf("app: chat members: %w", err)
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			return errs
+		}
+	}
+	for i, u := range users {
+		if errs[i] != nil {
+			continue
+		}
+		uid, _ := UserID(u)
+		if !slices.Contains(members, uid) {
+			errs[i] = notFound("no chat %d", p.ChatID)
+		}
+	}
+	return errs
 }
 
 // OnConnect joins the chat's notification group.

@@ -174,9 +174,13 @@ func TestLeaveChat(t *testing.T) {
 			}
 			return nil
 		})
-		// Bob can no longer do anything there, nor subscribe again.
-		refuse(g.chatB, rx.CodeNotFound, "no chat", "sendMessage", "still here?")
-		refuse(g.chatB, rx.CodeNotFound, "no chat", "leave")
+		// Bob can no longer do anything there (the re-check of Authorize
+		// ended his subscription), nor subscribe again.
+		if !g.chatB.refused() {
+			t.Fatalf("bob's chat subscription: %v, want forbidden", g.chatB.sub.Err())
+		}
+		refuse(g.chatB, rx.CodeForbidden, "access to ChatChannel ended", "sendMessage", "still here?")
+		refuse(g.chatB, rx.CodeForbidden, "access to ChatChannel ended", "leave")
 		if _, err := e.app.Hub.Subscribe(bg, "ChatChannel", ChatParams{ChatID: g.chatID}, rx.User{ID: idString(g.bob.ID)}, rx.SubscribeOptions{}); code(err) != rx.CodeNotFound {
 			t.Fatalf("resubscribe: %v", err)
 		}
@@ -224,6 +228,36 @@ func TestDeleteChat(t *testing.T) {
 			}
 			if q.Count(&n); n != 0 {
 				t.Errorf("%T: %d rows left", m, n)
+			}
+		}
+	})
+}
+
+// AuthorizeUsers, the re-check's batch form of Authorize, answers each
+// user as Authorize does: members in, others not_found, a user without an
+// id unauthenticated.
+func TestAuthorizeUsers(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+		chatID := e.befriend(alice, bob)
+		c := &ChatChannel{App: e.app}
+		users := []rx.User{{ID: idString(alice.ID)}, {ID: idString(carol.ID)}, {}, {ID: idString(bob.ID)}}
+		errs := c.AuthorizeUsers(bg, ChatParams{ChatID: chatID}, users)
+		want := []rx.Code{"", rx.CodeNotFound, rx.CodeUnauthenticated, ""}
+		if len(errs) != len(users) {
+			t.Fatalf("%d answers for %d users", len(errs), len(users))
+		}
+		for i, err := range errs {
+			if code(err) != want[i] {
+				t.Errorf("user %q: %v, want %q", users[i].ID, err, want[i])
+			}
+			if single := c.Authorize(bg, users[i], ChatParams{ChatID: chatID}); code(single) != want[i] {
+				t.Errorf("Authorize of user %q: %v, want %q", users[i].ID, single, want[i])
+			}
+		}
+		for _, err := range c.AuthorizeUsers(bg, ChatParams{ChatID: ^uint(0)}, users[:1]) {
+			if code(err) != rx.CodeBadRequest {
+				t.Errorf("chat id out of range: %v", err)
 			}
 		}
 	})

@@ -198,7 +198,13 @@ func TestDeleteAccount(t *testing.T) {
 		}
 		// Her remaining subscriptions' actions fail.
 		refuse(alice.home, rx.CodeUnauthenticated, "no longer exists", "createFriendGroup", "x")
-		refuse(g2A, rx.CodeNotFound, "no chat", "sendMessage", "ghost")
+		eventually(t, "alice's chat subscription refused", func() error {
+			if !g2A.refused() {
+				return fmt.Errorf("ended with %v", g2A.sub.Err())
+			}
+			return nil
+		})
+		refuse(g2A, rx.CodeForbidden, "access to ChatChannel ended", "sendMessage", "ghost")
 
 		// Nothing in the database references alice.
 		for _, c := range []struct{ table, column string }{

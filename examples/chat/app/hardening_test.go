@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -201,7 +202,13 @@ func TestTypingEndsWhenMemberLeaves(t *testing.T) {
 		eventually(t, "ann sees bob and cyd typing", func() error { return wantIDs("typing", ac.typing(), uids(bob.ID, cyd.ID)) })
 		must[any](bc, "leave")
 		eventually(t, "bob left: ann sees only cyd typing", func() error { return wantIDs("typing", ac.typing(), uids(cyd.ID)) })
-		refuse(bc, rx.CodeNotFound, "no chat", "typing", true)
+		eventually(t, "bob's chat subscription refused", func() error {
+			if !bc.refused() {
+				return fmt.Errorf("ended with %v", bc.sub.Err())
+			}
+			return nil
+		})
+		refuse(bc, rx.CodeForbidden, "access to ChatChannel ended", "typing", true)
 		// cyd deletes their account: gone from the typing list too.
 		must[any](cyd.home, "deleteAccount", password)
 		eventually(t, "cyd deleted: nobody types", func() error { return wantIDs("typing", ac.typing(), nil) })

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
@@ -32,15 +33,19 @@ type env struct {
 	closed *closer
 }
 
-// closer records the users whose sessions the app closed.
+// closer records the users whose sessions the app revoked (as a whole:
+// RevokeUser, or RevokeOthers with the token kept), told by TokenAuth.
 type closer struct {
 	mu    sync.Mutex
 	users []string
 }
 
-func (c *closer) DisconnectUser(id string) {
+func (c *closer) revoked(r channel.Revocation) {
+	if r.User == "" {
+		return
+	}
 	c.mu.Lock()
-	c.users = append(c.users, id)
+	c.users = append(c.users, r.User)
 	c.mu.Unlock()
 }
 
@@ -142,7 +147,7 @@ func newEnvWith(t *testing.T, db *gorm.DB, opts Options) *env {
 		t.Fatal(err)
 	}
 	c := &closer{}
-	a.Sessions = c
+	a.Tokens.OnRevoke(c.revoked)
 	t.Cleanup(func() { a.Close() })
 	return &env{t: t, app: a, closed: c}
 }
@@ -258,10 +263,17 @@ func (w *watch) home() Home {
 	return h
 }
 
-// chat is a Chat subscription's state, nil once the chat is gone.
+// refused reports whether the subscription ended with forbidden: a
+// re-check of Authorize (the subscriber is no longer a member) ended it.
+func (w *watch) refused() bool {
+	return code(w.sub.Err()) == rx.CodeForbidden
+}
+
+// chat is a Chat subscription's state, nil once the chat is gone or the
+// subscription was refused (what a client shows: no chat).
 func (w *watch) chat() *Chat {
 	var c Chat
-	if !w.decode(&c) {
+	if w.refused() || !w.decode(&c) {
 		return nil
 	}
 	return &c
@@ -296,10 +308,12 @@ func (w *watch) hasNotice(kind, text string) bool {
 	return false
 }
 
+// closed reports whether the subscriber is out of the chat: told so by
+// the runtime state, or refused by a re-check.
 func (w *watch) closed() bool {
 	var c bool
 	w.runtime("closed", &c)
-	return c
+	return c || w.refused()
 }
 
 // call runs an action with JSON-encoded arguments and decodes its result.

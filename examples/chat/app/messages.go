@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +19,14 @@ const MaxMessage = 4000
 
 // MaxPage is the most messages History returns at once.
 const MaxPage = 100
+
+// MaxPageBytes bounds the JSON size of the messages of a History page:
+// a call's result larger than the server's MaxResult (256 KiB by default)
+// would be refused with too_large, and 100 long messages with their
+// readers can pass it. A page stops before the message that would pass
+// this bound (More is then true); it always holds at least one message,
+// which is far smaller (MaxMessage runes).
+const MaxPageBytes = 128 << 10
 
 // MessagePage is a page of older messages, newest first.
 type MessagePage struct {
@@ -171,6 +181,17 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 	page := &MessagePage{Messages: ms, More: len(ms) > limit}
 	if page.More {
 		page.Messages = ms[:limit]
+	}
+	size := 0
+	for i, m := range page.Messages {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("app: history: %w", err)
+		}
+		if size += len(b) + 1; size > MaxPageBytes && i > 0 {
+			page.Messages, page.More = page.Messages[:i], true
+			break
+		}
 	}
 	if page.Messages == nil {
 		page.Messages = []Message{}

@@ -372,6 +372,30 @@ async function main() {
       await until("the group to leave Alice's list", async () => (await alice.locator(".chat-item").count()) === 0);
       await visible(alice.getByRole("heading", { name: "Welcome to rxgorm chat" }));
     });
+
+    await does("sign out: every tab and browser of the user", async () => {
+      // A second tab of Alice's browser (same cookie) and a second browser
+      // (another sign-in, another token).
+      const tab2 = await alice.context().newPage();
+      tab2.setDefaultTimeout(TIMEOUT);
+      pages["alice-tab-2"] = tab2;
+      await tab2.goto(base);
+      await visible(tab2.getByRole("tab", { name: /^Chats/ }));
+      const other = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-GB", timezoneId: "UTC" });
+      const elsewhere = await other.newPage();
+      elsewhere.setDefaultTimeout(TIMEOUT);
+      pages["alice-elsewhere"] = elsewhere;
+      await elsewhere.goto(base);
+      await elsewhere.getByLabel("Username").fill("alice");
+      await elsewhere.getByLabel("Password").fill(PASSWORD);
+      await elsewhere.getByRole("button", { name: "Sign in", exact: true }).click();
+      await visible(elsewhere.getByRole("tab", { name: /^Chats/ }));
+      await alice.getByRole("button", { name: "Sign out" }).click();
+      for (const page of [alice, tab2, elsewhere]) {
+        await visible(page.getByRole("button", { name: "Sign in", exact: true }));
+      }
+      await shot(tab2, "10-signed-out-everywhere");
+    });
   } catch (err) {
     console.error(`e2e: FAILED at step "${step}": ${err && err.stack ? err.stack : err}`);
     for (const [name, page] of Object.entries(pages)) {

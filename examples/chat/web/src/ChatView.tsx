@@ -19,8 +19,8 @@ import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from ".
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
-import { Avatar, ConfirmButton, compareIds, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction } from "./ui";
-import type { Present } from "./rx/rxgorm";
+import { Avatar, ConfirmButton, compareIds, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction, useToast } from "./ui";
+import { ErrorCode, type Present } from "./rx/rxgorm";
 
 /** How many older messages one click on "Load older messages" fetches. */
 const PAGE = 30;
@@ -46,6 +46,17 @@ export function ChatView({ chatId }: { chatId: string }) {
     () => typingText((typingIds ?? []).map((id) => chat?.members.find((u) => u.id === String(id))?.displayName ?? "Someone")),
     [typingIds, chat?.members],
   );
+
+  // The server ended the subscription with forbidden: a re-check of the
+  // membership refused it (left, removed, chat deleted). Nothing more
+  // arrives for it: back to the chat list.
+  const toast = useToast();
+  const refused = view.error?.code === ErrorCode.Forbidden;
+  useEffect(() => {
+    if (!refused) return;
+    toast("info", "You no longer have access to this chat.");
+    go({ page: "welcome" });
+  }, [refused, toast, go]);
 
   if (view.runtime.closed || view.status === "error") {
     return (

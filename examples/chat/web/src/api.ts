@@ -47,9 +47,13 @@ export async function login(username: string, password: string): Promise<UserDat
   return (await request<Session>("POST", "/api/login", { username, password })).user;
 }
 
-/** Revokes the session's token and clears the cookie. */
+/**
+ * Signs out everywhere: revokes every token of the user and clears the
+ * cookie. Every tab and device of the user is closed (4001) and returns
+ * to the sign-in screen.
+ */
 export async function logout(): Promise<void> {
-  await request<void>("POST", "/api/logout");
+  await request<void>("POST", "/api/logout-all");
 }
 
 /** The signed-in user, or null without a valid session. */
