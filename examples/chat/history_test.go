@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/rxgorm/rxgorm/examples/chat/app"
+	"github.com/rxgorm/rxgorm/rx"
 )
 
 // A history page of long messages stays under the server's MaxResult
@@ -34,7 +34,7 @@ func TestHistoryPagesFitMaxResult(t *testing.T) {
 			if len(raw) > 256<<10 {
 				t.Fatalf("a page of %d bytes", len(raw))
 			}
-			if err := json.Unmarshal(raw, &page); err != nil {
+			if err := rx.Unmarshal(raw, &page); err != nil {
 				t.Fatal(err)
 			}
 			pages++

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/examples/chat/app"
+	"github.com/rxgorm/rxgorm/rx"
 )
 
 // Issue 14 part C: leaving, being removed or being deleted ends the
@@ -88,11 +88,11 @@ func signin(t *testing.T, base, name string) session {
 func befriend(a, b *wsClient, bName string) uint {
 	a.t.Helper()
 	var inv app.FriendInvitation
-	if err := json.Unmarshal(a.call("home", "inviteFriend", bName, "hi"), &inv); err != nil || inv.ID == 0 {
+	if err := rx.Unmarshal(a.call("home", "inviteFriend", bName, "hi"), &inv); err != nil || inv.ID == 0 {
 		a.t.Fatalf("invitation: %v", err)
 	}
 	var f app.Friendship
-	if err := json.Unmarshal(b.call("home", "acceptFriendInvitation", inv.ID), &f); err != nil || f.ChatID == 0 {
+	if err := rx.Unmarshal(b.call("home", "acceptFriendInvitation", inv.ID), &f); err != nil || f.ChatID == 0 {
 		a.t.Fatalf("friendship: %v", err)
 	}
 	return f.ChatID
@@ -102,7 +102,7 @@ func befriend(a, b *wsClient, bName string) uint {
 func groupChat(c *wsClient, name string, members ...uint) uint {
 	c.t.Helper()
 	var ref app.ChatRef
-	if err := json.Unmarshal(c.call("home", "createGroupChat", name, members), &ref); err != nil || ref.ID == 0 {
+	if err := rx.Unmarshal(c.call("home", "createGroupChat", name, members), &ref); err != nil || ref.ID == 0 {
 		c.t.Fatalf("create group chat: %v", err)
 	}
 	return ref.ID
