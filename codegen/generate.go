@@ -98,7 +98,7 @@ func exportName(s string) string {
 
 // wideInt reports whether t is a 64-bit integer sent as a JSON number.
 func wideInt(t *rx.TypeDesc) bool {
-	return (t.Kind == "int" || t.Kind == "uint") && t.Bits == 64 && !t.Quoted && t.Name == ""
+	return (t.Kind == rx.KindInt || t.Kind == rx.KindUint) && t.Bits == 64 && !t.Quoted && t.Name == ""
 }
 
 // tsArg is ts for an action argument: the server takes a 64-bit integer
@@ -111,7 +111,7 @@ func (g *gen) tsArg(t *rx.TypeDesc) string {
 	switch {
 	case wideInt(t):
 		return "number | string" + null
-	case t.Kind == "slice" && t.Elem != nil && wideInt(t.Elem):
+	case t.Kind == rx.KindSlice && t.Elem != nil && wideInt(t.Elem):
 		return "(" + g.tsArg(t.Elem) + ")[]" + null
 	}
 	return g.ts(t)
@@ -133,29 +133,29 @@ func (g *gen) tsNonNull(t *rx.TypeDesc) string {
 		}
 	}
 	switch t.Kind {
-	case "bool":
+	case rx.KindBool:
 		if t.Quoted {
 			return `"true" | "false"`
 		}
 		return "boolean"
-	case "int", "uint", "float":
+	case rx.KindInt, rx.KindUint, rx.KindFloat:
 		if t.Quoted {
 			return "string"
 		}
 		return "number"
-	case "string", "time", "bytes":
+	case rx.KindString, rx.KindTime, rx.KindBytes:
 		return "string"
-	case "slice", "array":
+	case rx.KindSlice, rx.KindArray:
 		e := g.ts(t.Elem)
 		if strings.Contains(e, " ") {
 			e = "(" + e + ")"
 		}
 		return e + "[]"
-	case "map":
+	case rx.KindMap:
 		return "Record<string, " + g.ts(t.Elem) + ">"
-	case "struct":
+	case rx.KindStruct:
 		return g.inline(t.Fields)
-	case "ref":
+	case rx.KindRef:
 		if strings.HasPrefix(t.Ref, "layer:") {
 			return strings.TrimPrefix(t.Ref, "layer:")
 		}
@@ -242,7 +242,7 @@ func (g *gen) interfaces() ([]byte, error) {
 
 // enumBase is "string" for string enums and "number" for numeric ones.
 func (g *gen) enumBase(key string) string {
-	kind := ""
+	var kind rx.Kind
 	var find func(t *rx.TypeDesc)
 	find = func(t *rx.TypeDesc) {
 		if t == nil || kind != "" {
@@ -276,7 +276,7 @@ func (g *gen) enumBase(key string) string {
 			find(a.Result)
 		}
 	}
-	if kind == "string" || kind == "" {
+	if kind == rx.KindString || kind == "" {
 		return "string"
 	}
 	return "number"
@@ -383,9 +383,9 @@ func (g *gen) channels() []byte {
 // emptyStruct reports whether t is a struct without JSON fields.
 func (g *gen) emptyStruct(t *rx.TypeDesc) bool {
 	switch t.Kind {
-	case "struct":
+	case rx.KindStruct:
 		return len(t.Fields) == 0
-	case "ref":
+	case rx.KindRef:
 		d, ok := g.in.Desc.Types[t.Ref]
 		return ok && len(d.Fields) == 0
 	}

@@ -208,7 +208,7 @@ func TestShadowedFields(t *testing.T) {
 	var titles []string
 	for _, f := range d.Layers[0].Fields {
 		if f.Name == "title" {
-			titles = append(titles, f.Type.Kind)
+			titles = append(titles, string(f.Type.Kind))
 		}
 	}
 	if !slices.Equal(titles, []string{"string"}) {
@@ -218,7 +218,7 @@ func TestShadowedFields(t *testing.T) {
 	titles = nil
 	for _, f := range args.Fields {
 		if f.Name == "title" {
-			titles = append(titles, f.Type.Kind)
+			titles = append(titles, string(f.Type.Kind))
 		}
 	}
 	if !slices.Equal(titles, []string{"string"}) {

@@ -76,11 +76,33 @@ type RelationDesc struct {
 	IDType  string `json:"idType"`            // "number" or "string": how ids are encoded
 }
 
+// Kind is the kind of a described type, as encoding/json encodes it. Go
+// types are mapped to kinds in one place (Describe); a code generator maps
+// each kind to its own type system.
+type Kind string
+
+// The kinds of TypeDesc.
+const (
+	KindBool Kind = "bool"
+	KindInt Kind = "int"
+	KindUint Kind = "uint"
+	KindFloat Kind = "float"
+	KindString Kind = "string"
+	KindTime Kind = "time"
+	KindBytes Kind = "bytes"
+	KindAny Kind = "any"
+	KindSlice Kind = "slice"
+	KindArray Kind = "array"
+	KindMap Kind = "map"
+	KindStruct Kind = "struct"
+	KindRef Kind = "ref"
+)
+
 // TypeDesc describes a Go type as encoding/json encodes it.
 type TypeDesc struct {
-	// Kind is one of bool, int, uint, float, string, time, bytes, any,
-	// slice, array, map, struct, ref.
-	Kind string `json:"kind"`
+	// Kind is what the type is to a JSON client: the one mapping from Go
+	// types that code generators translate.
+	Kind Kind `json:"kind"`
 	// Name and PkgPath name a named type (enums, structs).
 	Name    string `json:"name,omitempty"`
 	PkgPath string `json:"pkgPath,omitempty"`
@@ -216,9 +238,9 @@ func describeLayer(l *layer, tb *typeBuilder) LayerDesc {
 		fd := FieldDesc{Name: r.name, GoName: r.goName, Relation: &RelationDesc{Target: r.to.name, Many: r.many(), IDsOnly: !r.follow, IDType: r.to.idType()}}
 		switch {
 		case r.many():
-			fd.Type = TypeDesc{Kind: "slice", Elem: &TypeDesc{Kind: "ref", Ref: "layer:" + r.to.name}}
+			fd.Type = TypeDesc{Kind: KindSlice, Elem: &TypeDesc{Kind: KindRef, Ref: "layer:" + r.to.name}}
 		default:
-			fd.Type = TypeDesc{Kind: "ref", Ref: "layer:" + r.to.name, Nullable: true}
+			fd.Type = TypeDesc{Kind: KindRef, Ref: "layer:" + r.to.name, Nullable: true}
 		}
 		entries = append(entries, entry{r.index, fd})
 	}
@@ -252,7 +274,7 @@ func (tb *typeBuilder) field(jf jsonField) TypeDesc {
 	td := tb.desc(jf.sf.Type)
 	if jf.quoted || idField(jf) {
 		switch td.Kind {
-		case "int", "uint", "float", "bool":
+		case KindInt, KindUint, KindFloat, KindBool:
 			td.Quoted = true
 		}
 	}
@@ -279,50 +301,50 @@ func (tb *typeBuilder) descNonPtr(t reflect.Type) TypeDesc {
 	}
 	switch {
 	case t == timeType:
-		return TypeDesc{Kind: "time"}
+		return TypeDesc{Kind: KindTime}
 	case t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType):
-		return named(TypeDesc{Kind: "any"})
+		return named(TypeDesc{Kind: KindAny})
 	case t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType):
-		return named(TypeDesc{Kind: "string"})
+		return named(TypeDesc{Kind: KindString})
 	}
 	switch t.Kind() {
 	case reflect.Bool:
-		return named(TypeDesc{Kind: "bool"})
+		return named(TypeDesc{Kind: KindBool})
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return named(TypeDesc{Kind: "int", Bits: t.Bits()})
+		return named(TypeDesc{Kind: KindInt, Bits: t.Bits()})
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return named(TypeDesc{Kind: "uint", Bits: t.Bits()})
+		return named(TypeDesc{Kind: KindUint, Bits: t.Bits()})
 	case reflect.Float32, reflect.Float64:
-		return named(TypeDesc{Kind: "float", Bits: t.Bits()})
+		return named(TypeDesc{Kind: KindFloat, Bits: t.Bits()})
 	case reflect.String:
-		return named(TypeDesc{Kind: "string"})
+		return named(TypeDesc{Kind: KindString})
 	case reflect.Interface:
-		return TypeDesc{Kind: "any", Nullable: true}
+		return TypeDesc{Kind: KindAny, Nullable: true}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return TypeDesc{Kind: "bytes", Nullable: true}
+			return TypeDesc{Kind: KindBytes, Nullable: true}
 		}
 		e := tb.desc(t.Elem())
-		return named(TypeDesc{Kind: "slice", Elem: &e, Nullable: true})
+		return named(TypeDesc{Kind: KindSlice, Elem: &e, Nullable: true})
 	case reflect.Array:
 		e := tb.desc(t.Elem())
-		return named(TypeDesc{Kind: "array", Elem: &e, Bits: t.Len()})
+		return named(TypeDesc{Kind: KindArray, Elem: &e, Bits: t.Len()})
 	case reflect.Map:
 		k := tb.desc(t.Key())
 		e := tb.desc(t.Elem())
-		return named(TypeDesc{Kind: "map", Key: &k, Elem: &e, Nullable: true})
+		return named(TypeDesc{Kind: KindMap, Key: &k, Elem: &e, Nullable: true})
 	case reflect.Struct:
 		if t.Name() == "" {
-			return TypeDesc{Kind: "struct", Fields: tb.structFields(t)}
+			return TypeDesc{Kind: KindStruct, Fields: tb.structFields(t)}
 		}
 		key := t.PkgPath() + "." + t.Name()
 		if _, ok := tb.types[key]; !ok {
-			tb.types[key] = TypeDesc{Kind: "struct"} // placeholder for recursion
-			tb.types[key] = TypeDesc{Kind: "struct", Name: t.Name(), PkgPath: t.PkgPath(), Fields: tb.structFields(t)}
+			tb.types[key] = TypeDesc{Kind: KindStruct} // placeholder for recursion
+			tb.types[key] = TypeDesc{Kind: KindStruct, Name: t.Name(), PkgPath: t.PkgPath(), Fields: tb.structFields(t)}
 		}
-		return TypeDesc{Kind: "ref", Ref: key, Name: t.Name(), PkgPath: t.PkgPath()}
+		return TypeDesc{Kind: KindRef, Ref: key, Name: t.Name(), PkgPath: t.PkgPath()}
 	}
-	return TypeDesc{Kind: "any"}
+	return TypeDesc{Kind: KindAny}
 }
 
 // structFields lists a struct's JSON fields as encoding/json does (see
