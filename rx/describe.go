@@ -83,19 +83,19 @@ type Kind string
 
 // The kinds of TypeDesc.
 const (
-	KindBool Kind = "bool"
-	KindInt Kind = "int"
-	KindUint Kind = "uint"
-	KindFloat Kind = "float"
+	KindBool   Kind = "bool"
+	KindInt    Kind = "int"
+	KindUint   Kind = "uint"
+	KindFloat  Kind = "float"
 	KindString Kind = "string"
-	KindTime Kind = "time"
-	KindBytes Kind = "bytes"
-	KindAny Kind = "any"
-	KindSlice Kind = "slice"
-	KindArray Kind = "array"
-	KindMap Kind = "map"
+	KindTime   Kind = "time"
+	KindBytes  Kind = "bytes"
+	KindAny    Kind = "any"
+	KindSlice  Kind = "slice"
+	KindArray  Kind = "array"
+	KindMap    Kind = "map"
 	KindStruct Kind = "struct"
-	KindRef Kind = "ref"
+	KindRef    Kind = "ref"
 )
 
 // TypeDesc describes a Go type as encoding/json encodes it.
