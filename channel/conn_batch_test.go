@@ -3,8 +3,6 @@ package channel_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,27 +16,12 @@ import (
 // all of them arrive, in order, intact.
 func TestQueuedFramesOneWrite(t *testing.T) {
 	e := newEnv(t, openSQLite, channel.Options{})
-	e.http.Close()
-	e.http = httptest.NewUnstartedServer(e.srv)
-	e.http.Listener = smallBuffers{e.http.Listener}
-	e.http.Start()
-	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http")
+	e.smallBuffers()
 	const rooms = 40
 	for i := 0; i < rooms; i++ {
 		e.db.Create(&Room{Name: fmt.Sprint("room", i), Public: true})
 	}
-	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
-	}}
-	conn, _, err := d.Dial(e.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dialSmall()
 	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"hello","v":1,"token":%q}`, e.tokens["1"])))
 	for i := 1; i <= rooms; i++ {
 		conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"sub","id":%d,"channel":"RoomChannel","params":{"roomId":%d}}`, i, i)))

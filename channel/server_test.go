@@ -429,25 +429,10 @@ func TestSlowClient(t *testing.T) {
 	e := newEnv(t, openSQLite, channel.Options{SendQueue: 16, WriteTimeout: 2 * time.Second})
 	// Small server socket buffers, so that a stalled reader fills them
 	// after kilobytes instead of the megabytes loopback autotunes to.
-	e.http.Close()
-	e.http = httptest.NewUnstartedServer(e.srv)
-	e.http.Listener = smallBuffers{e.http.Listener}
-	e.http.Start()
-	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http")
+	e.smallBuffers()
 	e.db.Create(&Room{Name: "lobby", Public: true})
 	// A raw client with a tiny receive buffer that stops reading.
-	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
-	}}
-	conn, _, err := d.Dial(e.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := e.dialSmall()
 	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"hello","v":1,"token":%q}`, e.tokens["1"])))
 	conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"sub","id":1,"channel":"RoomChannel","params":{"roomId":1}}`))
 	var version float64
@@ -530,6 +515,35 @@ func TestSlowClient(t *testing.T) {
 		t.Fatalf("resume after %d deltas (%d posts): reset=%v, %d posts, want %d in total", frames, delivered, m["reset"], posts, total)
 	}
 	t.Logf("slow client: %d deltas read before close %d, %d posts resumed", frames, closeCode, posts)
+}
+
+// smallBuffers restarts e's HTTP server on a listener with small socket
+// send buffers, so that a stalled reader fills them after kilobytes
+// instead of the megabytes loopback autotunes to.
+func (e *env) smallBuffers() {
+	e.http.Close()
+	e.http = httptest.NewUnstartedServer(e.srv)
+	e.http.Listener = smallBuffers{e.http.Listener}
+	e.http.Start()
+	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http")
+}
+
+// dialSmall dials a raw client socket with a 4 KiB receive buffer.
+func (e *env) dialSmall() *websocket.Conn {
+	e.t.Helper()
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	conn, _, err := d.Dial(e.url, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 type smallBuffers struct{ net.Listener }
