@@ -47,6 +47,8 @@ type engine struct {
 	retrySeq     uint64
 	retryPending map[uint64]struct{}
 	barriers     []barrierWait
+	// retryAfter schedules a retry (time.AfterFunc; tests hold retries).
+	retryAfter func(time.Duration, func())
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
@@ -63,6 +65,7 @@ func newEngine(h *Hub, db *gorm.DB) *engine {
 		primary:      h.store,
 		retryPending: map[uint64]struct{}{},
 		active:       h.store,
+		retryAfter:   func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}
 }
 
@@ -233,7 +236,7 @@ func (e *engine) attempt(ts []touch, n int, seq uint64) {
 		}
 		next := seq
 		seq = 0 // still pending: not done by this attempt
-		time.AfterFunc(retryDelays[n], func() { e.do(func() { e.attempt(ts, n+1, next) }) })
+		e.retryAfter(retryDelays[n], func() { e.do(func() { e.attempt(ts, n+1, next) }) })
 		return
 	}
 	// The database could not be read: reload every stream the touches may
@@ -381,7 +384,8 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 						ownerMoved = true
 					}
 				}
-				moved := r == nil || !known || ownerMoved || p.order != "" || p.limit > 0 || len(old) != 1 || old[0] != newParent
+				moved := r == nil || !known || ownerMoved || p.order != "" || p.limit > 0 || len(old) != 1 || old[0] != newParent ||
+					e.missingUnder(k, p, newParent)
 				if !moved {
 					continue
 				}
@@ -474,6 +478,27 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 		e.resync(s)
 	}
 	return e.updateLists(ctx, changes, listed)
+}
+
+// missingUnder reports whether a hot stream holds row parent of relation
+// p's parent layer without row k in its list: its list is then stale and
+// must be re-read, even though the streams that hold k hold it under
+// parent already. Streams are not all at the same point: a stream loaded
+// from the database after a commit but before the commit's touches were
+// processed (a failed batch waits for its retry while later commits,
+// subscriptions and reloads go on) holds the commit's rows already, the
+// streams loaded before it do not.
+func (e *engine) missingUnder(k ikey, p *relation, parent string) bool {
+	if parent == "" {
+		return false
+	}
+	pk := ikey{p.from, parent}
+	for s := range e.index[pk] {
+		if _, ok := s.in[k][edge{pk, p}]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // updateLists refreshes list subscriptions whose anchors may have changed:
