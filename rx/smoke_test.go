@@ -2,7 +2,6 @@ package rx_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/rxgorm/rxgorm/rx"
@@ -41,7 +40,7 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 		var c Chat
-		if err := json.Unmarshal(js, &c); err != nil {
+		if err := rx.Unmarshal(js, &c); err != nil {
 			t.Fatalf("%s: %v: %s", what, err, js)
 		}
 		if !check(c) {
