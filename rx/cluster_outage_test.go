@@ -332,3 +332,43 @@ func TestClusterRedisOutageOwnerDies(t *testing.T) {
 	o.halt()
 	o.check([]int{0, 1})
 }
+
+// TestClusterOutageResetsUnleasedStream: a stream loaded while Redis is
+// down is owned without its lease, and another node may have written it
+// at the same time. On FerretDB v1 two such writers can be handed the same
+// version (its conditional update is not atomic): each delivers only its
+// own content under it, consecutive from its point of view, so neither
+// detects the other, and Since cannot bring the other's content back. When
+// Redis is back, the subscribers of such a stream get a reset snapshot of
+// the store (reconciled with the database), whatever versions they hold.
+// Before, they got the changes after the owner's version, here none.
+func TestClusterOutageResetsUnleasedStream(t *testing.T) {
+	srv := startRedis(t)
+	base := openPostgres(t)
+	migrate(t, base)
+	chat := Chat{Title: "unleased"}
+	if err := base.Create(&chat).Error; err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCluster(t, base, srv.addr, 1)
+	h := c.nodes[0].hub
+	srv.stop()
+	sub, err := h.Subscribe(context.Background(), "ChatChannel", ChatParams{ChatID: chat.ID}, rx.User{ID: "1"}, rx.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if ev := next(t, sub); !ev.Snapshot {
+		t.Fatalf("first event is not a snapshot: %+v", ev)
+	}
+	srv.start(t)
+	for {
+		ev := next(t, sub) // fails after 15 s without one
+		if ev.Snapshot {
+			break
+		}
+		if len(ev.Instances) > 0 {
+			t.Fatalf("delta instead of a reset snapshot: %+v", ev)
+		}
+	}
+}
