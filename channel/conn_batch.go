@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxHeld is the most bytes a batchConn holds before it writes them out,
@@ -90,12 +91,19 @@ func (c *batchConn) flushLocked() error {
 	return err
 }
 
-// Close implements net.Conn: it sends what is held, then closes.
+// Close implements net.Conn: it sends what is held (for at most a
+// second), then closes. If a write is blocked (a client that stopped
+// reading), it closes at once: that unblocks the write, as closing a
+// plain connection does.
 func (c *batchConn) Close() error {
-	c.mu.Lock()
-	c.hold = false
-	_ = c.flushLocked()
-	c.mu.Unlock()
+	if c.mu.TryLock() {
+		c.hold = false
+		if len(c.held) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.flushLocked()
+		}
+		c.mu.Unlock()
+	}
 	return c.Conn.Close()
 }
 

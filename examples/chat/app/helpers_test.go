@@ -125,7 +125,7 @@ func openPostgresDSN(t *testing.T, dsn string) *gorm.DB {
 		t.Fatal(err)
 	}
 	if s, err := db.DB(); err == nil {
-		s.SetMaxOpenConns(20)
+		s.SetMaxOpenConns(8) // other packages test on the same server at once (max_connections 100)
 	}
 	t.Cleanup(func() {
 		if s, err := db.DB(); err == nil {
