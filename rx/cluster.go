@@ -281,12 +281,10 @@ func (c *cluster) renew() {
 		if err != nil {
 			continue // the broker reports the outage; recovery rehomes
 		}
-		var moved, held []cache.Stream
+		var moved []cache.Stream
 		for i, k := range owned {
 			if hs[2*i] != c.node {
 				moved = append(moved, k) // lost: follow the new owner
-			} else {
-				held = append(held, k)
 			}
 		}
 		for i, k := range followed {
@@ -297,14 +295,6 @@ func (c *cluster) renew() {
 		e.do(func() {
 			for _, k := range moved {
 				if s := e.streams[k]; s != nil {
-					e.rehome(s)
-				}
-			}
-			// A stream loaded without its lease whose lease this node
-			// now holds: the broker answers again, whether or not it
-			// reported an outage (rehomeAll). Reset its subscribers.
-			for _, k := range held {
-				if s := e.streams[k]; s != nil && s.remote == nil && s.unverified {
 					e.rehome(s)
 				}
 			}
@@ -544,24 +534,10 @@ func (e *engine) rehome(s *hotStream) {
 			}
 		}
 	}
-	// A stream this node served without its lease (loaded while the broker
-	// was unreachable) may have been written by another node at the same
-	// time, and the versions its subscribers hold mean nothing: two nodes
-	// writing one stream at once can be handed the same version by a store
-	// whose conditional update is not atomic (FerretDB v1), each delivering
-	// only its own content under it, which neither foreignWrite (each saw
-	// consecutive versions) nor a later Since (the other's content is not
-	// after that version) can detect. Its subscribers, including those that
-	// resumed here meanwhile, get a reset snapshot of the store, which the
-	// reload in hot has just reconciled with the database.
-	since := map[string]uint64{s.key.Anchor: s.version}
-	if s.unverified && ns != s {
-		since = nil
-	}
-	if len(subs) == 0 || (since != nil && ns != s && s.version == ns.version) {
+	if len(subs) == 0 || (ns != s && s.version == ns.version) {
 		return
 	}
-	ev, err := e.h.initialEvent(ctx, ns, since)
+	ev, err := e.h.initialEvent(ctx, ns, map[string]uint64{s.key.Anchor: s.version})
 	if err != nil {
 		e.logf("rx: re-establish %s: %v", s.key, err)
 		return

@@ -730,16 +730,12 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		s.used = time.Now()
 		return s, nil
 	}
-	unverified := false
 	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 		for {
 			own, err := c.acquire(ctx, key)
 			if err != nil || own {
 				// Owned, or the broker is unreachable: serve it from here;
-				// once the broker is back, rehomeAll settles the owner
-				// (and resets the subscribers of a stream loaded without
-				// its lease: see rehome).
-				unverified = err != nil
+				// once the broker is back, rehomeAll settles the owner.
 				break
 			}
 			s, err := e.follow(ctx, def, anchorID, key)
@@ -773,7 +769,6 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	s.version = v
 	s.used = time.Now()
 	s.loaded = s.used
-	s.unverified = unverified
 	e.streams[key] = s
 	for _, l := range def.layers {
 		e.layerHot[l]++

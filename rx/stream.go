@@ -47,11 +47,6 @@ type hotStream struct {
 	// authAt is the version whose subscribers were last re-checked
 	// (followed streams, reauth.go).
 	authAt uint64
-	// unverified: owned without a lease (loaded while the broker was
-	// unreachable), so another node may have written it at the same time
-	// and the versions its subscribers hold cannot be trusted; rehome
-	// sends them a reset snapshot (engine.rehome, docs/DECISIONS.md).
-	unverified bool
 }
 
 func newHotStream(key cache.Stream, def *channelDef, anchorID string) *hotStream {
