@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import { Connection, RxError, backoffDelay, type ConnectOptions } from "../src/runtime/index.js";
-import { FakeServer, type FakeSocket, sleep, testOptions, waitFor } from "./fake-server.js";
+import { FakeServer, type FakeSocket, testOptions, waitFor } from "./fake-server.js";
 import { CHAT_LIST_MODEL, CHAT_MODEL, type Obj, chatRows, row, tomb } from "./models.js";
 
 async function setup(t: TestContext) {
@@ -510,13 +510,17 @@ describe("Connection", () => {
     await sock.next("sub");
     a.close();
     assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: a.id });
+    // The grace delay runs on a mocked clock from here: advancing it past
+    // the delay runs a pending idle timer at once, with no wait.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
     b.close();
     assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: b.id });
     // Subscribing again within the grace delay reuses the socket.
     const c = conn.subscribe("ChatChannel", { chatId: 7 }, CHAT_MODEL);
     assert.equal((await sock.next("sub")).id, c.id);
-    await sleep(200);
+    t.mock.timers.tick(200);
     assert.equal(conn.status, "open", "c keeps the socket open past the grace delay");
+    t.mock.timers.reset();
     c.close();
     await sock.next("unsub");
     assert.equal(await sock.closed, 1000);
