@@ -1,5 +1,7 @@
 package channel
 
+import "time"
+
 // RelQueues reports, for every open socket, how many frames wait in its
 // send queue, and the most frames any socket's queue has held since the
 // server started (closed sockets included): what a slow client can make
@@ -23,4 +25,28 @@ func (s *Server) RelWriters() (n int) {
 		x.qmu.Unlock()
 	})
 	return n
+}
+
+// SetWriterLinger sets how long an idle writer waits before its linger
+// check runs, until the test ends.
+func SetWriterLinger(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := writerLinger
+	writerLinger = d
+	t.Cleanup(func() { writerLinger = old })
+}
+
+// CheckWriters runs the linger check of every socket's writer now, as its
+// timer would: a writer that took no batch since its last check exits.
+func (s *Server) CheckWriters() {
+	var checks []func()
+	s.each(func(x *session) {
+		x.qmu.Lock()
+		if x.writing && x.check != nil {
+			checks = append(checks, x.check)
+		}
+		x.qmu.Unlock()
+	})
+	for _, c := range checks {
+		c()
+	}
 }

@@ -578,7 +578,9 @@ func TestShutdown(t *testing.T) {
 
 // An idle socket gives its writer goroutine back after lingering, and a
 // new frame starts one again: steady traffic keeps it, silence does not.
+// The linger checks run when the test says, not on a clock.
 func TestIdleWriterExits(t *testing.T) {
+	channel.SetWriterLinger(t, time.Hour)
 	e := newEnv(t, openSQLite, channel.Options{})
 	e.db.Create(&Room{Name: "lobby", Public: true})
 	c := e.login("1")
@@ -602,19 +604,26 @@ func TestIdleWriterExits(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	// Traffic every 300 ms, shorter than the linger: the writer stays.
-	for i := range 6 {
+	// Traffic between every two checks: the writer stays.
+	for i := range 3 {
 		e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: fmt.Sprint("keep ", i)})
 		delta()
+		e.srv.CheckWriters()
 		if n := e.srv.RelWriters(); n != 1 {
 			t.Fatalf("writer gone during steady traffic (after post %d)", i)
 		}
-		time.Sleep(300 * time.Millisecond)
 	}
+	// A check that finds nothing written since the last one ends it.
+	e.srv.CheckWriters()
 	writersBack(0)
 	e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: "again"})
 	if m := delta(); !strings.Contains(fmt.Sprint(m), "again") {
 		t.Fatalf("delta after the writer came back: %v", m)
 	}
+	if n := e.srv.RelWriters(); n != 1 {
+		t.Fatalf("%d sockets with a writer after a new frame, want 1", n)
+	}
+	e.srv.CheckWriters() // it wrote: stays
+	e.srv.CheckWriters() // silence: exits
 	writersBack(0)
 }

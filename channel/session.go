@@ -45,6 +45,7 @@ type session struct {
 	bytes int    // guarded by qmu
 	big   int    // guarded by qmu
 	gen   uint64 // guarded by qmu: numbers writer goroutines, for their linger checks
+	check func() // guarded by qmu: the running writer's linger check (tests run it)
 	// wake wakes the writer: a frame was queued, the session is closing,
 	// or the linger check found it idle.
 	wake chan struct{}
@@ -455,8 +456,9 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 // writerLinger is how long a writer with nothing to write waits for more
 // before it exits (between one and two of it): a socket receiving steady
 // traffic keeps its writer (a wake-up costs the engine less than starting
-// a goroutine), an idle one has none.
-const writerLinger = time.Second
+// a goroutine), an idle one has none. A variable for tests, which set it
+// long and run the checks themselves.
+var writerLinger = time.Second
 
 // writer writes the queued frames; once the queue has stayed empty for
 // writerLinger it exits, and enqueue starts it again. At most one runs at a
@@ -474,7 +476,7 @@ func (s *session) writer() {
 	s.idle = false
 	// The check locks qmu first, so it sees linger assigned.
 	var linger *time.Timer
-	linger = time.AfterFunc(writerLinger, func() {
+	s.check = func() {
 		s.qmu.Lock()
 		if s.gen != gen {
 			s.qmu.Unlock()
@@ -489,7 +491,8 @@ func (s *session) writer() {
 		last = s.wrote
 		s.qmu.Unlock()
 		linger.Reset(writerLinger)
-	})
+	}
+	linger = time.AfterFunc(writerLinger, s.check)
 	s.qmu.Unlock()
 	defer linger.Stop()
 	var batch []outItem
