@@ -1,7 +1,11 @@
 package rx
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
@@ -275,4 +279,321 @@ func (s *hotStream) overlayFields(n *node, r *relation, ms []member) (map[string
 		out[o] = map[string]json.RawMessage{r.name: listJSON(r, ms, o)}
 	}
 	return out, gone
+}
+
+// The engine's hot streams: loaded from the database (or followed from
+// their owner in cluster mode), indexed by the rows they hold, reloaded
+// after a failure and evicted when idle.
+
+func (e *engine) indexAdd(k ikey, s *hotStream) {
+	m := e.index[k]
+	if m == nil {
+		m = map[*hotStream]struct{}{}
+		e.index[k] = m
+	}
+	m[s] = struct{}{}
+}
+
+func (e *engine) unindex(k ikey, s *hotStream) {
+	if m := e.index[k]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(e.index, k)
+		}
+	}
+}
+
+// hot returns the stream for (def, anchorID), loading it from the database
+// when it is cold, or following its owner in cluster mode. A missing anchor
+// returns a not_found error.
+func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*hotStream, error) {
+	key := storeKey(def, anchorID)
+	if s := e.streams[key]; s != nil {
+		s.used = time.Now()
+		return s, nil
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
+		for {
+			own, err := c.acquire(ctx, key)
+			if err != nil || own {
+				// Owned, or the broker is unreachable: serve it from here;
+				// once the broker is back, rehomeAll settles the owner.
+				break
+			}
+			s, err := e.follow(ctx, def, anchorID, key)
+			if !errors.Is(err, errLeaseFree) {
+				return s, err
+			}
+		}
+	}
+	s := newHotStream(key, def, anchorID)
+	insts, err := e.expand(ctx, s, []ikey{s.anchor})
+	if err != nil {
+		e.dropGraph(s)
+		return nil, err
+	}
+	if s.nodes[s.anchor] == nil {
+		e.dropGraph(s)
+		return nil, Errorf(CodeNotFound, "%s %s not found", def.anchor.name, anchorID)
+	}
+	v, err := e.fill(ctx, key, insts)
+	if err != nil {
+		if e.degraded {
+			e.dropGraph(s)
+			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
+		}
+		e.storeFailed(err) // or a conflict: fill again
+		if v, err = e.fill(ctx, key, insts); err != nil {
+			e.dropGraph(s)
+			return nil, fmt.Errorf("rx: fill cache for %s: %w", key, err)
+		}
+	}
+	s.version = v
+	s.used = time.Now()
+	s.loaded = s.used
+	e.streams[key] = s
+	for _, l := range def.layers {
+		e.layerHot[l]++
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
+		c.setRole(key, true)
+		c.ready(ctx, s)
+	}
+	return s, nil
+}
+
+// expand loads the rows in frontier and everything reachable from them that
+// s does not hold yet, adds them to s and returns their instances. It runs a
+// fixed number of queries per layer and round: one for the rows, one per
+// relation.
+func (e *engine) expand(ctx context.Context, s *hotStream, frontier []ikey) ([]*cache.Instance, error) {
+	var out []*cache.Instance
+	for len(frontier) > 0 {
+		byLayer := map[*layer][]string{}
+		seen := map[ikey]bool{}
+		for _, k := range frontier {
+			if s.nodes[k] == nil && !seen[k] {
+				seen[k] = true
+				byLayer[k.l] = append(byLayer[k.l], k.id)
+			}
+		}
+		frontier = nil
+		for _, l := range orderedLayers(byLayer) {
+			ids := byLayer[l]
+			rows, err := readRows(ctx, e.db, l, ids)
+			if err != nil {
+				return nil, err
+			}
+			found := make([]string, 0, len(rows))
+			for _, id := range ids {
+				if rows[id] != nil {
+					found = append(found, id)
+				}
+			}
+			lists := map[*relation]map[string][]member{}
+			for _, r := range l.rels {
+				if r.kind == relBelongsTo || len(found) == 0 {
+					continue
+				}
+				ls, err := readLists(ctx, e.db, r, found)
+				if err != nil {
+					return nil, err
+				}
+				lists[r] = ls
+			}
+			for _, id := range found {
+				fr := &fullRow{row: rows[id], lists: map[*relation][]member{}}
+				for r, ls := range lists {
+					fr.lists[r] = ls[id]
+				}
+				k := ikey{l, id}
+				insts, added, _ := s.put(k, fr)
+				e.indexAdd(k, s)
+				out = append(out, insts...)
+				frontier = append(frontier, added...)
+			}
+		}
+	}
+	return out, nil
+}
+
+// orderedLayers returns the map's layers in name order, for deterministic
+// query order.
+func orderedLayers[V any](m map[*layer]V) []*layer {
+	ls := make([]*layer, 0, len(m))
+	for l := range m {
+		ls = append(ls, l)
+	}
+	slices.SortFunc(ls, func(a, b *layer) int {
+		switch {
+		case a.name < b.name:
+			return -1
+		case a.name > b.name:
+			return 1
+		}
+		return 0
+	})
+	return ls
+}
+
+func (e *engine) dropGraph(s *hotStream) {
+	for k := range s.nodes {
+		e.unindex(k, s)
+	}
+}
+
+// resync reloads a stream from the database after a failure and sends its
+// subscribers a full snapshot. A followed stream catches up from the store.
+func (e *engine) resync(s *hotStream) {
+	if s.remote != nil && !e.degraded {
+		e.catchUp(s)
+		return
+	}
+	ctx := e.ctx()
+	subs := s.subs
+	e.drop(s)
+	if len(subs) == 0 {
+		return
+	}
+	ns, err := e.hot(ctx, s.def, s.anchor.id)
+	if errors.Is(err, ErrNotFound) {
+		// The anchor was deleted meanwhile: the stream is empty, as a
+		// delta deleting it would have left it (a snapshot of nothing).
+		ev := &Event{Anchor: s.key.Anchor, Version: s.version, Snapshot: true, Initial: true, memo: &memo{}}
+		for sub := range subs {
+			sub.deliver(ev)
+		}
+		return
+	}
+	if err == nil {
+		var snap cache.Snapshot
+		snap, err = e.snapshot(ctx, ns.key)
+		if err == nil {
+			if ns.remote != nil && snap.Version > ns.version {
+				ns.version = snap.Version // the owner's deltas up to it are in snap
+			}
+			ev := &Event{Anchor: ns.key.Anchor, Version: snap.Version, Instances: snap.Instances, Snapshot: true, Initial: true, memo: &memo{}}
+			for sub := range subs {
+				ns.subs[sub] = struct{}{}
+				for i, x := range sub.streams {
+					if x == s {
+						sub.streams[i] = ns
+					}
+				}
+				sub.deliver(ev)
+			}
+			return
+		}
+	}
+	// The database failed: keep the subscribers and retry.
+	if !s.lost {
+		s.lost = true
+		e.logf("rx: reloading %s failed; its subscribers wait for a retry every %v: %v", s.key, e.h.cfg.ProbeInterval, err)
+	}
+	e.park(s)
+}
+
+// park keeps a stream that could not be reloaded, with its subscribers,
+// until a retry succeeds.
+func (e *engine) park(s *hotStream) {
+	e.parked[s] = struct{}{}
+	e.retry()
+}
+
+// retry schedules unpark after Config.ProbeInterval.
+func (e *engine) retry() {
+	if e.retrying {
+		return
+	}
+	e.retrying = true
+	time.AfterFunc(e.h.cfg.ProbeInterval, func() { e.do(e.unpark) })
+}
+
+// unpark retries the parked streams; subscribers that left are dropped.
+// Lists are refreshed too: commits that failed may have changed them.
+func (e *engine) unpark() {
+	e.retrying = false
+	parked := e.parked
+	e.parked = map[*hotStream]struct{}{}
+	for s := range parked {
+		if len(s.subs) > 0 {
+			e.resync(s) // parks it again if it fails
+		}
+	}
+	if len(e.parked) == 0 && (len(parked) > 0 || e.listsStale) {
+		e.refreshLists()
+	}
+}
+
+// refreshLists re-runs the query of every list subscription; if the
+// database fails, they are retried with the parked streams.
+func (e *engine) refreshLists() {
+	for _, subs := range e.lists {
+		for sub := range subs {
+			if err := e.refreshList(e.ctx(), sub); err != nil {
+				if !e.listsStale {
+					e.logf("rx: refreshing the lists failed; retrying every %v: %v", e.h.cfg.ProbeInterval, err)
+				}
+				e.listsStale = true
+				e.retry()
+				return
+			}
+		}
+	}
+	e.listsStale = false
+}
+
+// snapshot reads a stream from the active store, switching to the fallback
+// when the store fails.
+func (e *engine) snapshot(ctx context.Context, key cache.Stream) (cache.Snapshot, error) {
+	snap, err := e.active.Snapshot(ctx, key)
+	if err != nil && !errors.Is(err, cache.ErrCold) && !e.degraded {
+		e.storeFailed(err)
+		snap, err = e.active.Snapshot(ctx, key)
+	}
+	return snap, err
+}
+
+// evict makes a stream without subscribers cold. In cluster mode the owner
+// lets its lease go and tells the followers, who take the stream over.
+func (e *engine) evict(s *hotStream) {
+	if e.streams[s.key] != s {
+		return
+	}
+	e.drop(s)
+	if c := e.h.cluster; c != nil && c.lease != nil && s.remote == nil && !e.degraded {
+		ctx, cancel := context.WithTimeout(e.ctx(), c.ttl/3)
+		if err := c.lease.Release(ctx, c.node, []string{leaseKey(s.key), readyKey(s.key, c.node)}); err != nil {
+			e.h.log.Debug("rx: release stream lease", "stream", s.key, "err", err)
+		}
+		cancel()
+		c.publish(deltaTopic(s.key), deltaMsg{Release: true})
+	}
+}
+
+// drop forgets a stream here. A single node also drops it from the store;
+// in cluster mode the store keeps it for the other nodes (the janitor
+// expires streams no node writes).
+func (e *engine) drop(s *hotStream) {
+	if e.streams[s.key] != s {
+		return
+	}
+	delete(e.streams, s.key)
+	if c := e.h.cluster; c != nil {
+		c.forget(s.key)
+	}
+	if s.remote != nil {
+		s.remote.unsub()
+		return
+	}
+	e.dropGraph(s)
+	for _, l := range s.def.layers {
+		e.layerHot[l]--
+	}
+	if c := e.h.cluster; c != nil && c.lease != nil {
+		return
+	}
+	if err := e.active.Expire(e.ctx(), s.key); err != nil && !e.degraded {
+		e.storeFailed(err)
+	}
 }
