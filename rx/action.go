@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -164,8 +165,8 @@ func (s *Subscription) Call(ctx context.Context, action string, args []json.RawM
 // encoding/json would leave the zero value, and the action would run with
 // a value the client never sent.
 func decodeArg(t reflect.Type, raw json.RawMessage) (reflect.Value, *Error) {
-	if string(bytes.TrimSpace(raw)) == "null" && !nullable(t) {
-		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("want %s, got null", jsonKind(t))}
+	if got := rawKind(raw); (got == "null" && !nullable(t)) || (t == timeType && got != "string") {
+		return reflect.Value{}, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("want %s, got %s", jsonKind(t), got)}
 	}
 	pv := reflect.New(t)
 	if err := unmarshalInput(raw, pv.Interface()); err != nil {
@@ -174,8 +175,34 @@ func decodeArg(t reflect.Type, raw json.RawMessage) (reflect.Value, *Error) {
 	return pv.Elem(), nil
 }
 
-// nullable reports whether JSON null is a value of t.
+// rawKind names the kind of JSON value raw holds, as jsonKind and
+// encoding/json's errors do ("string", "number", "null", …).
+func rawKind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// nullable reports whether JSON null is a value of t. A time.Time decodes
+// null as its zero value, which no client means: it is refused.
 func nullable(t reflect.Type) bool {
+	if t == timeType {
+		return false
+	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
 		return true
@@ -239,6 +266,13 @@ func jsonProblem(err error) string {
 			return fmt.Sprintf("field %s: want %s, got %s", te.Field, want, te.Value)
 		}
 		return fmt.Sprintf("want %s, got %s", want, te.Value)
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("want %s, got %q", jsonKind(timeType), pe.Value)
+	}
+	if strings.HasPrefix(err.Error(), "Time.UnmarshalJSON: ") { // not a string
+		return "want " + jsonKind(timeType)
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }

@@ -47,7 +47,7 @@ func (l *eventLog) all() []string {
 func (ActiveChat) Authorize(context.Context, rx.User, ChatParams) error { return nil }
 
 func (c *ActiveChat) Actions() []string {
-	return []string{"SendMessage", "Rename", "Fail", "Boom", "Echo", "Slow"}
+	return []string{"SendMessage", "Rename", "Fail", "Boom", "Echo", "Slow", "Schedule"}
 }
 
 func (c *ActiveChat) OnConnect(ctx context.Context) error {
@@ -105,6 +105,10 @@ func (c *ActiveChat) Boom(ctx context.Context) error {
 
 func (c *ActiveChat) Echo(ctx context.Context, v any) (any, error) {
 	return v, errors.New("plain error")
+}
+
+func (c *ActiveChat) Schedule(ctx context.Context, at time.Time) (string, error) {
+	return at.UTC().Format(time.RFC3339), nil
 }
 
 func (c *ActiveChat) Slow(ctx context.Context) error {
@@ -191,7 +195,10 @@ func TestActionsRuntimeConsumers(t *testing.T) {
 		{"sendMessage", []string{`"a"`, `"b"`}, rx.CodeBadRequest, "got 2"},
 		{"sendMessage", []string{`42`}, rx.CodeBadRequest, "argument 1: want string, got number"},
 		{"rename", []string{`{"title":1}`, `1`}, rx.CodeBadRequest, "argument 1: field title: want string, got number"},
-		{"rename", []string{`{"at":"yesterday"}`, `1`}, rx.CodeBadRequest, "argument 1"},
+		{"rename", []string{`{"at":"yesterday"}`, `1`}, rx.CodeBadRequest, `rename: argument 1: want a time string (RFC 3339), got "yesterday"`},
+		{"schedule", []string{`"noon"`}, rx.CodeBadRequest, `schedule: argument 1: want a time string (RFC 3339), got "noon"`},
+		{"schedule", []string{`null`}, rx.CodeBadRequest, "schedule: argument 1: want a time string (RFC 3339), got null"},
+		{"schedule", []string{`5`}, rx.CodeBadRequest, "schedule: argument 1: want a time string (RFC 3339), got number"},
 		{"rename", []string{`{}`, `1.5`}, rx.CodeBadRequest, "argument 2: want integer from"},
 		{"rename", []string{`{}`, `null`}, rx.CodeBadRequest, "argument 2: want integer from -9223372036854775808 to 9223372036854775807, got null"},
 		{"rename", []string{`null`, `1`}, rx.CodeBadRequest, "argument 1: want object, got null"},
@@ -205,6 +212,9 @@ func TestActionsRuntimeConsumers(t *testing.T) {
 		if e == nil || e.Code != c.code || !strings.Contains(e.Message, c.msg) {
 			t.Errorf("%s%v: got %v, want %s %q", c.action, c.args, err, c.code, c.msg)
 		}
+	}
+	if v, err := call("schedule", `"2026-11-23T10:00:00+01:00"`); err != nil || v != "2026-11-23T09:00:00Z" {
+		t.Fatalf("schedule: %v %v", v, err)
 	}
 	// A plain error is internal to the client, the cause kept for the log.
 	_, err = call("echo", `1`)
