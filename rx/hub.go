@@ -363,15 +363,9 @@ func (h *Hub) Snapshot(ctx context.Context, channel string, params any, user Use
 // Expire makes one anchor's stream of a channel cold: its cache entry is
 // dropped and current subscribers receive a fresh snapshot.
 func (h *Hub) Expire(ctx context.Context, channel string, anchorID any) error {
-	id, ok := idString(reflect.ValueOf(anchorID))
-	if !ok {
-		return fmt.Errorf("rx: Expire: invalid anchor id %v", anchorID)
-	}
-	h.mu.RLock()
-	def := h.channels[channel]
-	h.mu.RUnlock()
-	if def == nil {
-		return fmt.Errorf("rx: Expire: no channel %q", channel)
+	def, id, err := h.anchorOf("Expire", channel, anchorID)
+	if err != nil {
+		return err
 	}
 	return h.engine.call(ctx, func() {
 		if s := h.engine.streams[storeKey(def, id)]; s != nil {
@@ -386,15 +380,9 @@ func (h *Hub) Expire(ctx context.Context, channel string, anchorID any) error {
 // the stream. A channel implementing Reauthorizer needs no call: the
 // commit that removes the access ends them, before its own deltas.
 func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID string) error {
-	id, ok := idString(reflect.ValueOf(anchorID))
-	if !ok {
-		return fmt.Errorf("rx: Revoke: invalid anchor id %v", anchorID)
-	}
-	h.mu.RLock()
-	def := h.channels[channel]
-	h.mu.RUnlock()
-	if def == nil {
-		return fmt.Errorf("rx: Revoke: no channel %q", channel)
+	def, id, err := h.anchorOf("Revoke", channel, anchorID)
+	if err != nil {
+		return err
 	}
 	return h.engine.call(ctx, func() {
 		key := storeKey(def, id)
@@ -415,6 +403,22 @@ func (h *Hub) Revoke(ctx context.Context, channel string, anchorID any, userID s
 			}
 		}
 	})
+}
+
+// anchorOf returns the channel named channel and the id of anchorID, for
+// the method op.
+func (h *Hub) anchorOf(op, channel string, anchorID any) (*channelDef, string, error) {
+	id, ok := idString(reflect.ValueOf(anchorID))
+	if !ok {
+		return nil, "", fmt.Errorf("rx: %s: invalid anchor id %v", op, anchorID)
+	}
+	h.mu.RLock()
+	def := h.channels[channel]
+	h.mu.RUnlock()
+	if def == nil {
+		return nil, "", fmt.Errorf("rx: %s: no channel %q", op, channel)
+	}
+	return def, id, nil
 }
 
 // Close stops the engine and ends every subscription. Writes committed

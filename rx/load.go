@@ -104,9 +104,7 @@ func encodeRow(ctx context.Context, l *layer, v reflect.Value) (*row, string, er
 		if rel.kind != relBelongsTo {
 			continue
 		}
-		fk := rel.rel.References[0].ForeignKey
-		fv, _ := fk.ValueOf(ctx, v)
-		target, ok := idString(reflect.ValueOf(fv))
+		target, ok := fkID(ctx, rel, v)
 		if r.belongs == nil {
 			r.belongs = map[*relation]string{}
 		}
@@ -118,15 +116,20 @@ func encodeRow(ctx context.Context, l *layer, v reflect.Value) (*row, string, er
 		}
 	}
 	for _, p := range l.parents {
-		fk := p.rel.References[0].ForeignKey
-		fv, _ := fk.ValueOf(ctx, v)
-		pid, _ := idString(reflect.ValueOf(fv))
+		pid, _ := fkID(ctx, p, v)
 		if r.fks == nil {
 			r.fks = map[*relation]string{}
 		}
 		r.fks[p] = pid
 	}
 	return r, id, nil
+}
+
+// fkID returns the id that row v holds in relation r's foreign key; false
+// when it holds none (null or zero).
+func fkID(ctx context.Context, r *relation, v reflect.Value) (string, bool) {
+	fv, _ := r.rel.References[0].ForeignKey.ValueOf(ctx, v)
+	return idString(reflect.ValueOf(fv))
 }
 
 // readLists computes relation r's list for each parent id: ordered members,

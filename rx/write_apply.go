@@ -245,15 +245,9 @@ func (s *Subscription) apply(ctx context.Context, wd *writeDef, rel *relation, c
 	l := wd.l
 	tx := c.tx
 	if c.op != OpCreate {
-		old := reflect.New(l.typ)
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where(map[string]any{l.pk.DBName: keyArgs(l.pk, []string{req.Row})[0]}).
-			Take(old.Interface()).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return "", Errorf(CodeNotFound, "no %s %s", l.name, req.Row)
-		}
+		old, err := lockRow(tx, l, req.Row, "a write")
 		if err != nil {
-			return "", fmt.Errorf("rx: read %s %s for a write: %w", l.name, req.Row, err)
+			return "", err
 		}
 		if l.owner != nil {
 			ov, _ := l.owner.ValueOf(ctx, old.Elem())
@@ -269,15 +263,9 @@ func (s *Subscription) apply(ctx context.Context, wd *writeDef, rel *relation, c
 		// The parent, locked against a concurrent move or delete until the
 		// create commits, is still in the state.
 		p := rel.from
-		parent := reflect.New(p.typ)
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where(map[string]any{p.pk.DBName: keyArgs(p.pk, []string{c.parent})[0]}).
-			Take(parent.Interface()).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return "", Errorf(CodeNotFound, "no %s %s", p.name, c.parent)
-		}
+		parent, err := lockRow(tx, p, c.parent, "a create")
 		if err != nil {
-			return "", fmt.Errorf("rx: read %s %s for a create: %w", p.name, c.parent, err)
+			return "", err
 		}
 		if err := s.stillHolds(ctx, p, c.parent, parent); err != nil {
 			return "", err
@@ -349,6 +337,22 @@ func (s *Subscription) apply(ctx context.Context, wd *writeDef, rel *relation, c
 		}
 		return req.Row, nil
 	}
+}
+
+// lockRow reads row id of layer l in tx, locked for update until tx ends
+// (a missing row is not_found); what names the write in errors.
+func lockRow(tx *gorm.DB, l *layer, id, what string) (reflect.Value, error) {
+	v := reflect.New(l.typ)
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where(map[string]any{l.pk.DBName: keyArgs(l.pk, []string{id})[0]}).
+		Take(v.Interface()).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return reflect.Value{}, Errorf(CodeNotFound, "no %s %s", l.name, id)
+	}
+	if err != nil {
+		return reflect.Value{}, fmt.Errorf("rx: read %s %s for %s: %w", l.name, id, what, err)
+	}
+	return v, nil
 }
 
 // setKey sets a key field (a foreign key or owner) from a canonical id.
