@@ -282,13 +282,18 @@ func (c *client) expect(typ string) map[string]any {
 	return m
 }
 
-// quiet asserts no frame arrives for a moment.
-func (c *client) quiet() {
+// quiet asserts that the socket has nothing more for the client: once the
+// hub has processed every commit (a delivered event is queued to the
+// socket before Wait returns), the reply to a probe, queued after it, is
+// the next frame.
+func (c *client) quiet(h *rx.Hub) {
 	c.t.Helper()
-	select {
-	case m := <-c.frames:
+	if err := h.Wait(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(`{"type":"unsub","id":"quiet-probe"}`)
+	if m := c.next(); m["type"] != "error" || m["sub"] != "quiet-probe" {
 		c.t.Fatalf("unexpected frame %v", m)
-	case <-time.After(100 * time.Millisecond):
 	}
 }
 

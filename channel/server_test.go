@@ -193,7 +193,7 @@ func TestSubscriptions(t *testing.T) {
 			if d["version"].(float64) != version+2 {
 				t.Fatalf("delta: %v", d)
 			}
-			c.quiet()
+			c.quiet(e.hub)
 
 			// Unsubscribe stops deltas at once.
 			c.send(`{"type":"unsub","id":"s1"}`)
@@ -201,8 +201,7 @@ func TestSubscriptions(t *testing.T) {
 			c.send(`{"type":"unsub","id":"s2"}`)
 			c.expect("unsubscribed")
 			e.db.Model(&Post{ID: 1}).Update("text", "one again")
-			e.hub.Wait(context.Background())
-			c.quiet()
+			c.quiet(e.hub)
 		})
 	}
 }
