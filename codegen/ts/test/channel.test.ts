@@ -48,7 +48,7 @@ describe("ContextChannel", () => {
 
     offA();
     offA(); // idempotent
-    await sock.expectSilence(10);
+    await sock.expectSilence();
     offB();
     assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: sub.id });
     assert.equal(chat.status, "idle");

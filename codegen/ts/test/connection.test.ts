@@ -495,7 +495,7 @@ describe("Connection", () => {
     other.close(); // the server already forgot it: no unsub
     sub.close();
     assert.deepEqual(await sock.next("unsub"), { type: "unsub", id: sub.id });
-    await sock.expectSilence(10);
+    await sock.expectSilence();
   });
 
   it("connects on the first subscription and disconnects after the last, with a grace delay", async (t) => {

@@ -50,9 +50,15 @@ export class FakeSocket {
     return m;
   }
 
-  /** Fails if the client sends anything within ms. */
-  async expectSilence(ms = 50): Promise<void> {
-    await sleep(ms);
+  /**
+   * Fails if the client sent a frame not read yet. No clock: the client
+   * answers a ping after every frame it sent before it saw the ping, so
+   * once the pong is in, so are they.
+   */
+  async expectSilence(): Promise<void> {
+    const pong = once(this.ws, "pong");
+    this.ws.ping();
+    await pong;
     if (this.received.length > this.#read) {
       throw new Error(`unexpected client frame ${JSON.stringify(this.received[this.#read])}`);
     }
