@@ -71,7 +71,7 @@ describe("ContextChannel", () => {
       [(await sock.next("sub")).channel, (await sock.next("sub")).channel],
       ["ChatChannel", "ChatListChannel"],
     );
-    await srv.expectNoConnection(30);
+    srv.expectNoConnection();
     offA();
     offB();
     await sock.next("unsub");

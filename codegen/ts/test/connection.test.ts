@@ -299,6 +299,7 @@ describe("Connection", () => {
 
   it("does not reconnect after 4001 and reports unauthenticated", async (t) => {
     const { srv, connect } = await setup(t);
+    t.mock.timers.enable({ apis: ["setTimeout"] }); // the client's timers wait for tick
     const conn = connect({ token: "bad" });
     const sub = conn.subscribe("ChatChannel", { chatId: 5 }, CHAT_MODEL);
     const errors: RxError[] = [];
@@ -316,7 +317,9 @@ describe("Connection", () => {
     assert.equal(sub.status, "error");
     assert.equal(sub.error, conn.error);
     await assert.rejects(sub.call("sendMessage", ["x"]), (e: unknown) => e instanceof RxError && e.code === "unauthenticated");
-    await srv.expectNoConnection(100);
+    t.mock.timers.tick(60_000); // past any backoff
+    srv.expectNoConnection();
+    t.mock.timers.reset();
 
     // Told to try again (say, with a refreshed session cookie), it does.
     conn.reconnect();
@@ -330,24 +333,28 @@ describe("Connection", () => {
   for (const code of [4002, 1008, 1009]) {
     it(`stops with status closed and an error after ${code}`, async (t) => {
       const { srv, conn, sub, sock } = await readyChat(t);
+      t.mock.timers.enable({ apis: ["setTimeout"] });
       sock.close(code, "reason " + code);
       await waitFor(() => conn.status === "closed", "closed");
       assert.equal(conn.error?.code, "bad_request");
       assert.equal(conn.error?.closeCode, code);
       assert.equal(conn.error?.message, "reason " + code);
       assert.equal(sub.status, "error");
-      await srv.expectNoConnection(80);
+      t.mock.timers.tick(60_000); // past any backoff
+      srv.expectNoConnection();
     });
   }
 
   it("stops without error when the server closes normally (1000)", async (t) => {
     const { srv, conn, sub, sock } = await readyChat(t);
+    t.mock.timers.enable({ apis: ["setTimeout"] });
     sock.close(1000);
     await waitFor(() => conn.status === "closed", "closed");
     assert.equal(conn.error, null);
     assert.equal(sub.status, "closed");
     assert.notEqual(sub.getState(), null);
-    await srv.expectNoConnection(80);
+    t.mock.timers.tick(60_000); // past any backoff
+    srv.expectNoConnection();
   });
 
   it("returns to idle once every subscription of a stopped connection is released", async (t) => {
@@ -501,7 +508,7 @@ describe("Connection", () => {
   it("connects on the first subscription and disconnects after the last, with a grace delay", async (t) => {
     const { srv, connect } = await setup(t);
     const conn = connect({ idleTimeout: 150 });
-    await srv.expectNoConnection(20);
+    srv.expectNoConnection(); // not before the first subscription
     const a = conn.subscribe("ChatChannel", { chatId: 5 }, CHAT_MODEL);
     const sock = await srv.accept();
     await sock.handshake();
@@ -520,12 +527,14 @@ describe("Connection", () => {
     assert.equal((await sock.next("sub")).id, c.id);
     t.mock.timers.tick(200);
     assert.equal(conn.status, "open", "c keeps the socket open past the grace delay");
-    t.mock.timers.reset();
     c.close();
     await sock.next("unsub");
+    t.mock.timers.tick(150); // the grace delay
     assert.equal(await sock.closed, 1000);
     assert.equal(conn.status, "idle");
-    await srv.expectNoConnection(20);
+    t.mock.timers.tick(60_000);
+    srv.expectNoConnection();
+    t.mock.timers.reset();
     // And the next subscription connects again.
     conn.subscribe("ChatChannel", { chatId: 8 }, CHAT_MODEL);
     const sock2 = await srv.accept();
@@ -565,7 +574,7 @@ describe("Connection", () => {
     await sock.handshake();
     await sock.next("sub");
     await sock.next("sub");
-    await srv.expectNoConnection(30);
+    srv.expectNoConnection();
   });
 
   it("computes backoff with full jitter under a cap", () => {

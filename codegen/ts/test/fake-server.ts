@@ -6,6 +6,28 @@ import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import type { ConnectOptions } from "../src/runtime/index.js";
 
+// The real timers, taken before any test mocks the global clock
+// (t.mock.timers): the fake server's own waits keep running on them.
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+
+/**
+ * ws's WebSocket, counting the sockets clients open. A client opens one
+ * synchronously (in subscribe, or in the timer that reconnects), so the
+ * count says at once whether it tried to connect, with no wait.
+ */
+export class CountingWebSocket extends WebSocket {
+  static opened = 0;
+  /** The sockets not closed yet, by the url they were opened to. */
+  static readonly live = new Map<CountingWebSocket, string>();
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args);
+    CountingWebSocket.opened++;
+    CountingWebSocket.live.set(this, String(args[0]));
+    this.once("close", () => CountingWebSocket.live.delete(this));
+  }
+}
+
 export type Frame = Record<string, any>;
 
 const TIMEOUT = 2000;
@@ -35,9 +57,9 @@ export class FakeSocket {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timeout waiting for a client frame${type ? ` of type ${type}` : ""}`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
+        const t = realSetTimeout(resolve, left);
         this.#wake = () => {
-          clearTimeout(t);
+          realClearTimeout(t);
           resolve();
         };
       });
@@ -92,6 +114,7 @@ export class FakeServer {
   readonly url: string;
   readonly sockets: FakeSocket[] = [];
   #taken = 0;
+  #openedBefore = CountingWebSocket.opened;
   #wake: (() => void) | null = null;
 
   private constructor(wss: WebSocketServer) {
@@ -116,9 +139,9 @@ export class FakeServer {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("timeout waiting for a client to connect");
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
+        const t = realSetTimeout(resolve, left);
         this.#wake = () => {
-          clearTimeout(t);
+          realClearTimeout(t);
           resolve();
         };
       });
@@ -127,20 +150,30 @@ export class FakeServer {
     return this.sockets[this.#taken++]!;
   }
 
-  /** Fails if a client connects within ms. */
-  async expectNoConnection(ms = 80): Promise<void> {
-    await sleep(ms);
-    if (this.sockets.length > this.#taken) throw new Error("unexpected client connection");
+  /**
+   * Fails if a client opened a socket since this server started that the
+   * test did not accept. Synchronous: a client that would connect later
+   * does so from a timer, which a test runs by advancing a mocked clock
+   * (t.mock.timers.tick) first.
+   */
+  expectNoConnection(): void {
+    const opened = CountingWebSocket.opened - this.#openedBefore;
+    if (opened > this.#taken) throw new Error(`unexpected client connection (${opened} opened, ${this.#taken} accepted)`);
   }
 
   async stop(): Promise<void> {
     for (const s of this.sockets) s.ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    // The clients' sockets close too before the next test: a socket still
+    // closing would clear its (real) close timer with a clock the next
+    // test mocked, and the timer would hold the process for 30 s.
+    const closing = [...CountingWebSocket.live].filter(([, url]) => url.startsWith(this.url)).map(([ws]) => once(ws, "close"));
+    await Promise.all(closing);
   }
 }
 
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => realSetTimeout(resolve, ms));
 }
 
 /** Polls cond until it is true. */
@@ -155,7 +188,7 @@ export async function waitFor(cond: () => boolean, what = "condition", timeout =
 /** Client options for tests: ws as WebSocket, short backoff and grace. */
 export function testOptions(extra: ConnectOptions = {}): ConnectOptions {
   return {
-    WebSocket,
+    WebSocket: CountingWebSocket,
     backoffBase: 5,
     backoffMax: 20,
     idleTimeout: 30,
