@@ -182,19 +182,21 @@ func rawKind(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "nothing"
 	}
-	switch raw[0] {
-	case '"':
+	switch {
+	case raw[0] == '"':
 		return "string"
-	case '{':
+	case raw[0] == '{':
 		return "object"
-	case '[':
+	case raw[0] == '[':
 		return "array"
-	case 't', 'f':
+	case string(raw) == "true" || string(raw) == "false":
 		return "boolean"
-	case 'n':
+	case string(raw) == "null":
 		return "null"
+	case raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9':
+		return "number"
 	}
-	return "number"
+	return "invalid JSON"
 }
 
 // nullable reports whether JSON null is a value of t. A time.Time decodes
