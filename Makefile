@@ -24,15 +24,18 @@ fmt-check:
 staticcheck:
 	bash .ci/tools run staticcheck ./...
 
-# The chat example's committed TypeScript must match its Go channels.
+# The examples' committed TypeScript (and the quickstart's plain
+# JavaScript) must match their Go channels.
 frontend-check:
 	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat -check
 	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/src/rx -name board -check
+	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/js/rx -name board -js -bindings= -check
 
 # Regenerates it.
 frontend:
 	go run ./cmd/makefrontend -pkg ./examples/chat/app -out examples/chat/web/src/rx -name chat
 	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/src/rx -name board
+	go run ./cmd/makefrontend -pkg ./examples/quickstart/board -out examples/quickstart/web/js/rx -name board -js -bindings=
 
 # Rebuilds the chat example's web UI into examples/chat/web/dist, which the
 # Go binary embeds: run it after changing web/src (or `make frontend`) and
@@ -63,6 +66,9 @@ convergence:
 	go test -count=1 -timeout 60m -v -run '^TestConvergence(SQLite|Postgres)$$' ./rx/
 
 # The TypeScript runtime's own tests (node's test runner, tsc --strict).
+# After changing codegen/ts/src/runtime, also rebuild its committed plain
+# JavaScript form: cd codegen/ts && npm run dist (TestRuntimeDistFresh
+# fails until then), then make frontend.
 ts:
 	cd codegen/ts && npm run build && npm test
 

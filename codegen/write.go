@@ -14,12 +14,13 @@ import (
 
 // Sync compares files with the output folder dir. With write it makes dir
 // match: writes what changed and removes generated files no longer
-// produced. It reports the stale paths (relative to dir) and writes a
+// produced (the .ts and .js files under dir that start with Header; other
+// files are never touched). It reports the stale paths (relative to dir) and writes a
 // unified diff of each to w (nil: no diff).
 func Sync(dir string, files map[string][]byte, write bool, w io.Writer) (stale []string, err error) {
 	existing := map[string][]byte{}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".ts") {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".ts") || strings.HasSuffix(p, ".js")) {
 			return nil
 		}
 		b, err := os.ReadFile(p)

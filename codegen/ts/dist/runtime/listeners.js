@@ -1,0 +1,47 @@
+// A set of listeners, called in the order they were added. A listener that
+// throws does not stop the others: its error is reported asynchronously
+// (reportError in browsers, an uncaught exception elsewhere), as an
+// EventTarget would.
+/** Listeners with arguments A. Adding the same function twice adds it twice. */
+export class Listeners {
+    #set = new Set();
+    /** How many listeners are registered. */
+    get size() {
+        return this.#set.size;
+    }
+    /** Adds fn; the returned function removes it and may be called more than once. */
+    add(fn) {
+        const entry = { fn };
+        this.#set.add(entry);
+        return () => {
+            this.#set.delete(entry);
+        };
+    }
+    /** Calls every listener registered when emit starts. */
+    emit(...args) {
+        for (const entry of [...this.#set]) {
+            if (!this.#set.has(entry))
+                continue; // removed by an earlier listener
+            try {
+                entry.fn(...args);
+            }
+            catch (err) {
+                report(err);
+            }
+        }
+    }
+    /** Removes every listener. */
+    clear() {
+        this.#set.clear();
+    }
+}
+function report(err) {
+    const g = globalThis;
+    if (typeof g.reportError === "function") {
+        g.reportError(err);
+        return;
+    }
+    setTimeout(() => {
+        throw err;
+    }, 0);
+}

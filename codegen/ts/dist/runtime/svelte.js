@@ -1,0 +1,25 @@
+// The Svelte binding: a channel as a Svelte store. It needs no import from
+// svelte: a store is any object with Svelte's store contract, subscribe
+// (run) that calls run at once with the current value and then after each
+// change, and returns the function that unsubscribes.
+//
+//   <script>
+//     import { readableChannel } from "./rx/rxgorm/svelte.js";
+//     const chat = readableChannel(new ChatChannel({ url, token }, { chatId }));
+//   </script>
+//   {#if $chat.ready}{$chat.state.title}{/if}
+//
+// The channel is subscribed while the store has subscribers (a component
+// using $chat, or get(chat) from svelte/store for the moment of the call).
+import { channelStore } from "./view.js";
+/** A Svelte store of channel's ChannelView (null or undefined: always idle). */
+export function readableChannel(channel) {
+    const store = channelStore(channel);
+    return {
+        subscribe(run) {
+            const off = store.subscribe(run);
+            run(store.getState()); // after subscribing: the status is "subscribing" already
+            return off;
+        },
+    };
+}
