@@ -83,12 +83,16 @@ func (e *engine) enqueue(ts []touch) {
 type item struct {
 	touches []touch
 	f       func()
+	at      time.Time // when touches were queued (stats.go)
 }
 
 // do queues f to run on the engine goroutine. It reports false after close.
 func (e *engine) do(f func()) bool { return e.push(item{f: f}) }
 
 func (e *engine) push(it item) bool {
+	if it.f == nil {
+		it.at = time.Now()
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -130,19 +134,24 @@ func (e *engine) run() {
 		// function queued after them, so subscriptions and Wait keep
 		// their order.
 		var batch []touch
+		var at time.Time // the batch's oldest commit
 		for _, it := range q {
 			if it.f == nil {
+				if len(batch) == 0 {
+					at = it.at
+				}
 				batch = append(batch, it.touches...)
 				continue
 			}
 			if len(batch) > 0 {
-				e.process(batch)
+				e.processAt(batch, at)
 				batch = nil
 			}
 			it.f()
+			e.h.stats.hot.Store(int64(len(e.streams)))
 		}
 		if len(batch) > 0 {
-			e.process(batch)
+			e.processAt(batch, at)
 		}
 		if len(q) > 0 {
 			continue
@@ -573,7 +582,8 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances, Reauth: reauthed[s]})
 			delete(reauthed, s) // the delta carries the mark
 		}
-		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, memo: &memo{}}
+		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, Committed: e.h.stats.committed, memo: &memo{}}
+		e.h.stats.deltas.Add(1)
 		for sub := range s.subs {
 			sub.deliver(ev)
 		}
@@ -770,6 +780,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	s.used = time.Now()
 	s.loaded = s.used
 	e.streams[key] = s
+	e.h.stats.coldLoads.Add(1)
 	for _, l := range def.layers {
 		e.layerHot[l]++
 	}
