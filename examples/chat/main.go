@@ -9,6 +9,11 @@
 // MongoDB and the broker to Redis (for several servers on one database):
 //
 //	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat -redis redis://127.0.0.1:6379/0
+//
+// Besides the UI, the REST API and the WebSocket at /rx, it serves
+// Prometheus metrics at /metrics and a health check at /healthz (200 when
+// the database, the store and the broker answer, 503 naming those that do
+// not).
 package main
 
 import (

@@ -104,10 +104,16 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
-// TestHealthzUnavailable: with the database gone /healthz answers 503 and
-// says which dependency is down, and not why (the cause is logged).
+// TestHealthzUnavailable: on the embedded defaults /healthz answers what
+// README shows; with the database gone it answers 503 and says which
+// dependency is down, and not why (the cause is logged).
 func TestHealthzUnavailable(t *testing.T) {
 	hs, _, a := testServerAll(t)
+	code, _, body := get(t, hs.URL+"/healthz", "")
+	const readme = `{"status":"ok","checks":{"broker":"in process","database":"ok","store":"in memory"}}`
+	if code != http.StatusOK || strings.TrimSpace(string(body)) != readme {
+		t.Fatalf("/healthz: %d %s, want 200 %s", code, body, readme)
+	}
 	sqlDB, err := a.DB.DB()
 	if err != nil {
 		t.Fatal(err)
