@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -279,5 +281,48 @@ func TestCollectorHubOnly(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(rxprom.New(hub, nil), "rxgorm_errors_total"); n != 0 {
 		t.Errorf("%d rxgorm_errors_total series without a server, want 0", n)
+	}
+}
+
+// README's table and the package doc list exactly the metrics the
+// collector exports.
+func TestDocsListMetrics(t *testing.T) {
+	_, _, _, reg, _ := setup(t)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if len(mf.GetMetric()) > 0 && len(mf.GetMetric()[0].GetLabel()) > 0 {
+			name += "{code}"
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(rxgorm_[a-z_]+(?:\\{code\\})?)` \\|").FindAllSubmatch(readme, -1) {
+		listed = append(listed, string(m[1]))
+	}
+	sort.Strings(listed)
+	if strings.Join(listed, " ") != strings.Join(names, " ") {
+		t.Errorf("README lists\n%v\nthe collector exports\n%v", listed, names)
+	}
+	src, err := os.ReadFile("rxprom.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed = nil
+	for _, m := range regexp.MustCompile(`(?m)^//\t(rxgorm_[a-z_]+(?:\{code\})?) `).FindAllSubmatch(src, -1) {
+		listed = append(listed, string(m[1]))
+	}
+	sort.Strings(listed)
+	if strings.Join(listed, " ") != strings.Join(names, " ") {
+		t.Errorf("the package doc lists\n%v\nthe collector exports\n%v", listed, names)
 	}
 }
