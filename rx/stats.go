@@ -20,9 +20,9 @@ type Stats struct {
 	// commits, subscriptions, loads and calls not yet started. A backlog
 	// that keeps growing means the engine cannot keep up with the writes.
 	Backlog int64
-	// Deltas counts the deltas this node made from commits and handed to
-	// subscribers: one per stream and version, however many subscribers
-	// receive it. Deltas of followed streams (received from their owner in
+	// Deltas counts the deltas this node made from commits for the
+	// streams it owns: one per stream and version, however many
+	// subscribers receive it. Deltas of followed streams (received from their owner in
 	// a cluster) are not counted here: their owner counts them.
 	Deltas uint64
 	// ColdLoads counts the streams loaded from the database because they
