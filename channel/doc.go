@@ -43,4 +43,13 @@
 // them (Revoke, RevokeUser, RevokeOthers); the Server closes the sockets
 // of a revoked or expired token with 4001, on every node of a cluster
 // (revoke.go).
+//
+// # Monitoring
+//
+// Server.Stats returns the server's figures (sockets, data frames, writes,
+// bytes sent, queued frames and bytes, errors sent by code), and
+// Server.SetObserver receives the commit-to-send latency of every delta
+// frame written (from rx.Event.Committed). Counters are atomic, with no
+// lock per frame; the queues are added up when Stats is called. Package
+// rxprom exports them to Prometheus.
 package channel

@@ -35,6 +35,7 @@ func (s *session) target(m *ClientMessage) (*subState, error) {
 		refuse = rx.Errorf(rx.CodeOverloaded, "%d calls are in progress; wait for their results", limit)
 	}
 	if refuse != nil {
+		s.srv.countError(refuse.Code)
 		frame, _ := resultFrame(m.ID, nil, refuse)
 		s.enqueue(dataItem(frame))
 		return nil, nil
@@ -66,10 +67,15 @@ func (s *session) answer(m *ClientMessage, st *subState, v any, err error) {
 	frame, ferr := resultFrame(m.ID, v, e)
 	if ferr != nil {
 		log.Error("channel: encode result", "type", m.Type, "channel", st.channel, "name", name, "err", ferr)
-		frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeInternal, "internal error"))
+		e = rx.Errorf(rx.CodeInternal, "internal error")
+		frame, _ = resultFrame(m.ID, nil, e)
 	}
 	if limit := s.srv.opts.MaxResult; len(frame) > limit {
-		frame, _ = resultFrame(m.ID, nil, rx.Errorf(rx.CodeTooLarge, "the result is %d bytes; the limit is %d", len(frame), limit))
+		e = rx.Errorf(rx.CodeTooLarge, "the result is %d bytes; the limit is %d", len(frame), limit)
+		frame, _ = resultFrame(m.ID, nil, e)
+	}
+	if e != nil {
+		s.srv.countError(e.Code)
 	}
 	s.mu.Lock()
 	delete(s.calls, m.ID.String()) // before the result: the client may reuse the id

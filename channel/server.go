@@ -167,22 +167,7 @@ type Server struct {
 	writes atomic.Int64 // writes to their connections (syscalls)
 	// peakQueue is the most frames any socket's send queue has held.
 	peakQueue atomic.Int64
-}
-
-// Stats are a Server's running totals since it started.
-type Stats struct {
-	// Frames is the number of data frames written to clients (control
-	// frames such as pings and closes are not counted).
-	Frames int64
-	// Writes is the number of writes to the clients' connections (each one
-	// system call). A socket's writer sends every frame queued for it in
-	// one write, so under load Writes is well below Frames.
-	Writes int64
-}
-
-// Stats returns the server's running totals.
-func (s *Server) Stats() Stats {
-	return Stats{Frames: s.frames.Load(), Writes: s.writes.Load()}
+	stats     serverStats // stats.go
 }
 
 // NewServer returns a Server for hub.

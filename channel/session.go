@@ -79,6 +79,7 @@ type outItem struct {
 	ev   *rx.Event
 	sub  *subState
 	size int
+	at   time.Time // a delta's rx.Event.Committed, for Observer
 }
 
 // dataItem is a frame of ready bytes.
@@ -240,6 +241,7 @@ func (s *session) serve() {
 		if errors.As(err, &se) {
 			sid = &se.id
 		}
+		s.srv.countError(e.Code)
 		if !s.enqueue(dataItem(errorFrame(sid, e))) {
 			return
 		}
@@ -283,6 +285,7 @@ func (s *session) hello(m *ClientMessage) error {
 		return rx.Errorf(rx.CodeBadRequest, "hello was already accepted")
 	}
 	if m.V != ProtocolVersion {
+		s.srv.countError(rx.CodeBadRequest)
 		s.enqueue(dataItem(errorFrame(nil, rx.Errorf(rx.CodeBadRequest, "unsupported protocol version %d; this server speaks %d", m.V, ProtocolVersion))))
 		s.closeAfterFlush(CloseBadVersion, "unsupported protocol version")
 		return nil
@@ -300,6 +303,7 @@ func (s *session) hello(m *ClientMessage) error {
 			s.srv.opts.Logger.Error("channel: authenticator failed", "err", err)
 			e = rx.Errorf(rx.CodeUnauthenticated, "authentication failed")
 		}
+		s.srv.countError(e.Code)
 		s.enqueue(dataItem(errorFrame(nil, e)))
 		s.closeAfterFlush(CloseAuthFailed, "authentication failed")
 		return nil
@@ -411,7 +415,9 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 		}
 		s.mu.Unlock()
 		if live && ev.Err != nil && !s.ended.Load() {
-			s.enqueue(dataItem(errorFrame(&st.id, rx.Public(ev.Err))))
+			e := rx.Public(ev.Err)
+			s.srv.countError(e.Code)
+			s.enqueue(dataItem(errorFrame(&st.id, e)))
 		}
 		return true
 	case ev.Presence != nil:
@@ -447,7 +453,7 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 				s.kill(CloseSlowClient, "internal error; resume")
 				return true
 			}
-			s.enqueue(outItem{pm: d.pm, size: d.size})
+			s.enqueue(outItem{pm: d.pm, size: d.size, at: ev.Committed})
 		}
 	}
 	return true
@@ -568,12 +574,14 @@ func (s *session) keepalive() {
 }
 
 func (s *session) write(it outItem) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-	s.srv.frames.Add(1)
+	now := time.Now()
+	_ = s.conn.SetWriteDeadline(now.Add(s.srv.opts.WriteTimeout))
 	switch {
 	case it.pm != nil:
+		s.srv.sentFrame(it.size, it.at, now)
 		return s.conn.WritePreparedMessage(it.pm)
 	case it.data != nil:
+		s.srv.sentFrame(len(it.data), time.Time{}, now)
 		return s.conn.WriteMessage(websocket.TextMessage, it.data)
 	case it.ev != nil:
 		ev, n := it.ev, s.srv.opts.SnapshotBatch
@@ -589,9 +597,7 @@ func (s *session) write(it outItem) error {
 			if err != nil {
 				return err
 			}
-			if !first {
-				s.srv.frames.Add(1)
-			}
+			s.srv.sentFrame(len(frame), time.Time{}, now)
 			if err := s.conn.WritePreparedMessage(pm); err != nil {
 				return err
 			}

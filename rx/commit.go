@@ -337,7 +337,8 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 			c.publish(deltaTopic(s.key), deltaMsg{Version: d.Version, Instances: d.Instances, Reauth: reauthed[s]})
 			delete(reauthed, s) // the delta carries the mark
 		}
-		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, memo: &memo{}}
+		ev := &Event{Anchor: s.key.Anchor, Version: d.Version, From: from, Instances: d.Instances, Committed: e.h.stats.committed, memo: &memo{}}
+		e.h.stats.deltas.Add(1)
 		for sub := range s.subs {
 			sub.deliver(ev)
 		}

@@ -129,4 +129,14 @@
 // With a RedisBroker and a shared store (cache.MongoStore), hubs on several
 // servers share one database: each hot stream is owned by one node, and
 // the others follow it through the broker (docs/SCALING.md).
+//
+// # Monitoring
+//
+// Hub.Stats returns the hub's figures (open subscriptions, hot streams,
+// the engine's backlog, deltas made, cold loads, the broker's queues), and
+// Hub.SetObserver receives the time of each successful Subscribe. Deltas
+// carry the time their oldest commit reached the engine
+// (Event.Committed), from which package channel measures the
+// commit-to-send latency. Counters are atomic, with no lock on a hot
+// path. Package rxprom exports them to Prometheus.
 package rx

@@ -82,12 +82,16 @@ func (e *engine) enqueue(ts []touch) {
 type item struct {
 	touches []touch
 	f       func()
+	at      time.Time // when touches were queued (stats.go)
 }
 
 // do queues f to run on the engine goroutine. It reports false after close.
 func (e *engine) do(f func()) bool { return e.push(item{f: f}) }
 
 func (e *engine) push(it item) bool {
+	if it.f == nil {
+		it.at = time.Now()
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -129,19 +133,24 @@ func (e *engine) run() {
 		// function queued after them, so subscriptions and Wait keep
 		// their order.
 		var batch []touch
+		var at time.Time // the batch's oldest commit
 		for _, it := range q {
 			if it.f == nil {
+				if len(batch) == 0 {
+					at = it.at
+				}
 				batch = append(batch, it.touches...)
 				continue
 			}
 			if len(batch) > 0 {
-				e.process(batch)
+				e.processAt(batch, at)
 				batch = nil
 			}
 			it.f()
+			e.h.stats.hot.Store(int64(len(e.streams)))
 		}
 		if len(batch) > 0 {
-			e.process(batch)
+			e.processAt(batch, at)
 		}
 		if len(q) > 0 {
 			continue

@@ -89,6 +89,8 @@ type Hub struct {
 	bmu          sync.RWMutex
 	listeners    map[int]func(json.RawMessage) // guarded by bmu
 	nextListener int                           // guarded by bmu
+
+	stats hubStats // stats.go
 }
 
 var gormSession = gorm.Session{NewDB: true, SkipHooks: true}

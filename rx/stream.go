@@ -352,6 +352,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	s.used = time.Now()
 	s.loaded = s.used
 	e.streams[key] = s
+	e.h.stats.coldLoads.Add(1)
 	for _, l := range def.layers {
 		e.layerHot[l]++
 	}

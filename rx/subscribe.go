@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
 )
@@ -52,6 +53,13 @@ type Event struct {
 	// the subscription ended (nil after Close).
 	End bool
 	Err error
+	// Committed, on a delta this node made from commits, is when the
+	// oldest of them reached the engine (right after its transaction
+	// committed; on a node that received the commit from another, when it
+	// arrived). Transports measure the commit-to-send latency with it. It
+	// is zero on other events, on deltas of followed streams and on a
+	// batch of commits retried after a failed read.
+	Committed time.Time
 
 	memo *memo
 }
@@ -102,6 +110,9 @@ type Subscription struct {
 	sink   func(*Event) bool
 	conn   any // SubscribeOptions.Conn
 	inst   *instance
+	// counted is set when the subscription counts in Stats.Subscriptions
+	// (engine goroutine only).
+	counted bool
 
 	mu      sync.Mutex
 	anchors []string // guarded by mu; written on the engine goroutine only
@@ -197,6 +208,9 @@ func (s *Subscription) finish(err error, notify bool) {
 	s.closed = true
 	s.err = err
 	s.mu.Unlock()
+	if s.counted {
+		s.hub.stats.subs.Add(-1)
+	}
 	for _, st := range s.streams {
 		delete(st.subs, s)
 	}
@@ -247,6 +261,7 @@ func filterOwner(ev *Event, user string) *Event {
 // json.RawMessage). The channel's Authorize hook decides; channels without
 // one deny. The first events carry each anchor's snapshot.
 func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user User, opts SubscribeOptions) (*Subscription, error) {
+	start := time.Now()
 	epoch := h.depEpoch(channel)
 	def, p, anchor, err := h.prepare(ctx, channel, params, user)
 	if err != nil {
@@ -267,6 +282,8 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 	}
 	var serr error
 	err = h.engine.call(ctx, func() {
+		sub.counted = true
+		h.stats.subs.Add(1)
 		if serr = h.recheckSubscribe(ctx, def, user, p, epoch); serr != nil {
 			return
 		}
@@ -303,6 +320,7 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 		_ = h.engine.call(context.Background(), func() { sub.finish(err, false) })
 		return nil, err
 	}
+	h.observeSnapshot(start)
 	return sub, nil
 }
 

@@ -9,6 +9,11 @@
 // MongoDB and the broker to Redis (for several servers on one database):
 //
 //	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat -redis redis://127.0.0.1:6379/0
+//
+// Besides the UI, the REST API and the WebSocket at /rx, it serves
+// Prometheus metrics at /metrics and a health check at /healthz (200 when
+// the database, the store and the broker answer, 503 naming those that do
+// not).
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -99,21 +105,24 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		defer sqlDB.Close()
 	}
 	opts := app.Options{BcryptCost: cfg.bcryptCost}
+	checks := map[string]check{} // for /healthz (monitor.go)
 	if cfg.mongo != "" {
-		store, closeStore, err := openMongo(ctx, cfg.mongo)
+		store, ping, closeStore, err := openMongo(ctx, cfg.mongo)
 		if err != nil {
 			return err
 		}
 		defer closeStore()
 		opts.Store = store
+		checks["store"] = check{ping: ping, up: "ok"}
 	}
 	if cfg.redis != "" {
-		broker, closeBroker, err := openRedis(ctx, cfg.redis, cfg.redisPrefix)
+		broker, ping, closeBroker, err := openRedis(ctx, cfg.redis, cfg.redisPrefix)
 		if err != nil {
 			return err
 		}
 		defer closeBroker() // after the app: deferred calls run last-first
 		opts.Broker = broker
+		checks["broker"] = check{ping: ping, up: "ok"}
 	}
 	a, err := app.New(db, opts)
 	if err != nil {
@@ -126,6 +135,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	srv := newServer(a, static)
+	maps.Copy(srv.checks, checks)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -149,45 +159,48 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 }
 
 // openRedis connects to Redis and starts the rxgorm broker on it, under
-// prefix.
-func openRedis(ctx context.Context, url, prefix string) (rx.Broker, func(), error) {
+// prefix. It returns the broker, a ping of Redis and a function closing
+// both.
+func openRedis(ctx context.Context, url, prefix string) (rx.Broker, func(context.Context) error, func(), error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis: %w", err)
+		return nil, nil, nil, fmt.Errorf("redis: %w", err)
 	}
 	client := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+		return nil, nil, nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
 	}
 	if prefix == "" {
 		prefix = "chat:"
 	}
 	b := rx.NewRedisBroker(client, rx.RedisOptions{Prefix: prefix})
-	return b, func() {
+	ping := func(ctx context.Context) error { return client.Ping(ctx).Err() }
+	return b, ping, func() {
 		_ = b.Close()
 		_ = client.Close()
 	}, nil
 }
 
 // openMongo connects to MongoDB and returns the cache store on the URI's
-// database.
-func openMongo(ctx context.Context, uri string) (cache.Store, func(), error) {
+// database, a ping of MongoDB and a function closing the connection.
+func openMongo(ctx context.Context, uri string) (cache.Store, func(context.Context) error, func(), error) {
 	name := "chat"
 	if u, err := url.Parse(uri); err == nil && strings.Trim(u.Path, "/") != "" {
 		name = strings.Trim(u.Path, "/")
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
-		return nil, nil, fmt.Errorf("mongo: %w", err)
+		return nil, nil, nil, fmt.Errorf("mongo: %w", err)
 	}
 	closeClient := func() { _ = client.Disconnect(context.Background()) }
 	store, err := cache.NewMongo(ctx, client.Database(name), cache.MongoOptions{CollectionPrefix: "chat_"})
 	if err != nil {
 		closeClient()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return store, closeClient, nil
+	ping := func(ctx context.Context) error { return client.Ping(ctx, nil) }
+	return store, ping, closeClient, nil
 }

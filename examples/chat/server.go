@@ -31,6 +31,8 @@ type server struct {
 	// Rate limits: login attempts per client IP and per username,
 	// registrations per client IP (app.Default…Rate).
 	loginIP, loginUser, register *app.Limiter
+	// checks are the dependencies /healthz checks, by name (monitor.go).
+	checks map[string]check
 }
 
 func newServer(a *app.App, static fs.FS) *server {
@@ -49,6 +51,7 @@ func newServer(a *app.App, static fs.FS) *server {
 	s.mux.HandleFunc("GET /api/me", s.me)
 	s.mux.HandleFunc("GET /api/home", s.home)
 	s.mux.HandleFunc("GET /api/chats/{id}", s.chat)
+	s.monitor() // GET /metrics, GET /healthz
 	if _, err := fs.Stat(static, "index.html"); err == nil {
 		s.mux.Handle("GET /", http.FileServerFS(static))
 	} else {
