@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -49,20 +50,54 @@ func preview(text string) string {
 // other member's unread count grows; the sender has read everything up to
 // their message.
 func (a *App) SendMessage(ctx context.Context, uid, chatID uint, text string) (*Message, error) {
+	return a.PostMessage(ctx, uid, chatID, text, "")
+}
+
+// clientIDRE is what a client id (PostMessage) looks like: a UUID or
+// another token of 8 to 40 letters, digits, '-' and '_'.
+var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,40}$`)
+
+// PostMessage is SendMessage with an idempotency key: a client that does
+// not know whether its message arrived (the connection was lost while it
+// was sent) sends it again with the same clientID and gets the message
+// stored the first time instead of a second one. An empty clientID is
+// SendMessage.
+func (a *App) PostMessage(ctx context.Context, uid, chatID uint, text, clientID string) (*Message, error) {
 	text, err := cleanText("a message", text, MaxMessage, false)
 	if err != nil {
 		return nil, err
+	}
+	if clientID != "" && !clientIDRE.MatchString(clientID) {
+		return nil, badRequest("a client id has 8 to 40 letters, digits, '-' or '_'")
 	}
 	var m Message
 	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		if _, err := memberChat(tx, chatID, uid); err != nil {
 			return err
 		}
+		if clientID != "" {
+			// The chat's row lock (memberChat) orders this check with the
+			// other writers of the chat.
+			var sent []Message
+			if err := tx.Where("sender_id = ? AND client_id = ?", uid, clientID).Limit(1).Find(&sent).Error; err != nil {
+				return err
+			}
+			if len(sent) > 0 {
+				if sent[0].ChatID != chatID {
+					return badRequest("client id %s was used in another chat", clientID)
+				}
+				m = sent[0]
+				return nil
+			}
+		}
 		var mine UserChatRelation
 		if err := tx.Where("chat_id = ? AND user_id = ?", chatID, uid).Take(&mine).Error; err != nil {
 			return err
 		}
 		m = Message{ChatID: chatID, SenderID: uid, Text: text}
+		if clientID != "" {
+			m.ClientID = &clientID
+		}
 		if err := tx.Create(&m).Error; err != nil {
 			return err
 		}

@@ -14,6 +14,16 @@ export interface Chat {
   relations: UserChatRelation[];
   invitations: ChatInvitation[];
   messages: Message[];
+  events: ChatEvent[];
+  createdAt: string;
+}
+
+/** Layer ChatEvent (Go app.ChatEvent): a row in the state, relations nested. */
+export interface ChatEvent {
+  id: string;
+  chatId: string;
+  kind: string;
+  text: string;
   createdAt: string;
 }
 
@@ -88,6 +98,7 @@ export interface Message {
   readers: User[];
   createdAt: string;
   editedAt: string | null;
+  clientId: string | null;
 }
 
 /** Layer User (Go app.User): a row in the state, relations nested. */
@@ -203,6 +214,7 @@ export interface MessageData {
   readers: UserData[] | null;
   createdAt: string;
   editedAt: string | null;
+  clientId: string | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.MessagePage as encoding/json writes it. */
