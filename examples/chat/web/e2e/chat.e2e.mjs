@@ -391,9 +391,11 @@ async function main() {
       await visible(pending.getByRole("img", { name: "Sending" }));
       await shot(bob, "12-offline-pending");
       if ((await messages(alice).getByText("Sent while offline").count()) !== 0) throw new Error("alice got a message from an offline browser");
+      const back = Date.now();
       await goOnline(bob, "bob");
       await gone(banner(bob));
       await visible(messages(alice).getByText("Sent while offline"));
+      log(`back online: the pending message reached alice after ${Date.now() - back} ms`);
       await gone(pending);
       await visible(messages(bob).getByText("Sent while offline"));
       for (const page of [alice, bob]) {
@@ -415,9 +417,11 @@ async function main() {
       await until("bob's banner to say stalled", async () => (await banner(bob).count()) > 0 && (await banner(bob).getAttribute("data-health")) === "stalled");
       log(`the stall showed after ${Date.now() - t0} ms`);
       await shot(bob, "13-stalled");
+      const resumed = Date.now();
       net.bob.stall = false;
       await gone(banner(bob));
       await gone(bob.locator(".msg.pending"));
+      log(`the stall ended: live again and the message confirmed after ${Date.now() - resumed} ms`);
       await visible(messages(bob).getByText("Sent into a stall"));
       for (const page of [alice, bob]) {
         const n = await messages(page).getByText("Sent into a stall").count();
