@@ -437,6 +437,10 @@ async function main() {
       await visible(failed.getByRole("img", { name: "Not sent" }));
       await visible(failed.getByText("Not sent: a message has 1 to 4000 characters"));
       await visible(bob.locator(".toast-error", { hasText: "Message not sent" }));
+      // The list scrolled to it: its reason and buttons are in view.
+      const list = await box(messages(bob), "the messages");
+      const why = await box(failed.getByRole("button", { name: "Discard" }), "Discard");
+      if (why.y < list.y || why.y + why.height > list.y + list.height) throw new Error(`Discard is out of view: ${JSON.stringify(why)} in ${JSON.stringify(list)}`);
       await shot(bob, "13a-not-sent");
       await failed.getByRole("button", { name: "Discard" }).click();
       await gone(failed);

@@ -253,19 +253,24 @@ function Messages({ chat, channel, pending }: { chat: Chat; channel: ChatChannel
     return () => document.removeEventListener("visibilitychange", mark);
   }, [unread, lastId, channel]);
 
-  // Scrolling: follow new messages while at the bottom; keep the view
-  // still when older ones are put above.
+  // Scrolling: follow new messages while at the bottom, and go there when
+  // one of mine is sent or refused; keep the view still when older ones
+  // are put above.
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const heightBefore = useRef<number | null>(null);
+  const lastUnsent = useRef("");
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
+    const mine = unsentKey !== lastUnsent.current && unsentKey !== "";
+    lastUnsent.current = unsentKey;
     if (heightBefore.current !== null) {
       el.scrollTop += el.scrollHeight - heightBefore.current;
       heightBefore.current = null;
-    } else if (atBottom.current) {
+    } else if (atBottom.current || mine) {
       el.scrollTop = el.scrollHeight;
+      atBottom.current = true;
     }
   }, [items, unsentKey]);
 
