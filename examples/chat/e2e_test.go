@@ -17,7 +17,8 @@ import (
 // which drives three users through the web UI in headless Debian Chromium
 // with playwright-core: register (random avatars), pick an avatar,
 // befriend, chat live, cut long previews, go offline and stall silently
-// (banner, pending messages resent once), send a refused message, see
+// (banner, pending messages resent once), reload with a message not
+// sent yet (the saved outbox sends it), send a refused message, see
 // toasts capped at three, page history (scrolling up and the button),
 // create a group, keep its system events across a reload and while
 // offline, invite through the approval flow, use the phone layout at

@@ -67,12 +67,13 @@ async function until(what, f, timeout = TIMEOUT) {
 /**
  * The network of each user's browser: net[username].offline refuses
  * sockets, .stall drops every frame from the server (the client's still
- * arrive: a reply lost on the way back). sockets are the routed ones open.
+ * arrive: a reply lost on the way back), .drop every frame both ways.
+ * sockets are the routed ones open.
  */
 const net = {};
 
 async function routeSockets(context, username) {
-  const n = (net[username] = { offline: false, stall: false, sockets: new Set() });
+  const n = (net[username] = { offline: false, stall: false, drop: false, sockets: new Set() });
   await context.routeWebSocket(/\/rx$/, (ws) => {
     if (n.offline) {
       ws.close({ code: 4000, reason: "offline" });
@@ -80,9 +81,11 @@ async function routeSockets(context, username) {
     }
     const server = ws.connectToServer();
     n.sockets.add(ws);
-    ws.onMessage((m) => server.send(m));
+    ws.onMessage((m) => {
+      if (!n.drop) server.send(m);
+    });
     server.onMessage((m) => {
-      if (!n.stall) ws.send(m);
+      if (!n.stall && !n.drop) ws.send(m);
     });
     // 1005 (no code) and 1006 (lost) cannot be sent: they close plainly.
     const how = (code, reason) => (code === 1000 || (code >= 3000 && code <= 4999) ? { code, reason } : {});
@@ -427,6 +430,27 @@ async function main() {
         const n = await messages(page).getByText("Sent into a stall").count();
         if (n !== 1) throw new Error(`"Sent into a stall" shows ${n} times`);
       }
+    });
+
+    await does("a reload keeps the messages not sent yet", async () => {
+      // Nothing passes either way: the server never gets this message
+      // before the reload, so only the saved outbox can send it.
+      net.bob.drop = true;
+      const box1 = bob.getByLabel("Message", { exact: true });
+      await box1.fill("Typed before a reload");
+      await box1.press("Enter");
+      await visible(bob.locator(".msg.pending", { hasText: "Typed before a reload" }));
+      await bob.reload();
+      net.bob.drop = false;
+      await visible(messages(alice).getByText("Typed before a reload"));
+      await visible(messages(bob).getByText("Typed before a reload"));
+      await gone(bob.locator(".msg.pending"));
+      for (const page of [alice, bob]) {
+        const n = await messages(page).getByText("Typed before a reload").count();
+        if (n !== 1) throw new Error(`"Typed before a reload" shows ${n} times`);
+      }
+      const saved = await bob.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith("rxgorm-chat-outbox")).length);
+      if (saved !== 0) throw new Error("the outbox is still saved after its message was stored");
     });
 
     await does("a refused message shows as not sent", async () => {

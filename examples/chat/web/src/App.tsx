@@ -126,7 +126,7 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
   const home = useMemo(() => new HomeChannel(conn, { userId: user.id }), [conn, user.id]);
   const view = useChannel(home);
   const health = useHealth(conn, home, sockets);
-  const outbox = useMemo(() => new Outbox(), []);
+  const outbox = useMemo(() => new Outbox(`rxgorm-chat-outbox:${user.id}`), [user.id]);
   const [route, go] = useHashRoute();
   const toast = useToast();
   const clearToasts = useClearToasts();
@@ -141,9 +141,10 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
       ended.current = true;
       conn.close();
       clearToasts();
+      outbox.clear();
       onSignedOut(message);
     },
-    [conn, onSignedOut, clearToasts],
+    [conn, onSignedOut, clearToasts, outbox],
   );
 
   // The server closes the sockets of a deleted account (4001); a revoked

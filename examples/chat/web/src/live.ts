@@ -207,11 +207,28 @@ export interface Pending {
 /**
  * The messages of the session not stored yet, per chat: shown with a
  * pending mark until the server answers, sent again (same client id, so
- * never twice) after a reconnect, or shown as failed when refused.
+ * never twice) after a reconnect, or shown as failed when refused. They
+ * are kept in the tab's sessionStorage under key, so a reload keeps them.
  */
 export class Outbox {
   #items: readonly Pending[] = [];
   readonly #listeners = new Set<() => void>();
+  readonly #key: string;
+
+  constructor(key: string) {
+    this.#key = key;
+    try {
+      const saved: unknown = JSON.parse(sessionStorage.getItem(key) ?? "[]");
+      if (Array.isArray(saved)) this.#items = saved.filter(isPending);
+    } catch {
+      // nothing saved, or unreadable: start empty
+    }
+  }
+
+  /** Forgets every message, saved ones included (sign-out). */
+  clear(): void {
+    this.#set([]);
+  }
 
   get items(): readonly Pending[] {
     return this.#items;
@@ -224,6 +241,12 @@ export class Outbox {
 
   #set(items: readonly Pending[]): void {
     this.#items = items;
+    try {
+      if (items.length === 0) sessionStorage.removeItem(this.#key);
+      else sessionStorage.setItem(this.#key, JSON.stringify(items));
+    } catch {
+      // storage full or disabled: the outbox still works for this page
+    }
     for (const f of [...this.#listeners]) f();
   }
 
@@ -257,6 +280,19 @@ export function usePending(outbox: Outbox, chatId: string): readonly Pending[] {
     () => outbox.items,
   );
   return useMemo(() => all.filter((p) => p.chatId === chatId), [all, chatId]);
+}
+
+function isPending(x: unknown): x is Pending {
+  const p = x as Partial<Pending> | null;
+  return (
+    typeof p === "object" &&
+    p !== null &&
+    typeof p.clientId === "string" &&
+    typeof p.chatId === "string" &&
+    typeof p.text === "string" &&
+    typeof p.at === "string" &&
+    (p.error === undefined || typeof p.error === "string")
+  );
 }
 
 function newClientId(): string {
