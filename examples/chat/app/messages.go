@@ -34,6 +34,10 @@ type MessagePage struct {
 	Messages []Message `json:"messages"`
 	// More says older messages remain.
 	More bool `json:"more"`
+	// Events are the chat's system events of the same stretch of time,
+	// newest first: from the page's oldest message (or the chat's start,
+	// on its last page) to the message before, at most MaxPage.
+	Events []ChatEvent `json:"events"`
 }
 
 // preview shortens a message for the chat list.
@@ -231,7 +235,33 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 	if page.Messages == nil {
 		page.Messages = []Message{}
 	}
+	if err := pageEvents(db, chatID, before, page); err != nil {
+		return nil, err
+	}
 	return page, nil
+}
+
+// pageEvents adds to page the chat's events between its oldest message
+// (the chat's start if no more remain) and message before (now if 0).
+func pageEvents(db *gorm.DB, chatID, before uint, page *MessagePage) error {
+	q := db.Where("chat_id = ?", chatID)
+	if before > 0 {
+		var b []Message
+		if err := db.Select("id", "created_at").Where("chat_id = ? AND id = ?", chatID, before).Limit(1).Find(&b).Error; err != nil {
+			return fmt.Errorf("app: history events: %w", err)
+		}
+		if len(b) > 0 {
+			q = q.Where("created_at < ?", b[0].CreatedAt)
+		}
+	}
+	if page.More && len(page.Messages) > 0 {
+		q = q.Where("created_at >= ?", page.Messages[len(page.Messages)-1].CreatedAt)
+	}
+	page.Events = []ChatEvent{}
+	if err := q.Order("id desc").Limit(MaxPage).Find(&page.Events).Error; err != nil {
+		return fmt.Errorf("app: history events: %w", err)
+	}
+	return nil
 }
 
 // Writable lets members edit the text of their own messages by client

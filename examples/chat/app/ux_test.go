@@ -110,3 +110,41 @@ func TestRandomAvatar(t *testing.T) {
 		}
 	})
 }
+
+// History pages carry the system events of their stretch of time, for
+// chats with more events than the state's latest 50.
+func TestHistoryEvents(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ann, bob := e.user("ann"), e.user("bob")
+		e.befriend(ann, bob)
+		ref := must[ChatRef](ann.home, "createGroupChat", "Team", []uint{bob.ID})
+		ac := e.openChat(ann, ref.ID)
+		m1 := must[Message](ac, "sendMessage", "one")
+		must[ChatRef](ac, "rename", "Team 2")
+		m2 := must[Message](ac, "sendMessage", "two")
+		texts := func(p MessagePage) []string {
+			var out []string
+			for _, ev := range p.Events {
+				out = append(out, ev.Text)
+			}
+			return out
+		}
+		// Before m2: m1, and both events (the last page reaches the start).
+		p := must[MessagePage](ac, "history", m2.ID, 10)
+		if len(p.Messages) != 1 || p.Messages[0].ID != m1.ID || p.More {
+			t.Fatalf("page before m2: %+v", p)
+		}
+		if got := texts(p); len(got) != 2 || got[0] != "Ann renamed Team to Team 2" || got[1] != "Ann created Team" {
+			t.Fatalf("events before m2: %q", got)
+		}
+		// Before m1: no message, the creation only.
+		if got := texts(must[MessagePage](ac, "history", m1.ID, 10)); len(got) != 1 || got[0] != "Ann created Team" {
+			t.Fatalf("events before m1: %q", got)
+		}
+		// A page that stops at m2 (more remain) has the events after m2: none.
+		p = must[MessagePage](ac, "history", 0, 1)
+		if len(p.Messages) != 1 || p.Messages[0].ID != m2.ID || !p.More || len(p.Events) != 0 {
+			t.Fatalf("newest page: %+v", p)
+		}
+	})
+}

@@ -199,13 +199,13 @@ function Messages({ chat, channel, pending }: { chat: Chat; channel: ChatChannel
     return [...archive.current.values()].sort((a, b) => compareIds(a.id, b.id));
   }, [chat.messages, pages]); // pages: a history page was added to the archive
 
-  // System events: rows of the state (the latest 50), kept like messages
-  // once seen.
+  // System events: rows of the state (the latest 50) and of the history
+  // pages, kept like messages once seen.
   const eventArchive = useRef(new Map<string, ChatEvent>());
   const events = useMemo(() => {
     for (const ev of chat.events) eventArchive.current.set(ev.id, ev);
     return [...eventArchive.current.values()].sort((a, b) => compareIds(a.id, b.id));
-  }, [chat.events]);
+  }, [chat.events, pages]); // pages: a history page was added to the archive
 
   const items = useMemo<Item[]>(() => {
     const ms: Item[] = messages.map((m) => ({ type: "message", key: `m${m.id}`, at: m.createdAt, message: m }));
@@ -285,6 +285,7 @@ function Messages({ chat, channel, pending }: { chat: Chat; channel: ChatChannel
     if (!page) return;
     heightBefore.current = scroller.current?.scrollHeight ?? null;
     for (const m of page.messages ?? []) if (!archive.current.has(m.id)) archive.current.set(m.id, fromData(m));
+    for (const ev of page.events ?? []) if (!eventArchive.current.has(ev.id)) eventArchive.current.set(ev.id, ev);
     setMore(page.more);
     setPages((n) => n + 1);
   };

@@ -126,6 +126,15 @@ export interface UserChatRelation {
   createdAt: string;
 }
 
+/** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatEvent as encoding/json writes it. */
+export interface ChatEventData {
+  id: string;
+  chatId: string;
+  kind: string;
+  text: string;
+  createdAt: string;
+}
+
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatInvitation as encoding/json writes it. */
 export interface ChatInvitationData {
   id: string;
@@ -221,6 +230,7 @@ export interface MessageData {
 export interface MessagePage {
   messages: MessageData[] | null;
   more: boolean;
+  events: ChatEventData[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Notice as encoding/json writes it. */
