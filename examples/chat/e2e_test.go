@@ -15,10 +15,16 @@ import (
 // TestBrowser is the browser end-to-end test: it starts the command on a
 // free port and a fresh SQLite directory, and runs web/e2e/chat.e2e.mjs,
 // which drives three users through the web UI in headless Debian Chromium
-// with playwright-core: register, befriend, chat live, page history,
-// create a group, invite through the approval flow, delete an account.
+// with playwright-core: register (random avatars), pick an avatar,
+// befriend, chat live, cut long previews, go offline and stall silently
+// (banner, pending messages resent once), reload with a message not
+// sent yet (the saved outbox sends it), send a refused message, see
+// toasts capped at three, page history (scrolling up and the button),
+// create a group, keep its system events across a reload and while
+// offline, invite through the approval flow, use the phone layout at
+// 390×844, confirm in dialogs, delete an account, sign out everywhere.
 // Screenshots go to web/e2e-artifacts/ (git-ignored), or to
-// $CHAT_E2E_ARTIFACTS.
+// $CHAT_E2E_ARTIFACTS; its layout-*.png are the ones docs/ holds.
 //
 // It needs /usr/bin/chromium (or $CHROMIUM), node and the web app's npm
 // packages: `bash .ci/setup` installs them.

@@ -111,6 +111,15 @@ func TestAvatarDoesNotRevealUsers(t *testing.T) {
 			t.Fatalf("avatar of %s is not its identicon", name)
 		}
 	}
+	// A seed draws the avatar (random ones since issue 18), for any
+	// username; a malformed seed has none.
+	const seed = "0123456789abcdef"
+	if code, _, body := get(t, hs.URL+app.AvatarSeedURL("nobody", seed), ""); code != http.StatusOK || !bytes.Equal(body, app.Avatar(seed)) {
+		t.Fatalf("avatar of seed %s: %d", seed, code)
+	}
+	if code, _, _ := get(t, hs.URL+"/api/avatar/alice.png?seed=../x", ""); code != http.StatusNotFound {
+		t.Fatalf("malformed seed: %d", code)
+	}
 }
 
 // Changing the password over the WebSocket revokes the user's other

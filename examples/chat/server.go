@@ -146,18 +146,23 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request, revoke func(con
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// avatar serves GET /api/avatar/{username}.png. Avatars are made from the
-// username alone, so any well-formed username has one, whether an account
-// has it or not: the answer does not tell which usernames exist.
+// avatar serves GET /api/avatar/{username}.png[?seed=<16 hex digits>].
+// Avatars are drawn from the seed, or from the username without one, so
+// any well-formed username and seed have one, whether an account has them
+// or not: the answer does not tell which usernames exist.
 func (s *server) avatar(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutSuffix(r.PathValue("file"), ".png")
-	if !ok || !(app.ValidUsername(name) || name == app.DeletedUsername) {
+	seed := r.URL.Query().Get("seed")
+	if !ok || !(app.ValidUsername(name) || name == app.DeletedUsername) || (seed != "" && !app.ValidAvatarSeed(seed)) {
 		http.NotFound(w, r)
 		return
 	}
+	if seed == "" {
+		seed = name
+	}
 	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Cache-Control", "public, max-age=86400")
-	_, _ = w.Write(app.Avatar(name))
+	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+	_, _ = w.Write(app.Avatar(seed))
 }
 
 // me answers the caller's profile: how the web UI, holding only the

@@ -61,7 +61,7 @@ func (a *App) Register(ctx context.Context, r Registration) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &User{Username: r.Username, DisplayName: name, Avatar: AvatarURL(r.Username), PasswordHash: string(hash)}
+	u := &User{Username: r.Username, DisplayName: name, Avatar: AvatarSeedURL(r.Username, RandomAvatarSeed()), PasswordHash: string(hash)}
 	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		var n int64
 		if err := tx.Model(&User{}).Where("username = ?", r.Username).Count(&n).Error; err != nil {
@@ -162,6 +162,27 @@ func (a *App) UpdateProfile(ctx context.Context, uid uint, p ProfileUpdate) (*Us
 		}
 		u.DisplayName = name
 		return tx.Model(u).Update("display_name", name).Error
+	})
+	return u, err
+}
+
+// SetAvatar gives the caller the avatar drawn from seed (16 hex digits;
+// "" draws a random one).
+func (a *App) SetAvatar(ctx context.Context, uid uint, seed string) (*User, error) {
+	if seed == "" {
+		seed = RandomAvatarSeed()
+	}
+	if !ValidAvatarSeed(seed) {
+		return nil, badRequest("an avatar seed has 16 hex digits")
+	}
+	var u *User
+	err := a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
+		var err error
+		if u, err = activeUser(tx, uid); err != nil {
+			return err
+		}
+		u.Avatar = AvatarSeedURL(u.Username, seed)
+		return tx.Model(u).Update("avatar", u.Avatar).Error
 	})
 	return u, err
 }
@@ -339,7 +360,9 @@ func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
 				return err
 			}
 			out.leftChat(c.ID, u.ID)
-			out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat (account deleted)", name))
+			if err := eventTx(tx, out, c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat (account deleted)", name), true); err != nil {
+				return err
+			}
 		}
 	}
 	// 5. Friendships, both sides.
@@ -352,7 +375,7 @@ func (a *App) deleteUserTx(tx *gorm.DB, u *User, out *outbox) error {
 	}
 	out.user(u.ID, NoticeAccountDeleting, "Your account was deleted", 0)
 	// 7. What remains points at the user.
-	if err := tx.Model(&Message{}).Where("sender_id = ?", u.ID).Update("sender_id", a.deletedID).Error; err != nil {
+	if err := tx.Model(&Message{}).Where("sender_id = ?", u.ID).Updates(map[string]any{"sender_id": a.deletedID, "client_id": nil}).Error; err != nil {
 		return err
 	}
 	if err := tx.Where("user_id = ?", u.ID).Delete(&MessageRead{}).Error; err != nil {

@@ -23,7 +23,7 @@ func TestRegisterLoginLogout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u.DisplayName != "alice" || u.Avatar != "/api/avatar/alice.png" || u.PasswordHash == password {
+		if u.DisplayName != "alice" || !strings.HasPrefix(u.Avatar, "/api/avatar/alice.png?seed=") || u.PasswordHash == password {
 			t.Fatalf("registered %+v", u)
 		}
 		// The home and the default friend group exist.

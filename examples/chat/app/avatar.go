@@ -2,17 +2,24 @@ package app
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
 	"net/url"
+	"regexp"
 )
 
 // Avatars are identicons made by code: a 5×5 grid, mirrored left to right,
-// whose cells and colour come from the SHA-256 of the username. The same
-// username always gives the same image.
+// whose cells and colour come from the SHA-256 of a seed. A new account
+// gets a random seed (the seed's generate_avatar.py drew a random avatar
+// at registration), and the user may pick another (SetAvatar); the seed
+// is in the avatar's URL, so the image needs no storage. Without a seed
+// the username is the seed (the #DELETED user). The same seed always
+// gives the same image.
 
 // AvatarSize is the width and height of an avatar in pixels.
 const AvatarSize = 140
@@ -22,9 +29,30 @@ func AvatarURL(username string) string {
 	return "/api/avatar/" + url.PathEscape(username) + ".png"
 }
 
-// Avatar returns the PNG avatar of username.
-func Avatar(username string) []byte {
-	sum := sha256.Sum256([]byte(username))
+// avatarSeedRE is what an avatar seed looks like: 16 hex digits.
+var avatarSeedRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// ValidAvatarSeed says whether seed is an avatar seed: 16 lower-case hex
+// digits.
+func ValidAvatarSeed(seed string) bool { return avatarSeedRE.MatchString(seed) }
+
+// RandomAvatarSeed returns a new random avatar seed.
+func RandomAvatarSeed() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// AvatarSeedURL is the URL of the avatar drawn from seed, served under
+// username's name.
+func AvatarSeedURL(username, seed string) string {
+	return AvatarURL(username) + "?seed=" + seed
+}
+
+// Avatar returns the PNG avatar drawn from seed (a username or an avatar
+// seed).
+func Avatar(seed string) []byte {
+	sum := sha256.Sum256([]byte(seed))
 	fg := hsl(float64(sum[0])/255*360, 0.45+float64(sum[1])/255*0.2, 0.45+float64(sum[2])/255*0.15)
 	bg := color.RGBA{0xf2, 0xf2, 0xf2, 0xff}
 	const cells, margin = 5, 20

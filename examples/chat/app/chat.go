@@ -157,7 +157,7 @@ func (c *ChatChannel) onNotify(ctx context.Context, n Notice) {
 // Actions lists the actions of ChatChannel.
 func (c *ChatChannel) Actions() []string {
 	return []string{
-		"SendMessage", "MarkRead", "History", "Typing",
+		"SendMessage", "PostMessage", "MarkRead", "History", "Typing",
 		"Rename", "SetOwner", "AddAdmin", "RemoveAdmin", "Leave", "Delete",
 		"Invite",
 	}
@@ -172,6 +172,21 @@ func (c *ChatChannel) SendMessage(ctx context.Context, text string) (*Message, e
 		return nil, err
 	}
 	m, err := c.App.SendMessage(ctx, uid, c.Params().ChatID, text)
+	if err == nil {
+		_ = c.App.publishTyping(ctx, c.Params().ChatID, uid, false)
+	}
+	return m, err
+}
+
+// PostMessage is SendMessage with the client's idempotency key: sent
+// again with the same clientID (after a lost connection), it returns the
+// message stored the first time instead of storing another.
+func (c *ChatChannel) PostMessage(ctx context.Context, text, clientID string) (*Message, error) {
+	uid, err := c.me()
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.App.PostMessage(ctx, uid, c.Params().ChatID, text, clientID)
 	if err == nil {
 		_ = c.App.publishTyping(ctx, c.Params().ChatID, uid, false)
 	}

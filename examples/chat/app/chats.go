@@ -197,7 +197,7 @@ func deleteChatTx(tx *gorm.DB, chatID uint) error {
 	if err := deleteInvitationsTx(tx, invIDs); err != nil {
 		return err
 	}
-	for _, del := range []any{&Message{}, &UserChatRelation{}, &ChatMember{}, &ChatAdmin{}} {
+	for _, del := range []any{&Message{}, &ChatEvent{}, &UserChatRelation{}, &ChatMember{}, &ChatAdmin{}} {
 		if err := tx.Where("chat_id = ?", chatID).Delete(del).Error; err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (a *App) CreateGroupChat(ctx context.Context, uid uint, name string, member
 				out.user(id, NoticeChatAdded, fmt.Sprintf("%s added you to %s", me.DisplayName, name), c.ID)
 			}
 		}
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatCreated, fmt.Sprintf("%s created %s", me.DisplayName, name), false)
 	})
 	if err != nil {
 		return nil, err
@@ -295,8 +295,7 @@ func (a *App) RenameChat(ctx context.Context, uid, chatID uint, name string) (*C
 		if err := tx.Model(&ChatInvitation{}).Where("chat_id = ?", c.ID).Update("chat_name", name).Error; err != nil {
 			return err
 		}
-		out.chat(c.ID, NoticeChatRenamed, fmt.Sprintf("%s renamed %s to %s", me.DisplayName, old, name))
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatRenamed, fmt.Sprintf("%s renamed %s to %s", me.DisplayName, old, name), true)
 	})
 	if err != nil {
 		return nil, err
@@ -379,9 +378,8 @@ func (a *App) SetOwner(ctx context.Context, uid, chatID, newOwner uint) error {
 		if err := syncDecidersTx(tx, c); err != nil {
 			return err
 		}
-		out.chat(c.ID, NoticeChatOwner, fmt.Sprintf("%s now owns %s", target.DisplayName, c.Name))
 		out.user(newOwner, NoticeChatOwner, fmt.Sprintf("You now own %s", c.Name), c.ID)
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatOwner, fmt.Sprintf("%s now owns %s", target.DisplayName, c.Name), true)
 	})
 }
 
@@ -422,7 +420,7 @@ func (a *App) AddAdmin(ctx context.Context, uid, chatID, target uint) error {
 			return err
 		}
 		out.user(target, NoticeChatAdmin, fmt.Sprintf("You are now an admin of %s", c.Name), c.ID)
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatAdmin, fmt.Sprintf("%s is now an admin", u.DisplayName), false)
 	})
 }
 
@@ -441,6 +439,10 @@ func (a *App) RemoveAdmin(ctx context.Context, uid, chatID, target uint) error {
 		if err != nil {
 			return err
 		}
+		u, err := chatMember(tx, c, target)
+		if err != nil {
+			return err
+		}
 		res := tx.Where("chat_id = ? AND user_id = ?", c.ID, target).Delete(&ChatAdmin{})
 		if res.Error != nil {
 			return res.Error
@@ -452,7 +454,7 @@ func (a *App) RemoveAdmin(ctx context.Context, uid, chatID, target uint) error {
 			return err
 		}
 		out.user(target, NoticeChatUnadmin, fmt.Sprintf("You are no longer an admin of %s", c.Name), c.ID)
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatUnadmin, fmt.Sprintf("%s is no longer an admin", u.DisplayName), false)
 	})
 }
 
@@ -478,7 +480,6 @@ func (a *App) LeaveChat(ctx context.Context, uid, chatID uint) error {
 			return err
 		}
 		out.leftChat(c.ID, uid)
-		out.chat(c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat", me.DisplayName))
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatLeft, fmt.Sprintf("%s left the chat", me.DisplayName), true)
 	})
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/rxgorm/rxgorm/rx"
 )
@@ -75,7 +76,7 @@ func (c *HomeChannel) Actions() []string {
 		"CreateFriendGroup", "RenameFriendGroup", "DeleteFriendGroup", "MoveFriend",
 		"CreateGroupChat",
 		"ApproveChatInvitation", "AcceptChatInvitation", "RejectChatInvitation",
-		"DismissNotices",
+		"DismissNotices", "SetAvatar", "Ping",
 	}
 }
 
@@ -206,6 +207,24 @@ func (c *HomeChannel) RejectChatInvitation(ctx context.Context, id uint) error {
 		return err
 	}
 	return c.App.RejectChatInvitation(ctx, c.me(), id)
+}
+
+// SetAvatar gives the user the avatar drawn from seed (16 hex digits, as
+// the web UI's picker proposes; "" draws a random one).
+func (c *HomeChannel) SetAvatar(ctx context.Context, seed string) (*User, error) {
+	uid, err := UserID(c.User())
+	if err != nil {
+		return nil, err
+	}
+	return c.App.SetAvatar(ctx, uid, seed)
+}
+
+// Ping answers at once, with the server's time: the web UI's application
+// heartbeat. A socket that stalls silently (no close, nothing arrives)
+// leaves a ping unanswered, which the UI shows within 10 s and answers by
+// reconnecting.
+func (c *HomeChannel) Ping(ctx context.Context) (time.Time, error) {
+	return time.Now().UTC(), nil
 }
 
 // DismissNotices clears this subscription's notices.

@@ -170,9 +170,8 @@ func (a *App) AcceptChatInvitation(ctx context.Context, uid, id uint) (*ChatRef,
 		if err := addMemberTx(tx, c, uid, nil); err != nil {
 			return err
 		}
-		out.chat(c.ID, NoticeChatJoined, fmt.Sprintf("%s joined the chat", inv.Invitee.DisplayName))
 		ref = ChatRef{ID: c.ID, Kind: c.Kind, Name: c.Name}
-		return nil
+		return eventTx(tx, out, c.ID, NoticeChatJoined, fmt.Sprintf("%s joined the chat", inv.Invitee.DisplayName), true)
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,10 @@ type MessagePage struct {
 	Messages []Message `json:"messages"`
 	// More says older messages remain.
 	More bool `json:"more"`
+	// Events are the chat's system events of the same stretch of time,
+	// newest first: from the page's oldest message (or the chat's start,
+	// on its last page) to the message before, at most MaxPage.
+	Events []ChatEvent `json:"events"`
 }
 
 // preview shortens a message for the chat list.
@@ -49,20 +54,54 @@ func preview(text string) string {
 // other member's unread count grows; the sender has read everything up to
 // their message.
 func (a *App) SendMessage(ctx context.Context, uid, chatID uint, text string) (*Message, error) {
+	return a.PostMessage(ctx, uid, chatID, text, "")
+}
+
+// clientIDRE is what a client id (PostMessage) looks like: a UUID or
+// another token of 8 to 40 letters, digits, '-' and '_'.
+var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,40}$`)
+
+// PostMessage is SendMessage with an idempotency key: a client that does
+// not know whether its message arrived (the connection was lost while it
+// was sent) sends it again with the same clientID and gets the message
+// stored the first time instead of a second one. An empty clientID is
+// SendMessage.
+func (a *App) PostMessage(ctx context.Context, uid, chatID uint, text, clientID string) (*Message, error) {
 	text, err := cleanText("a message", text, MaxMessage, false)
 	if err != nil {
 		return nil, err
+	}
+	if clientID != "" && !clientIDRE.MatchString(clientID) {
+		return nil, badRequest("a client id has 8 to 40 letters, digits, '-' or '_'")
 	}
 	var m Message
 	err = a.write(ctx, func(tx *gorm.DB, _ *outbox) error {
 		if _, err := memberChat(tx, chatID, uid); err != nil {
 			return err
 		}
+		if clientID != "" {
+			// The chat's row lock (memberChat) orders this check with the
+			// other writers of the chat.
+			var sent []Message
+			if err := tx.Where("sender_id = ? AND client_id = ?", uid, clientID).Limit(1).Find(&sent).Error; err != nil {
+				return err
+			}
+			if len(sent) > 0 {
+				if sent[0].ChatID != chatID {
+					return badRequest("client id %s was used in another chat", clientID)
+				}
+				m = sent[0]
+				return nil
+			}
+		}
 		var mine UserChatRelation
 		if err := tx.Where("chat_id = ? AND user_id = ?", chatID, uid).Take(&mine).Error; err != nil {
 			return err
 		}
 		m = Message{ChatID: chatID, SenderID: uid, Text: text}
+		if clientID != "" {
+			m.ClientID = &clientID
+		}
 		if err := tx.Create(&m).Error; err != nil {
 			return err
 		}
@@ -196,7 +235,33 @@ func (a *App) History(ctx context.Context, uid, chatID, before uint, limit int) 
 	if page.Messages == nil {
 		page.Messages = []Message{}
 	}
+	if err := pageEvents(db, chatID, before, page); err != nil {
+		return nil, err
+	}
 	return page, nil
+}
+
+// pageEvents adds to page the chat's events between its oldest message
+// (the chat's start if no more remain) and message before (now if 0).
+func pageEvents(db *gorm.DB, chatID, before uint, page *MessagePage) error {
+	q := db.Where("chat_id = ?", chatID)
+	if before > 0 {
+		var b []Message
+		if err := db.Select("id", "created_at").Where("chat_id = ? AND id = ?", chatID, before).Limit(1).Find(&b).Error; err != nil {
+			return fmt.Errorf("app: history events: %w", err)
+		}
+		if len(b) > 0 {
+			q = q.Where("created_at < ?", b[0].CreatedAt)
+		}
+	}
+	if page.More && len(page.Messages) > 0 {
+		q = q.Where("created_at >= ?", page.Messages[len(page.Messages)-1].CreatedAt)
+	}
+	page.Events = []ChatEvent{}
+	if err := q.Order("id desc").Limit(MaxPage).Find(&page.Events).Error; err != nil {
+		return fmt.Errorf("app: history events: %w", err)
+	}
+	return nil
 }
 
 // Writable lets members edit the text of their own messages by client

@@ -127,8 +127,12 @@ type Chat struct {
 	Invitations []ChatInvitation `gorm:"foreignKey:ChatID" json:"invitations"`
 	// Messages are the latest 50, newest first; older ones are paged in
 	// with ChatChannel.History.
-	Messages  []Message `gorm:"foreignKey:ChatID" json:"messages" rx:"order=id desc,limit=50"`
-	CreatedAt time.Time `json:"createdAt"`
+	Messages []Message `gorm:"foreignKey:ChatID" json:"messages" rx:"order=id desc,limit=50"`
+	// Events are the latest 50 system events (created, joined, left,
+	// renamed, owner and admin changes), newest first: rows, so a reload
+	// or a reconnect shows what happened meanwhile.
+	Events    []ChatEvent `gorm:"foreignKey:ChatID" json:"events" rx:"order=id desc,limit=50"`
+	CreatedAt time.Time   `json:"createdAt"`
 }
 
 // UserChatRelation is a member's own view of a chat: an entry of the chat
@@ -174,7 +178,7 @@ type ChatInvitation struct {
 type Message struct {
 	ID       uint   `gorm:"primaryKey" json:"id"`
 	ChatID   uint   `gorm:"index;not null" json:"chatId"`
-	SenderID uint   `gorm:"index;not null" json:"senderId"`
+	SenderID uint   `gorm:"index;uniqueIndex:idx_message_client,priority:1;not null" json:"senderId"`
 	Sender   User   `json:"sender"`
 	Text     string `gorm:"size:4000;not null" json:"text"`
 	// Readers are the members who read the message (its sender excluded).
@@ -183,6 +187,23 @@ type Message struct {
 	// EditedAt is when the sender last edited the text (a client write),
 	// null if never.
 	EditedAt *time.Time `json:"editedAt"`
+	// ClientID is the sender's idempotency key (PostMessage), null for
+	// messages sent without one: a message sent again with the same key
+	// is stored once.
+	ClientID *string `gorm:"size:40;uniqueIndex:idx_message_client,priority:2" json:"clientId"`
+}
+
+// ChatEvent is a system event of a chat, shown among its messages: who
+// created the group, joined, left, renamed it, became its owner or an
+// admin. Kind is the notice kind (chat.created, chat.joined, chat.left,
+// chat.renamed, chat.owner, chat.admin, chat.unadmin); Text says it in
+// words. Events go with their chat.
+type ChatEvent struct {
+	ID        uint      `gorm:"primaryKey" json:"id"`
+	ChatID    uint      `gorm:"index;not null" json:"chatId"`
+	Kind      string    `gorm:"size:20;not null" json:"kind"`
+	Text      string    `gorm:"size:300;not null" json:"text"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // Join-table rows, written directly where whole sets change at once
@@ -230,5 +251,5 @@ func (ChatInvitationDecider) TableName() string { return "chat_invitation_decide
 // Models lists the models to migrate, in dependency order. The join tables
 // are created by their many2many relations.
 func Models() []any {
-	return []any{&User{}, &Home{}, &FriendGroup{}, &Friendship{}, &FriendInvitation{}, &Chat{}, &UserChatRelation{}, &ChatInvitation{}, &Message{}}
+	return []any{&User{}, &Home{}, &FriendGroup{}, &Friendship{}, &FriendInvitation{}, &Chat{}, &UserChatRelation{}, &ChatInvitation{}, &Message{}, &ChatEvent{}}
 }

@@ -11,7 +11,8 @@ import { useChannel } from "./rx/rxgorm/react";
 import { SessionContext, useHashRoute, type Session } from "./session";
 import { Settings } from "./Settings";
 import { Sidebar } from "./Sidebar";
-import { ToastProvider, useToast } from "./ui";
+import { Outbox, Sockets, useHealth, type Health } from "./live";
+import { ToastProvider, useClearToasts, useToast } from "./ui";
 
 export function App() {
   // undefined while asking the server who is signed in.
@@ -118,22 +119,32 @@ function AuthScreen({ notice, onSignedIn }: { notice: string; onSignedIn: (u: Us
 
 function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (message: string) => void }) {
   // One connection per signed-in user: closing it on sign-out makes sure
-  // nothing of this user's session outlives it.
-  const conn = useMemo(() => new Connection(api.socketURL()), []);
+  // nothing of this user's session outlives it. Its sockets are Sockets',
+  // which the heartbeat can abort when they stall.
+  const sockets = useMemo(() => new Sockets(), []);
+  const conn = useMemo(() => new Connection(api.socketURL(), { WebSocket: sockets.WebSocket }), [sockets]);
   const home = useMemo(() => new HomeChannel(conn, { userId: user.id }), [conn, user.id]);
   const view = useChannel(home);
+  const health = useHealth(conn, home, sockets);
+  const outbox = useMemo(() => new Outbox(`rxgorm-chat-outbox:${user.id}`), [user.id]);
   const [route, go] = useHashRoute();
   const toast = useToast();
+  const clearToasts = useClearToasts();
   const ended = useRef(false);
 
+  // Sign-out ends this tab's session: the socket closes and the toasts go
+  // (they belong to the user who signed out). Every other tab gets there
+  // too: the server closes their sockets with 4001 (see below).
   const signOut = useCallback(
     (message: string) => {
       if (ended.current) return;
       ended.current = true;
       conn.close();
+      clearToasts();
+      outbox.clear();
       onSignedOut(message);
     },
-    [conn, onSignedOut],
+    [conn, onSignedOut, clearToasts, outbox],
   );
 
   // The server closes the sockets of a deleted account (4001); a revoked
@@ -195,8 +206,8 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
   const online = useMemo<ReadonlySet<string>>(() => new Set((onlineIds ?? []).map(String)), [onlineIds]);
 
   const session = useMemo<Session | null>(
-    () => (state ? { me: state.user ?? user, conn, home, state, online, route, go, deleteAccount } : null),
-    [state, user, conn, home, online, route, go, deleteAccount],
+    () => (state ? { me: state.user ?? user, conn, home, state, online, route, go, deleteAccount, outbox, health } : null),
+    [state, user, conn, home, online, route, go, deleteAccount, outbox, health],
   );
 
   const logout = useCallback(async () => {
@@ -216,8 +227,9 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
   }
   return (
     <SessionContext.Provider value={session}>
-      <div className="app">
-        <Sidebar live={view.status === "ready"} onLogout={logout} />
+      <div className={`app${route.page === "welcome" ? "" : " in-main"}`}>
+        <ConnectionBanner health={health} />
+        <Sidebar live={health === "live"} onLogout={logout} />
         <main className="main">
           {route.page === "chat" ? (
             <ChatView key={route.chatId} chatId={route.chatId} />
@@ -229,6 +241,28 @@ function Workspace({ user, onSignedOut }: { user: UserData; onSignedOut: (messag
         </main>
       </div>
     </SessionContext.Provider>
+  );
+}
+
+/**
+ * The connection's state when it is not live: offline, lost, stalled.
+ * Messages sent meanwhile wait in the outbox, marked pending.
+ */
+function ConnectionBanner({ health }: { health: Health }) {
+  if (health === "live") return null;
+  const text =
+    health === "offline"
+      ? "You are offline. Messages you send wait here and go out once you are back."
+      : health === "stalled"
+        ? "The connection stalled: nothing arrived for several seconds. Reconnecting…"
+        : health === "reconnecting"
+          ? "Connection lost. Reconnecting…"
+          : "Connecting…";
+  return (
+    <div className={`banner banner-${health}`} role="alert" aria-label="Connection" data-health={health}>
+      <span className="banner-dot" aria-hidden="true" />
+      {text}
+    </div>
   );
 }
 

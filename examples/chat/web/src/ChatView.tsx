@@ -1,5 +1,7 @@
-// One open chat: a ChatChannel subscription with its latest 50 messages,
-// older pages fetched on demand with the history action, read receipts,
+// One open chat: a ChatChannel subscription with its latest 50 messages
+// and system events, older pages fetched on demand with the history
+// action (scrolling to the top, or the button), messages not stored yet
+// (the outbox: pending, resent after a reconnect, or failed), read receipts,
 // edits of one's own messages (optimistic client writes), who is typing
 // (runtime state) and who has the chat open (presence), the composer, and
 // the details panel (members, roles, invitations).
@@ -15,14 +17,15 @@ import {
   type KeyboardEvent,
 } from "react";
 import { ChatChannel } from "./rx/chat.channels";
-import type { Chat, ChatInvitation, Message, MessageData, Notice, User } from "./rx/chat.interfaces";
+import type { Chat, ChatEvent, ChatInvitation, Message, MessageData, User } from "./rx/chat.interfaces";
 import { useChannel } from "./rx/rxgorm/react";
 import { allFriends, useSession } from "./session";
 import { chatTitle, invitationStatus } from "./Sidebar";
 import { Avatar, ConfirmButton, compareIds, GroupIcon, Icon, RequestItem, clockTime, dayLabel, typingText, useAction, useToast } from "./ui";
-import { ErrorCode, type Present } from "./rx/rxgorm";
+import { ErrorCode, RxError, type Present } from "./rx/rxgorm";
+import { usePending, type Pending } from "./live";
 
-/** How many older messages one click on "Load older messages" fetches. */
+/** How many older messages scrolling to the top (or "Load older messages") fetches. */
 const PAGE = 30;
 /** How many messages the channel's state holds (rx:"limit=50" on Chat.Messages). */
 const LATEST = 50;
@@ -35,9 +38,42 @@ const TYPING_REPEAT = 2000;
 const TYPING_IDLE = 4000;
 
 export function ChatView({ chatId }: { chatId: string }) {
-  const { conn, state: home, online, go } = useSession();
+  const { conn, state: home, online, go, outbox } = useSession();
   const channel = useMemo(() => new ChatChannel(conn, { chatId }), [conn, chatId]);
   const view = useChannel(channel);
+  const pending = usePending(outbox, chatId);
+  const toast = useToast();
+
+  // The outbox: messages go out one at a time, in order, each with its
+  // client id; one cut short by a lost connection stays pending and goes
+  // again once the chat is live (the id makes sure it is stored once); a
+  // refusal marks it failed, with the reason, and the next one goes.
+  const inflight = useRef<string | null>(null);
+  const flush = useCallback(() => {
+    if (inflight.current !== null) return;
+    const p = outbox.items.find((x) => x.chatId === chatId && x.error === undefined);
+    if (!p) return;
+    inflight.current = p.clientId;
+    channel.postMessage(p.text, p.clientId).then(
+      () => {
+        inflight.current = null;
+        outbox.remove(p.clientId); // which flushes the next (the effect below)
+      },
+      (err: unknown) => {
+        inflight.current = null;
+        const lost =
+          err instanceof RxError && err.code === ErrorCode.Internal && (err.closeCode !== undefined || /^connection (lost|closed)/.test(err.message));
+        if (lost) return; // sent again when the chat is live
+        const reason = err instanceof Error && err.message ? err.message : String(err);
+        outbox.fail(p.clientId, reason);
+        toast("error", `Message not sent: ${reason}`);
+      },
+    );
+  }, [outbox, chatId, channel, toast]);
+  const ready = view.status === "ready";
+  useEffect(() => {
+    if (ready) flush();
+  }, [ready, pending, flush]);
   const [details, setDetails] = useState(false);
   const chat = view.state;
   const rel = home.chats.find((c) => c.chatId === chatId);
@@ -50,7 +86,6 @@ export function ChatView({ chatId }: { chatId: string }) {
   // The server ended the subscription with forbidden: a re-check of the
   // membership refused it (left, removed, chat deleted). Nothing more
   // arrives for it: back to the chat list.
-  const toast = useToast();
   const refused = view.error?.code === ErrorCode.Forbidden;
   useEffect(() => {
     if (!refused) return;
@@ -78,6 +113,9 @@ export function ChatView({ chatId }: { chatId: string }) {
     <div className={`chat${details ? " with-details" : ""}`}>
       <section className="chat-main" aria-label={`Chat ${title}`}>
         <header className="chat-header">
+          <button type="button" className="icon back" aria-label="Back to chats" title="Back to chats" onClick={() => go({ page: "welcome" })}>
+            <Icon name="back" />
+          </button>
           {chat.kind === "private" ? (
             <Avatar user={peer} size={38} dot={peerOnline ? "online" : ""} />
           ) : (
@@ -103,7 +141,7 @@ export function ChatView({ chatId }: { chatId: string }) {
             Details
           </button>
         </header>
-        <Messages chat={chat} channel={channel} notices={view.runtime.notices ?? null} />
+        <Messages chat={chat} channel={channel} pending={pending} />
         <div className="typing" aria-live="polite" aria-label="Typing">
           {typing && (
             <>
@@ -116,9 +154,15 @@ export function ChatView({ chatId }: { chatId: string }) {
             </>
           )}
         </div>
-        <Composer channel={channel} />
+        <Composer
+          channel={channel}
+          onSend={(text) => {
+            outbox.add(chatId, text);
+            flush();
+          }}
+        />
       </section>
-      {details && <ChatDetails chat={chat} channel={channel} peer={peer} presence={view.presence} />}
+      {details && <ChatDetails chat={chat} channel={channel} peer={peer} presence={view.presence} onClose={() => setDetails(false)} />}
     </div>
   );
 }
@@ -130,15 +174,15 @@ function presentIds(presence: readonly Present[]): ReadonlySet<string> {
 
 type Item =
   | { readonly type: "message"; readonly key: string; readonly at: string; readonly message: Message }
-  | { readonly type: "notice"; readonly key: string; readonly at: string; readonly notice: Notice };
+  | { readonly type: "event"; readonly key: string; readonly at: string; readonly event: ChatEvent };
 
 /** A history page's message in the shape of the state's. */
 function fromData(m: MessageData): Message {
   return { ...m, readers: m.readers ?? [] };
 }
 
-function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel; notices: readonly Notice[] | null }) {
-  const { me } = useSession();
+function Messages({ chat, channel, pending }: { chat: Chat; channel: ChatChannel; pending: readonly Pending[] }) {
+  const { me, outbox } = useSession();
   const run = useAction();
   // Messages seen so far: the live ones are replaced on every change; the
   // ones that left the state's latest 50, and the history pages, stay.
@@ -148,17 +192,24 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
   // first means the state holds the whole chat.
   const [more, setMore] = useState<boolean | null>(() => (chat.messages.length < LATEST ? false : null));
   const [loading, setLoading] = useState(false);
+  const loadingRef = useRef(false);
 
   const messages = useMemo(() => {
     for (const m of chat.messages) archive.current.set(m.id, m);
     return [...archive.current.values()].sort((a, b) => compareIds(a.id, b.id));
   }, [chat.messages, pages]); // pages: a history page was added to the archive
 
+  // System events: rows of the state (the latest 50) and of the history
+  // pages, kept like messages once seen.
+  const eventArchive = useRef(new Map<string, ChatEvent>());
+  const events = useMemo(() => {
+    for (const ev of chat.events) eventArchive.current.set(ev.id, ev);
+    return [...eventArchive.current.values()].sort((a, b) => compareIds(a.id, b.id));
+  }, [chat.events, pages]); // pages: a history page was added to the archive
+
   const items = useMemo<Item[]>(() => {
     const ms: Item[] = messages.map((m) => ({ type: "message", key: `m${m.id}`, at: m.createdAt, message: m }));
-    const ns: Item[] = (notices ?? [])
-      .filter((n) => n.kind !== "chat.deleted")
-      .map((n, i) => ({ type: "notice", key: `n${i}${n.at}`, at: n.at, notice: n }));
+    const ns: Item[] = events.map((ev) => ({ type: "event", key: `e${ev.id}`, at: ev.createdAt, event: ev }));
     // Merge by time; both lists are in order already.
     const out: Item[] = [];
     let i = 0;
@@ -175,7 +226,13 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
       }
     }
     return out;
-  }, [messages, notices]);
+  }, [messages, events]);
+
+  // Pending messages of the outbox, after the stored ones; one that is
+  // stored already (its answer was lost) shows once, as stored.
+  const stored = useMemo(() => new Set(chat.messages.map((m) => m.clientId).filter((id): id is string => !!id)), [chat.messages]);
+  const unsent = pending.filter((p) => !stored.has(p.clientId));
+  const unsentKey = unsent.map((p) => `${p.clientId}${p.error === undefined ? "" : "!"}`).join();
 
   // Read receipts: mark everything read while the chat is open and the
   // page is visible.
@@ -196,30 +253,39 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
     return () => document.removeEventListener("visibilitychange", mark);
   }, [unread, lastId, channel]);
 
-  // Scrolling: follow new messages while at the bottom; keep the view
-  // still when older ones are put above.
+  // Scrolling: follow new messages while at the bottom, and go there when
+  // one of mine is sent or refused; keep the view still when older ones
+  // are put above.
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const heightBefore = useRef<number | null>(null);
+  const lastUnsent = useRef("");
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
+    const mine = unsentKey !== lastUnsent.current && unsentKey !== "";
+    lastUnsent.current = unsentKey;
     if (heightBefore.current !== null) {
       el.scrollTop += el.scrollHeight - heightBefore.current;
       heightBefore.current = null;
-    } else if (atBottom.current) {
+    } else if (atBottom.current || mine) {
       el.scrollTop = el.scrollHeight;
+      atBottom.current = true;
     }
-  }, [items]);
+  }, [items, unsentKey]);
 
   const loadOlder = async () => {
+    if (loadingRef.current) return;
+    loadingRef.current = true;
     const oldest = messages[0]?.id ?? 0;
     setLoading(true);
     const page = await run(channel.history(oldest, PAGE));
+    loadingRef.current = false;
     setLoading(false);
     if (!page) return;
     heightBefore.current = scroller.current?.scrollHeight ?? null;
     for (const m of page.messages ?? []) if (!archive.current.has(m.id)) archive.current.set(m.id, fromData(m));
+    for (const ev of page.events ?? []) if (!eventArchive.current.has(ev.id)) eventArchive.current.set(ev.id, ev);
     setMore(page.more);
     setPages((n) => n + 1);
   };
@@ -240,6 +306,9 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
       onScroll={(e) => {
         const el = e.currentTarget;
         atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 60;
+        // At the top: the next older page comes in (the button stays, for
+        // the keyboard).
+        if (el.scrollTop < 80 && canLoad && !loadingRef.current && el.scrollHeight > el.clientHeight) void loadOlder();
       }}
       aria-label="Messages"
     >
@@ -259,8 +328,10 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
         return (
           <Fragment key={item.key}>
             {newDay && <div className="day">{day}</div>}
-            {item.type === "notice" ? (
-              <div className="system">{item.notice.text}</div>
+            {item.type === "event" ? (
+              <div className="system" data-kind={item.event.kind}>
+                {item.event.text} <span className="system-time">{clockTime(item.event.createdAt)}</span>
+              </div>
             ) : (
               <Bubble
                 channel={channel}
@@ -275,6 +346,46 @@ function Messages({ chat, channel, notices }: { chat: Chat; channel: ChatChannel
           </Fragment>
         );
       })}
+      {unsent.map((p) => (
+        <PendingBubble key={p.clientId} pending={p} onRetry={() => outbox.retry(p.clientId)} onDiscard={() => outbox.remove(p.clientId)} />
+      ))}
+    </div>
+  );
+}
+
+/** One of my messages not stored yet: pending (a clock), or refused (why, Retry, Discard). */
+function PendingBubble({ pending: p, onRetry, onDiscard }: { pending: Pending; onRetry: () => void; onDiscard: () => void }) {
+  const failed = p.error !== undefined;
+  return (
+    <div className={`msg mine first ${failed ? "failed" : "pending"}`} data-client-id={p.clientId}>
+      <div className="msg-body">
+        <div className="bubble">
+          <span className="text">{p.text}</span>
+          <span className="meta">
+            {clockTime(p.at)}
+            {failed ? (
+              <span className="pending-mark" role="img" aria-label="Not sent" title="Not sent">
+                <Icon name="alert" />
+              </span>
+            ) : (
+              <span className="pending-mark" role="img" aria-label="Sending" title="Sending: waiting for the server">
+                <Icon name="clock" />
+              </span>
+            )}
+          </span>
+        </div>
+        {failed && (
+          <div className="failed-line" role="alert">
+            Not sent: {p.error}
+            <button type="button" className="small" onClick={onRetry}>
+              Retry
+            </button>
+            <button type="button" className="small" onClick={onDiscard}>
+              Discard
+            </button>
+          </div>
+        )}
+      </div>
     </div>
   );
 }
@@ -427,19 +538,19 @@ function useTypingSignal(channel: ChatChannel) {
   return { typed, stop, sent };
 }
 
-function Composer({ channel }: { channel: ChatChannel }) {
-  const run = useAction();
+/**
+ * The message box. Sending hands the text to the outbox (onSend) and
+ * clears the box at once: the message shows as pending until stored.
+ */
+function Composer({ channel, onSend }: { channel: ChatChannel; onSend: (text: string) => void }) {
   const [text, setText] = useState("");
-  const [sending, setSending] = useState(false);
   const typing = useTypingSignal(channel);
-  const send = async (e?: FormEvent) => {
+  const send = (e?: FormEvent) => {
     e?.preventDefault();
-    if (!text.trim() || sending) return;
-    setSending(true);
+    if (!text.trim()) return;
     typing.sent();
-    const m = await run(channel.sendMessage(text));
-    setSending(false);
-    if (m) setText("");
+    onSend(text);
+    setText("");
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
     if (e.key === "Enter" && !e.shiftKey) {
@@ -461,15 +572,20 @@ function Composer({ channel }: { channel: ChatChannel }) {
         aria-label="Message"
         rows={1}
       />
-      <button type="submit" className="primary" disabled={!text.trim() || sending}>
+      <button type="submit" className="primary" disabled={!text.trim()}>
         Send
       </button>
     </form>
   );
 }
 
-function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | null; presence: readonly Present[] }) {
-  const { chat, channel, peer, presence } = props;
+function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | null; presence: readonly Present[]; onClose: () => void }) {
+  const { chat, channel, peer, presence, onClose } = props;
+  const close = (
+    <button type="button" className="icon details-close" aria-label="Close details" title="Close" onClick={onClose}>
+      <Icon name="close" />
+    </button>
+  );
   const { me, home, state, online } = useSession();
   const run = useAction();
   // Who has the chat open now: the subscription's presence.
@@ -478,6 +594,7 @@ function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | nul
     const status = peer && present.has(peer.id) ? "in the chat" : peer && online.has(peer.id) ? "online" : "offline";
     return (
       <aside className="details" aria-label="Chat details">
+        {close}
         <div className="profile-card">
           <Avatar user={peer} size={96} dot={status === "offline" ? "" : status} />
           <h3>{peer?.displayName}</h3>
@@ -485,7 +602,13 @@ function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | nul
           <span className={`status${status === "offline" ? "" : " on"}`}>{status}</span>
         </div>
         {peer && (
-          <ConfirmButton className="danger wide" onConfirm={() => void run(home.deleteFriend(peer.id))}>
+          <ConfirmButton
+            className="danger wide"
+            title={`Remove ${peer.displayName} from your friends?`}
+            body="Your private chat with them is deleted, for both of you."
+            confirm="Remove friend"
+            onConfirm={() => void run(home.deleteFriend(peer.id))}
+          >
             Remove friend
           </ConfirmButton>
         )}
@@ -503,6 +626,7 @@ function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | nul
   const candidates = allFriends(state).filter((f) => !memberIds.has(f.friendId) && !invited.has(f.friendId));
   return (
     <aside className="details" aria-label="Chat details">
+      {close}
       <RenameForm chat={chat} channel={channel} canRename={isAdmin} />
       <section>
         <h3 className="section-title">
@@ -529,7 +653,13 @@ function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | nul
                         Make admin
                       </button>
                     )}
-                    <ConfirmButton className="small" confirm="Hand over?" onConfirm={() => void run(channel.setOwner(u.id))}>
+                    <ConfirmButton
+                      className="small"
+                      title={`Make ${u.displayName} the owner of ${chat.name}?`}
+                      body="You stay an admin."
+                      confirm="Make owner"
+                      onConfirm={() => void run(channel.setOwner(u.id))}
+                    >
                       Make owner
                     </ConfirmButton>
                   </span>
@@ -552,12 +682,24 @@ function ChatDetails(props: { chat: Chat; channel: ChatChannel; peer: User | nul
       )}
       <section className="danger-zone">
         {!isOwner && (
-          <ConfirmButton className="danger wide" onConfirm={() => void run(channel.leave())}>
+          <ConfirmButton
+            className="danger wide"
+            title={`Leave ${chat.name}?`}
+            body="You will need a new invitation to come back."
+            confirm="Leave"
+            onConfirm={() => void run(channel.leave())}
+          >
             Leave chat
           </ConfirmButton>
         )}
         {isOwner && (
-          <ConfirmButton className="danger wide" onConfirm={() => void run(channel.delete_())}>
+          <ConfirmButton
+            className="danger wide"
+            title={`Delete ${chat.name}?`}
+            body="The chat and all its messages are deleted for every member. This cannot be undone."
+            confirm="Delete chat"
+            onConfirm={() => void run(channel.delete_())}
+          >
             Delete chat
           </ConfirmButton>
         )}

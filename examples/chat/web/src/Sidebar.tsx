@@ -271,9 +271,11 @@ function FriendGroupSection({ group, groups }: { group: FriendGroup; groups: rea
             {!group.isDefault && (
               <ConfirmButton
                 className="icon small danger"
-                confirm="Delete?"
+                title={`Delete the friend group ${group.name}?`}
+                body="Its friends move to your default group."
+                confirm="Delete group"
                 label={`Delete ${group.name}`}
-                title="Delete the group (its friends move to the default group)"
+                hint="Delete the group (its friends move to the default group)"
                 onConfirm={() => void run(home.deleteFriendGroup(group.id))}
               >
                 <Icon name="trash" />
@@ -325,9 +327,11 @@ function FriendRow({ friendship: f, groups }: { friendship: Friendship; groups: 
         )}
         <ConfirmButton
           className="icon small danger"
-          confirm="Remove?"
+          title={`Remove ${f.friend?.displayName ?? ""} from your friends?`}
+          body="Your private chat with them is deleted, for both of you."
+          confirm="Remove friend"
           label={`Remove ${f.friend?.displayName ?? ""}`}
-          title="Remove the friend (deletes your private chat)"
+          hint="Remove the friend (deletes your private chat)"
           onConfirm={() => void run(home.deleteFriend(f.friendId))}
         >
           <Icon name="close" />

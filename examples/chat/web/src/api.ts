@@ -66,6 +66,11 @@ export async function me(): Promise<UserData | null> {
   }
 }
 
+/** The URL of the avatar drawn from seed (16 hex digits), as setAvatar stores it. */
+export function avatarURL(username: string, seed: string): string {
+  return `/api/avatar/${encodeURIComponent(username)}.png?seed=${seed}`;
+}
+
 /** The URL of the rxgorm WebSocket, on the page's own host. */
 export function socketURL(): string {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/rx`;

@@ -4,6 +4,7 @@ import { createContext, useCallback, useContext, useEffect, useState } from "rea
 import type { HomeChannel } from "./rx/chat.channels";
 import type { Friendship, Home, User } from "./rx/chat.interfaces";
 import type { Connection } from "./rx/rxgorm";
+import type { Health, Outbox } from "./live";
 
 /** Where the main pane is: nothing, a chat, or the settings. */
 export type Route = { readonly page: "welcome" } | { readonly page: "chat"; readonly chatId: string } | { readonly page: "settings" };
@@ -21,6 +22,10 @@ export interface Session {
   go(route: Route): void;
   /** Deletes the account; the workspace then signs out saying so. */
   deleteAccount(password: string): Promise<void>;
+  /** The messages not stored yet. */
+  readonly outbox: Outbox;
+  /** The connection's health (the heartbeat's verdict). */
+  readonly health: Health;
 }
 
 export const SessionContext = createContext<Session | null>(null);

@@ -1,6 +1,6 @@
 // Small building blocks shared by the screens: avatars, badges, a
-// two-step confirm button, toasts and the action runner that reports
-// refused actions as toasts.
+// confirm dialog, toasts and the action runner that reports refused
+// actions as toasts.
 import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 
 /** The parts of a user the UI shows. */
@@ -70,46 +70,109 @@ export function Badge({ count, label }: { count: number; label?: string }) {
 }
 
 /**
- * A button that asks to be clicked again before it acts: destructive
- * actions without a modal dialog.
+ * A button whose action is confirmed first in a modal dialog: title asks
+ * the question, body says what follows, and the dialog's confirm button
+ * (labelled confirm) acts; Cancel, Escape or a click outside do nothing.
  */
 export function ConfirmButton({
   children,
-  confirm = "Click again to confirm",
+  confirm,
+  title: question,
+  body,
   onConfirm,
   className = "danger",
   label,
-  title,
+  hint,
 }: {
   children: ReactNode;
-  confirm?: string;
+  /** The dialog's confirm button, e.g. "Delete". */
+  confirm: string;
+  /** The dialog's question, e.g. "Delete the chat Team?". */
+  title: string;
+  /** What the action does, under the question. */
+  body?: ReactNode;
   onConfirm: () => void;
   className?: string;
   /** The accessible name, for icon buttons. */
   label?: string;
-  title?: string;
+  /** The button's tooltip. */
+  hint?: string;
 }) {
-  const [armed, setArmed] = useState(false);
-  useEffect(() => {
-    if (!armed) return;
-    const t = setTimeout(() => setArmed(false), 4000);
-    return () => clearTimeout(t);
-  }, [armed]);
+  const [open, setOpen] = useState(false);
   return (
-    <button
-      type="button"
-      className={`${className}${armed ? " armed" : ""}`}
-      aria-label={armed ? confirm : label}
-      title={title}
-      onClick={() => {
-        if (armed) {
-          setArmed(false);
-          onConfirm();
-        } else setArmed(true);
+    <>
+      <button type="button" className={className} aria-label={label} title={hint} onClick={() => setOpen(true)}>
+        {children}
+      </button>
+      {open && (
+        <ConfirmDialog
+          title={question}
+          confirm={confirm}
+          onClose={(ok) => {
+            setOpen(false);
+            if (ok) onConfirm();
+          }}
+        >
+          {body}
+        </ConfirmDialog>
+      )}
+    </>
+  );
+}
+
+/** A modal confirmation dialog (the <dialog> element, opened with showModal). */
+export function ConfirmDialog({
+  title,
+  confirm,
+  children,
+  onClose,
+}: {
+  title: string;
+  confirm: string;
+  children?: ReactNode;
+  onClose: (confirmed: boolean) => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const closed = useRef(false);
+  const done = useCallback(
+    (ok: boolean) => {
+      if (closed.current) return;
+      closed.current = true;
+      ref.current?.close();
+      onClose(ok);
+    },
+    [onClose],
+  );
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      className="dialog"
+      aria-labelledby="dialog-title"
+      onCancel={(e) => {
+        e.preventDefault();
+        done(false);
+      }}
+      onClick={(e) => {
+        if (e.target === ref.current) done(false); // the backdrop
       }}
     >
-      {armed ? confirm : children}
-    </button>
+      <div className="dialog-body">
+        <h2 id="dialog-title">{title}</h2>
+        {children && <div className="muted">{children}</div>}
+        <div className="actions">
+          <button type="button" onClick={() => done(false)} autoFocus>
+            Cancel
+          </button>
+          <button type="button" className="danger-solid" onClick={() => done(true)}>
+            {confirm}
+          </button>
+        </div>
+      </div>
+    </dialog>
   );
 }
 
@@ -155,34 +218,56 @@ interface Toast {
 
 type Push = (kind: Toast["kind"], text: string) => void;
 
-const ToastContext = createContext<Push>(() => {});
+/** How many toasts show at once: a new one pushes the oldest out. */
+export const MAX_TOASTS = 3;
 
-/** Shows the toasts pushed by its children (useToast), each for a few seconds. */
+const ToastContext = createContext<Push>(() => {});
+const ClearToastsContext = createContext<() => void>(() => {});
+
+/**
+ * Shows the toasts pushed by its children (useToast), at most MAX_TOASTS,
+ * each for a few seconds; useClearToasts removes them all (sign-out).
+ */
 export function ToastProvider({ children }: { children: ReactNode }) {
   const [toasts, setToasts] = useState<readonly Toast[]>([]);
   const next = useRef(0);
-  const dismiss = useCallback((id: number) => setToasts((ts) => ts.filter((t) => t.id !== id)), []);
+  const timers = useRef(new Map<number, ReturnType<typeof setTimeout>>());
+  const dismiss = useCallback((id: number) => {
+    clearTimeout(timers.current.get(id));
+    timers.current.delete(id);
+    setToasts((ts) => ts.filter((t) => t.id !== id));
+  }, []);
   const push = useCallback<Push>(
     (kind, text) => {
       const id = ++next.current;
-      setToasts((ts) => [...ts.slice(-4), { id, kind, text }]);
-      setTimeout(() => dismiss(id), kind === "error" ? 8000 : 6000);
+      setToasts((ts) => [...ts.slice(-(MAX_TOASTS - 1)), { id, kind, text }]);
+      timers.current.set(
+        id,
+        setTimeout(() => dismiss(id), kind === "error" ? 8000 : 5000),
+      );
     },
     [dismiss],
   );
+  const clear = useCallback(() => {
+    for (const t of timers.current.values()) clearTimeout(t);
+    timers.current.clear();
+    setToasts([]);
+  }, []);
   return (
     <ToastContext.Provider value={push}>
-      {children}
-      <div className="toasts" role="status" aria-live="polite">
-        {toasts.map((t) => (
-          <div key={t.id} className={`toast toast-${t.kind}`}>
-            <span>{t.text}</span>
-            <button type="button" className="icon" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
-              <Icon name="close" />
-            </button>
-          </div>
-        ))}
-      </div>
+      <ClearToastsContext.Provider value={clear}>
+        {children}
+        <div className="toasts" role="status" aria-live="polite" aria-label="Notifications">
+          {toasts.map((t) => (
+            <div key={t.id} className={`toast toast-${t.kind}`}>
+              <span>{t.text}</span>
+              <button type="button" className="icon" aria-label="Dismiss" onClick={() => dismiss(t.id)}>
+                <Icon name="close" />
+              </button>
+            </div>
+          ))}
+        </div>
+      </ClearToastsContext.Provider>
     </ToastContext.Provider>
   );
 }
@@ -190,6 +275,11 @@ export function ToastProvider({ children }: { children: ReactNode }) {
 /** Pushes a toast. */
 export function useToast(): Push {
   return useContext(ToastContext);
+}
+
+/** Removes every toast. */
+export function useClearToasts(): () => void {
+  return useContext(ClearToastsContext);
 }
 
 /**
@@ -240,6 +330,19 @@ const ICONS = {
     </>
   ),
   close: <path d="M18 6 6 18M6 6l12 12" />,
+  back: <path d="M15 18l-6-6 6-6" />,
+  clock: (
+    <>
+      <circle cx="12" cy="12" r="9" />
+      <path d="M12 7v5l3 2" />
+    </>
+  ),
+  alert: (
+    <>
+      <circle cx="12" cy="12" r="9" />
+      <path d="M12 7v6M12 16.5v.5" />
+    </>
+  ),
 } as const;
 
 /** A 24×24 stroke icon, sized by the font. */

@@ -20,17 +20,18 @@ const ChatChannelModel: ChannelModel = {
   anchor: "Chat",
   many: false,
   layers: {
-    Chat: { owner: { type: "User", many: false }, admins: { type: "User", many: true }, members: { type: "User", many: true }, relations: { type: "UserChatRelation", many: true }, invitations: { type: "ChatInvitation", many: true }, messages: { type: "Message", many: true } },
+    Chat: { owner: { type: "User", many: false }, admins: { type: "User", many: true }, members: { type: "User", many: true }, relations: { type: "UserChatRelation", many: true }, invitations: { type: "ChatInvitation", many: true }, messages: { type: "Message", many: true }, events: { type: "ChatEvent", many: true } },
     User: {},
     UserChatRelation: { peer: { type: "User", many: false } },
     ChatInvitation: { inviter: { type: "User", many: false }, invitee: { type: "User", many: false }, approvedBy: { type: "User", many: false }, deciders: { type: "User", many: true } },
     Message: { sender: { type: "User", many: false }, readers: { type: "User", many: true } },
+    ChatEvent: {},
   },
   writes: {
     Message: {
       key: "id",
       idType: "string",
-      template: { chatId: "0", createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: "0", readers: [], sender: null, senderId: "0", text: "" },
+      template: { chatId: "0", clientId: null, createdAt: "0001-01-01T00:00:00Z", editedAt: null, id: "0", readers: [], sender: null, senderId: "0", text: "" },
     },
   },
 };
@@ -96,6 +97,10 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
   moveFriend(friendID: number | string, groupID: number | string): Promise<FriendshipData | null> {
     return this.callAction<FriendshipData | null>("moveFriend", [friendID, groupID]);
   }
+  /** Action ping (Go Ping). */
+  ping(): Promise<string> {
+    return this.callAction<string>("ping", []);
+  }
   /** Action rejectChatInvitation (Go RejectChatInvitation). */
   rejectChatInvitation(id: number | string): Promise<void> {
     return this.callAction<void>("rejectChatInvitation", [id]);
@@ -107,6 +112,10 @@ export class HomeChannel extends ContextChannel<Home, HomeParams, HomeRuntime> {
   /** Action renameFriendGroup (Go RenameFriendGroup). */
   renameFriendGroup(id: number | string, name: string): Promise<FriendGroupData | null> {
     return this.callAction<FriendGroupData | null>("renameFriendGroup", [id, name]);
+  }
+  /** Action setAvatar (Go SetAvatar). */
+  setAvatar(seed: string): Promise<UserData | null> {
+    return this.callAction<UserData | null>("setAvatar", [seed]);
   }
   /** Action updateProfile (Go UpdateProfile). */
   updateProfile(p: ProfileUpdate): Promise<UserData | null> {
@@ -155,6 +164,10 @@ export class ChatChannel extends ContextChannel<Chat, ChatParams, ChatRuntime, C
   /** Action markRead (Go MarkRead). */
   markRead(upTo: number | string): Promise<UserChatRelationData | null> {
     return this.callAction<UserChatRelationData | null>("markRead", [upTo]);
+  }
+  /** Action postMessage (Go PostMessage). */
+  postMessage(text: string, clientID: string): Promise<MessageData | null> {
+    return this.callAction<MessageData | null>("postMessage", [text, clientID]);
   }
   /** Action removeAdmin (Go RemoveAdmin). */
   removeAdmin(userID: number | string): Promise<void> {

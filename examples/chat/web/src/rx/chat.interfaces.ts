@@ -14,6 +14,16 @@ export interface Chat {
   relations: UserChatRelation[];
   invitations: ChatInvitation[];
   messages: Message[];
+  events: ChatEvent[];
+  createdAt: string;
+}
+
+/** Layer ChatEvent (Go app.ChatEvent): a row in the state, relations nested. */
+export interface ChatEvent {
+  id: string;
+  chatId: string;
+  kind: string;
+  text: string;
   createdAt: string;
 }
 
@@ -88,6 +98,7 @@ export interface Message {
   readers: User[];
   createdAt: string;
   editedAt: string | null;
+  clientId: string | null;
 }
 
 /** Layer User (Go app.User): a row in the state, relations nested. */
@@ -112,6 +123,15 @@ export interface UserChatRelation {
   lastReadMessageId: string;
   lastMessage: string;
   lastMessageAt: string;
+  createdAt: string;
+}
+
+/** Go type github.com/rxgorm/rxgorm/examples/chat/app.ChatEvent as encoding/json writes it. */
+export interface ChatEventData {
+  id: string;
+  chatId: string;
+  kind: string;
+  text: string;
   createdAt: string;
 }
 
@@ -203,12 +223,14 @@ export interface MessageData {
   readers: UserData[] | null;
   createdAt: string;
   editedAt: string | null;
+  clientId: string | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.MessagePage as encoding/json writes it. */
 export interface MessagePage {
   messages: MessageData[] | null;
   more: boolean;
+  events: ChatEventData[] | null;
 }
 
 /** Go type github.com/rxgorm/rxgorm/examples/chat/app.Notice as encoding/json writes it. */
