@@ -66,10 +66,15 @@ func eachDB(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Run("mysql", func(t *testing.T) { f(t, newEnv(t, openMySQL(t))) })
 }
 
-// openMySQL opens a private database on the MariaDB server (rxtest.MySQL)
-// through OpenMySQL, the app's own opener, with at most 8 connections.
+// openMySQL opens a private database on the MariaDB server.
 func openMySQL(t *testing.T) *gorm.DB {
-	db, err := OpenMySQL(createMySQLDatabase(t))
+	return openMySQLDSN(t, createMySQLDatabase(t))
+}
+
+// openMySQLDSN opens a MariaDB or MySQL database through OpenMySQL, the
+// app's own opener, closed at the end, with at most 8 connections.
+func openMySQLDSN(t *testing.T, dsn string) *gorm.DB {
+	db, err := OpenMySQL(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
