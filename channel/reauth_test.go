@@ -40,6 +40,7 @@ func (*GuardedRoomChannel) Writable() []rx.Writable {
 
 func TestReauthOverSocketSQLite(t *testing.T)   { testReauthOverSocket(t, openSQLite) }
 func TestReauthOverSocketPostgres(t *testing.T) { testReauthOverSocket(t, openPostgres) }
+func TestReauthOverSocketMySQL(t *testing.T)    { testReauthOverSocket(t, openMySQL) }
 
 // A room made private: user 2's subscription ends with forbidden before
 // any delta of a later commit, and its actions and writes are refused;
@@ -100,6 +101,7 @@ func testReauthOverSocket(t *testing.T, open func(testing.TB) *gorm.DB) {
 
 func TestRevokeClosesSocketsSQLite(t *testing.T)   { testRevokeClosesSockets(t, openSQLite) }
 func TestRevokeClosesSocketsPostgres(t *testing.T) { testRevokeClosesSockets(t, openPostgres) }
+func TestRevokeClosesSocketsMySQL(t *testing.T)    { testRevokeClosesSockets(t, openMySQL) }
 
 // alive asserts the socket still answers.
 func alive(c *client) {
