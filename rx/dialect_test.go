@@ -3,6 +3,7 @@ package rx_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -78,6 +79,56 @@ func TestTimePrecision(t *testing.T) {
 			noErr(t, db.Model(&s).Update("at", at).Error)
 			if got, want := atOf(next(t, sub)), fresh(); got != want {
 				t.Errorf("delta at %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+type Room struct {
+	Code string `gorm:"primaryKey;size:16" json:"code"`
+	Name string `json:"name"`
+}
+
+type RoomParams struct {
+	Code string `json:"code"`
+}
+
+type RoomChannel struct{ rx.Channel[Room, RoomParams] }
+
+func (RoomChannel) Authorize(context.Context, rx.User, RoomParams) error { return nil }
+
+// TestStringKeysExact: rxgorm compares string keys exactly on every
+// database, so a subscription to "ab" does not find the row "AB" even on
+// MariaDB, whose default collation (utf8mb4_general_ci) finds it in SQL;
+// there, "ab" and "AB" are also one key to a unique index.
+func TestStringKeysExact(t *testing.T) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) {
+			db := open(t)
+			noErr(t, db.AutoMigrate(&Room{}))
+			h, err := rx.New(db, rx.Config{})
+			noErr(t, err)
+			t.Cleanup(func() { h.Close() })
+			noErr(t, h.Register(&RoomChannel{}))
+			noErr(t, db.Create(&Room{Code: "AB", Name: "x"}).Error)
+			var n int64
+			noErr(t, db.Model(&Room{}).Where("code = ?", "ab").Count(&n).Error)
+			if ci := name == "mysql"; (n == 1) != ci {
+				t.Errorf("SQL finds %d rows for ab; case-insensitive: %v", n, ci)
+			}
+			dupErr := db.Create(&Room{Code: "ab", Name: "y"}).Error
+			if ci := name == "mysql"; (dupErr != nil) != ci {
+				t.Errorf("creating ab beside AB: %v; case-insensitive: %v", dupErr, ci)
+			}
+			_, err = h.Subscribe(context.Background(), "RoomChannel", RoomParams{Code: "ab"}, rx.User{ID: "1"}, rx.SubscribeOptions{})
+			var rerr *rx.Error
+			if name == "mysql" && !(errors.As(err, &rerr) && rerr.Code == rx.CodeNotFound) {
+				t.Errorf("subscribe to ab: %v, want not_found", err)
+			}
+			sub, err := h.Subscribe(context.Background(), "RoomChannel", RoomParams{Code: "AB"}, rx.User{ID: "1"}, rx.SubscribeOptions{})
+			noErr(t, err)
+			if ev := next(t, sub); ev.Anchor != "AB" {
+				t.Errorf("anchor %q, want AB", ev.Anchor)
 			}
 		})
 	}
