@@ -53,17 +53,20 @@ race:
 
 # Convergence at scale (docs/RELIABILITY.md): random operations with
 # faults mixed in, in rounds on fresh databases, without -race (the race
-# run has 3,000 and 1,000): 70,000 on SQLite and 30,000 on PostgreSQL,
-# 100,000 in all. The seed is random and printed; RXGORM_SEED=<seed>
-# replays it. A longer run: make convergence CONVERGENCE_OPS=1000000 (each).
+# run has 3,000, 1,000 and 1,000): 70,000 on SQLite, 30,000 on PostgreSQL
+# and 10,000 on MariaDB, 110,000 in all. The seed is random and printed;
+# RXGORM_SEED=<seed> replays it. A longer run:
+# make convergence CONVERGENCE_OPS=1000000 (each).
 CONVERGENCE_SQLITE ?= 70000
 CONVERGENCE_POSTGRES ?= 30000
+CONVERGENCE_MYSQL ?= 10000
 CONVERGENCE_OPS ?=
 convergence:
 	RXGORM_CONVERGENCE_OPS=$(CONVERGENCE_OPS) \
 	RXGORM_CONVERGENCE_OPS_SQLITE=$(if $(CONVERGENCE_OPS),$(CONVERGENCE_OPS),$(CONVERGENCE_SQLITE)) \
 	RXGORM_CONVERGENCE_OPS_POSTGRES=$(if $(CONVERGENCE_OPS),$(CONVERGENCE_OPS),$(CONVERGENCE_POSTGRES)) \
-	go test -count=1 -timeout 60m -v -run '^TestConvergence(SQLite|Postgres)$$' ./rx/
+	RXGORM_CONVERGENCE_OPS_MYSQL=$(if $(CONVERGENCE_OPS),$(CONVERGENCE_OPS),$(CONVERGENCE_MYSQL)) \
+	go test -count=1 -timeout 60m -v -run '^TestConvergence(SQLite|Postgres|MySQL)$$' ./rx/
 
 # The TypeScript runtime's own tests (node's test runner, tsc --strict).
 # After changing codegen/ts/src/runtime, also rebuild its committed plain

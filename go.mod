@@ -3,6 +3,7 @@ module github.com/rxgorm/rxgorm
 go 1.26.0
 
 require (
+	github.com/go-sql-driver/mysql v1.7.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/pmezard/go-difflib v1.0.0
 	github.com/prometheus/client_golang v1.25.0
@@ -12,6 +13,7 @@ require (
 	golang.org/x/crypto v0.54.0
 	golang.org/x/time v0.15.0
 	golang.org/x/tools v0.49.0
+	gorm.io/driver/mysql v1.5.7
 	gorm.io/driver/postgres v1.6.3
 	gorm.io/driver/sqlite v1.6.0
 	gorm.io/gorm v1.31.2

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rxgorm/rxgorm/rx"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Authenticator turns a token into a user. Return an error wrapping
@@ -104,15 +105,19 @@ func NewTokenAuth(db *gorm.DB) (*TokenAuth, error) {
 	return &TokenAuth{db: db}, nil
 }
 
+// keyColumn is the token table's key column, quoted by each dialect in
+// the statements that name it (key is a reserved word in MySQL).
+var keyColumn = clause.Column{Name: "key"}
+
 // hashPlaintext replaces the keys of tokens stored in plaintext (40 hex
 // digits; hashes have 64) by their hashes.
 func hashPlaintext(db *gorm.DB) error {
 	var old []Token
-	if err := db.Where("length(key) < ?", 64).Find(&old).Error; err != nil {
+	if err := db.Where(clause.Expr{SQL: "length(?) < ?", Vars: []any{keyColumn, 64}}).Find(&old).Error; err != nil {
 		return fmt.Errorf("channel: read plaintext tokens: %w", err)
 	}
 	for _, t := range old {
-		if err := db.Model(&Token{}).Where("key = ?", t.Key).Update("key", HashToken(t.Key)).Error; err != nil {
+		if err := db.Model(&Token{}).Where(clause.Eq{Column: keyColumn, Value: t.Key}).Update("key", HashToken(t.Key)).Error; err != nil {
 			return fmt.Errorf("channel: hash a plaintext token: %w", err)
 		}
 	}
@@ -145,7 +150,7 @@ func (a *TokenAuth) create(ctx context.Context, db *gorm.DB, userID string) (str
 // with 4001, on every node of the cluster, within a second.
 func (a *TokenAuth) Revoke(ctx context.Context, token string) error {
 	h := HashToken(token)
-	if err := a.db.WithContext(ctx).Where("key = ?", h).Delete(&Token{}).Error; err != nil {
+	if err := a.db.WithContext(ctx).Where(clause.Eq{Column: keyColumn, Value: h}).Delete(&Token{}).Error; err != nil {
 		return fmt.Errorf("channel: revoke token: %w", err)
 	}
 	a.rv.notify(Revocation{Token: h})
@@ -167,7 +172,7 @@ func (a *TokenAuth) RevokeUser(ctx context.Context, userID string) error {
 // those authenticated with keep stay open.
 func (a *TokenAuth) RevokeOthers(ctx context.Context, userID, keep string) error {
 	h := HashToken(keep)
-	if err := a.db.WithContext(ctx).Where("user_id = ? AND key <> ?", userID, h).Delete(&Token{}).Error; err != nil {
+	if err := a.db.WithContext(ctx).Where("user_id = ?", userID).Where(clause.Neq{Column: keyColumn, Value: h}).Delete(&Token{}).Error; err != nil {
 		return fmt.Errorf("channel: revoke other tokens of user: %w", err)
 	}
 	a.rv.notify(Revocation{User: userID, Except: h})
@@ -186,7 +191,7 @@ func (a *TokenAuth) Rotate(ctx context.Context, old string) (string, error) {
 		if err != nil {
 			return err
 		}
-		res := tx.Where("key = ?", h).Delete(&Token{})
+		res := tx.Where(clause.Eq{Column: keyColumn, Value: h}).Delete(&Token{})
 		if res.Error != nil {
 			return fmt.Errorf("channel: revoke rotated token: %w", res.Error)
 		}
@@ -207,7 +212,7 @@ func (a *TokenAuth) Rotate(ctx context.Context, old string) (string, error) {
 func (a *TokenAuth) lookup(ctx context.Context, db *gorm.DB, token string) (*Token, error) {
 	h := HashToken(token)
 	var t Token
-	err := db.WithContext(ctx).Where("key = ?", h).Take(&t).Error
+	err := db.WithContext(ctx).Where(clause.Eq{Column: keyColumn, Value: h}).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && subtle.ConstantTimeCompare([]byte(t.Key), []byte(h)) != 1) {
 		return nil, rx.Errorf(rx.CodeUnauthenticated, "invalid or expired token")
 	}

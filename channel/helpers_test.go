@@ -134,7 +134,7 @@ type env struct {
 	tokens map[string]string
 }
 
-var dbs = map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres}
+var dbs = map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL}
 
 func newEnv(t *testing.T, open func(testing.TB) *gorm.DB, opts channel.Options) *env {
 	t.Helper()
@@ -312,6 +312,8 @@ func (c *client) waitClose() int {
 func openSQLite(t testing.TB) *gorm.DB { return rxtest.SQLite(t) }
 
 func openPostgres(t testing.TB) *gorm.DB { return rxtest.Postgres(t) }
+
+func openMySQL(t testing.TB) *gorm.DB { return rxtest.MySQL(t) }
 
 // instances returns the instances of a snapshot or delta frame by type/id.
 func instances(m map[string]any) map[string]map[string]any {

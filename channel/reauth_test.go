@@ -11,6 +11,7 @@ import (
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -40,6 +41,7 @@ func (*GuardedRoomChannel) Writable() []rx.Writable {
 
 func TestReauthOverSocketSQLite(t *testing.T)   { testReauthOverSocket(t, openSQLite) }
 func TestReauthOverSocketPostgres(t *testing.T) { testReauthOverSocket(t, openPostgres) }
+func TestReauthOverSocketMySQL(t *testing.T)    { testReauthOverSocket(t, openMySQL) }
 
 // A room made private: user 2's subscription ends with forbidden before
 // any delta of a later commit, and its actions and writes are refused;
@@ -100,6 +102,7 @@ func testReauthOverSocket(t *testing.T, open func(testing.TB) *gorm.DB) {
 
 func TestRevokeClosesSocketsSQLite(t *testing.T)   { testRevokeClosesSockets(t, openSQLite) }
 func TestRevokeClosesSocketsPostgres(t *testing.T) { testRevokeClosesSockets(t, openPostgres) }
+func TestRevokeClosesSocketsMySQL(t *testing.T)    { testRevokeClosesSockets(t, openMySQL) }
 
 // alive asserts the socket still answers.
 func alive(c *client) {
@@ -217,7 +220,12 @@ func TestTokensHashedAtRest(t *testing.T) {
 // Plaintext tokens of a former version are hashed when TokenAuth starts,
 // and keep working.
 func TestPlaintextTokensMigrated(t *testing.T) {
-	db := openSQLite(t)
+	for name, open := range dbs {
+		t.Run(name, func(t *testing.T) { testPlaintextTokensMigrated(t, open(t)) })
+	}
+}
+
+func testPlaintextTokensMigrated(t *testing.T, db *gorm.DB) {
 	if err := db.AutoMigrate(&channel.Token{}); err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +238,14 @@ func TestPlaintextTokensMigrated(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int64
-	db.Model(&channel.Token{}).Where("key = ?", old).Count(&n)
+	if err := db.Model(&channel.Token{}).Where(clause.Eq{Column: clause.Column{Name: "key"}, Value: old}).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Fatal("the plaintext token is still stored")
+	}
+	if err := db.Model(&channel.Token{}).Count(&n).Error; err != nil || n != 1 {
+		t.Fatalf("%d tokens stored (%v), want the hashed one", n, err)
 	}
 	if u, err := auth.Authenticate(context.Background(), old); err != nil || u.ID != "3" {
 		t.Fatalf("authenticate a migrated token: %v, %v", u, err)

@@ -20,7 +20,7 @@ import (
 
 // Capture suite: every form of GORM write must reach subscribers as exactly
 // the delta it causes, once per commit, and nothing must reach them for
-// writes that do not commit. Every scenario runs on SQLite and PostgreSQL.
+// writes that do not commit. Every scenario runs on SQLite, PostgreSQL and MariaDB.
 
 // ---------------------------------------------------------------------------
 // Dialects and fixture.
@@ -30,7 +30,7 @@ type capDialect struct {
 	open func(testing.TB) *gorm.DB
 }
 
-var capDialects = []capDialect{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+var capDialects = []capDialect{{"sqlite", openSQLite}, {"postgres", openPostgres}, {"mysql", openMySQL}}
 
 // capWatch is one subscription and the state rebuilt from its events.
 type capWatch struct {

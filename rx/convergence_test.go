@@ -40,9 +40,10 @@ import (
 // run in rounds of convergenceRound, each on a fresh database and hub, so
 // that tables and subscribers stay the size a round makes them; their
 // number is RXGORM_CONVERGENCE_OPS per database, or
-// RXGORM_CONVERGENCE_OPS_SQLITE and _POSTGRES (CI, `make convergence`:
-// 70,000 on SQLite and 30,000 on PostgreSQL), else 3,000 on SQLite and
-// 1,000 on PostgreSQL (a tenth with -short).
+// RXGORM_CONVERGENCE_OPS_SQLITE, _POSTGRES and _MYSQL (CI, `make
+// convergence`: 70,000 on SQLite, 30,000 on PostgreSQL and 10,000 on
+// MariaDB), else 3,000 on SQLite and 1,000 on PostgreSQL and on MariaDB (a
+// tenth with -short).
 
 // convergenceRound is the operations of one round.
 const convergenceRound = 2000
@@ -55,6 +56,11 @@ func TestConvergenceSQLite(t *testing.T) {
 func TestConvergencePostgres(t *testing.T) {
 	t.Parallel()
 	runConvergenceRounds(t, openConvergencePostgres, seed(t), convergenceOps(t, "POSTGRES", 1000))
+}
+
+func TestConvergenceMySQL(t *testing.T) {
+	t.Parallel()
+	runConvergenceRounds(t, openMySQL, seed(t), convergenceOps(t, "MYSQL", 1000))
 }
 
 // convergenceOps is RXGORM_CONVERGENCE_OPS_<database>, else

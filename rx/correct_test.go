@@ -276,14 +276,21 @@ func (BigChannel) Writable() []rx.Writable {
 	return []rx.Writable{rx.Writes[BigMsg]{Fields: []string{"text", "refId"}, Save: true, Allow: func(context.Context, rx.Write[BigMsg]) error { return nil }}}
 }
 
+// TestWideIDs runs on every database: 64-bit ids must survive each
+// driver's column types and scanning.
 func TestWideIDs(t *testing.T) {
+	for name, open := range openers {
+		t.Run(name, func(t *testing.T) { testWideIDs(t, open(t)) })
+	}
+}
+
+func testWideIDs(t *testing.T, db *gorm.DB) {
 	const (
 		p53  = int64(1) << 53
 		max  = int64(^uint64(0) >> 1)
 		smax = "9223372036854775807"
 	)
 	ctx := context.Background()
-	db := openSQLite(t)
 	noErr(t, db.AutoMigrate(&BigChat{}, &BigMsg{}))
 	h, err := rx.New(db, rx.Config{})
 	noErr(t, err)

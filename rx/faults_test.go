@@ -212,7 +212,7 @@ func TestFaultReadFails(t *testing.T) {
 		}, 1},
 	}
 	for _, tc := range cases {
-		for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+		for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL} {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
 				db := open(t)
 				relChatFixture(t, db)

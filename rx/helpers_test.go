@@ -81,6 +81,8 @@ func reopen(t testing.TB, db *gorm.DB) *gorm.DB {
 
 func openPostgres(t testing.TB) *gorm.DB { return rxtest.Postgres(t) }
 
+func openMySQL(t testing.TB) *gorm.DB { return rxtest.MySQL(t) }
+
 func migrate(t testing.TB, db *gorm.DB) {
 	t.Helper()
 	if err := db.AutoMigrate(&User{}, &Chat{}, &Message{}, &Draft{}); err != nil {

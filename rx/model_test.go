@@ -347,6 +347,7 @@ func TestRecursiveHasOneOrderLimit(t *testing.T) {
 var openers = map[string]func(testing.TB) *gorm.DB{
 	"sqlite":   openSQLite,
 	"postgres": openPostgres,
+	"mysql":    openMySQL,
 }
 
 // ChatSummary is a second Go type on the chats table.

@@ -189,6 +189,7 @@ func assertForbidden(t *testing.T, err error) {
 
 func TestReauthSQLite(t *testing.T)   { testReauth(t, openSQLite) }
 func TestReauthPostgres(t *testing.T) { testReauth(t, openPostgres) }
+func TestReauthMySQL(t *testing.T)    { testReauth(t, openMySQL) }
 
 func testReauth(t *testing.T, open func(testing.TB) *gorm.DB) {
 	revocations := []struct {
@@ -286,6 +287,7 @@ func (*MemberChannel) AuthorizeDependsOn() []rx.Dependency {
 
 func TestReauthJoinTableSQLite(t *testing.T)   { testReauthJoinTable(t, openSQLite(t)) }
 func TestReauthJoinTablePostgres(t *testing.T) { testReauthJoinTable(t, openPostgres(t)) }
+func TestReauthJoinTableMySQL(t *testing.T)    { testReauthJoinTable(t, openMySQL(t)) }
 
 func testReauthJoinTable(t *testing.T, db *gorm.DB) {
 	migrate(t, db)

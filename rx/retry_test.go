@@ -21,7 +21,7 @@ import (
 // is an ordinary delta. Hub.Wait after A returns only once A's retry was
 // delivered.
 func TestRetryDoesNotBlockOtherStreams(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL} {
 		t.Run(name, func(t *testing.T) {
 			db := open(t)
 			relChatFixture(t, db)

@@ -247,7 +247,7 @@ func noteText(b wrBoard, id uint) (string, bool) {
 // A save, a create and a delete: each is in the subscription's events
 // when Write returns, and the hook saw old and new values.
 func TestWriteApplies(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL} {
 		t.Run(name, func(t *testing.T) {
 			e := newWrEnv(t, open(t))
 			w := e.watch("1", 1)
@@ -401,7 +401,7 @@ func TestWriteRefusals(t *testing.T) {
 // the other, both subscriptions end with the value committed last, and
 // the database agrees.
 func TestWriteConflictsConverge(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL} {
 		t.Run(name, func(t *testing.T) {
 			e := newWrEnv(t, open(t))
 			a, b := e.watch("1", 1), e.watch("2", 1)
@@ -516,7 +516,7 @@ func (c *wrDeclared) Writable() []rx.Writable { return c.ws }
 // never sees it, so its graph still holds the note under board 1. The
 // move is rolled back with the refused write.
 func TestWriteRecheckedInTransaction(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres} {
+	for name, open := range map[string]func(testing.TB) *gorm.DB{"sqlite": openSQLite, "postgres": openPostgres, "mysql": openMySQL} {
 		t.Run(name, func(t *testing.T) {
 			e := newWrEnv(t, open(t))
 			w := e.watch("1", 1)

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Anchors, "a", 1, "anchors the clients and writes are spread over")
 	fs.IntVar(&cfg.Writes, "w", 1000, "single-row commits")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "writes per second (0: back to back)")
-	fs.StringVar(&cfg.Server.DB, "db", "sqlite", "database: sqlite or postgres (RXGORM_POSTGRES_DSN)")
+	fs.StringVar(&cfg.Server.DB, "db", "sqlite", "database: sqlite, postgres (RXGORM_POSTGRES_DSN) or mysql (RXGORM_MYSQL_DSN)")
 	fs.StringVar(&cfg.Server.Mongo, "mongo", "", `MongoDB URI of the cache store ("ferretdb": start cache/mongotest's FerretDB; "": memory)`)
 	fs.StringVar(&cfg.Server.Redis, "redis", "", "Redis address of the broker (\"\": in-process)")
 	fs.StringVar(&cfg.Connect, "connect", "", "base URL of a running `rxload -serve` (\"\": start one)")

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"github.com/rxgorm/rxgorm/bench"
 	"github.com/rxgorm/rxgorm/bench/loadctl"
@@ -23,6 +24,7 @@ import (
 	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -30,9 +32,10 @@ import (
 
 // ServerConfig describes the rxgorm server under load.
 type ServerConfig struct {
-	// DB is "sqlite" (a fresh file in a temporary directory; the default)
-	// or "postgres" (a private schema of the database in
-	// RXGORM_POSTGRES_DSN, or of the local test database).
+	// DB is "sqlite" (a fresh file in a temporary directory; the default),
+	// "postgres" (a private schema of the database in RXGORM_POSTGRES_DSN,
+	// or of the local test database) or "mysql" (a private database on the
+	// MariaDB or MySQL server of RXGORM_MYSQL_DSN, or the local one).
 	DB string
 	// Mongo is the MongoDB URI of the cache store; "ferretdb" starts the
 	// FerretDB of cache/mongotest; "" keeps the cache in memory.
@@ -189,8 +192,30 @@ func (s *Server) openDB(kind string) error {
 			return err
 		}
 		return s.db.AutoMigrate(&bench.Board{}, &bench.List{}, &bench.Card{})
+	case "mysql":
+		cfg, err := mysqldriver.ParseDSN(dsn.MySQL())
+		if err != nil {
+			return fmt.Errorf("mysql: %w", err)
+		}
+		cfg.ParseTime = true
+		name := fmt.Sprintf("rxload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+		admin, err := gorm.Open(mysql.Open(cfg.FormatDSN()), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			return fmt.Errorf("mysql: %w", err)
+		}
+		if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4").Error; err != nil {
+			bench.Close(admin)
+			return fmt.Errorf("mysql: %w", err)
+		}
+		s.cleanup = append(s.cleanup, func() { admin.Exec("DROP DATABASE " + name); bench.Close(admin) })
+		cfg.DBName = name
+		s.db, err = gorm.Open(mysql.Open(cfg.FormatDSN()), &gorm.Config{Logger: logger.Discard})
+		if err != nil {
+			return err
+		}
+		return s.db.AutoMigrate(&bench.Board{}, &bench.List{}, &bench.Card{})
 	}
-	return fmt.Errorf("rxload: unknown database %q (sqlite or postgres)", kind)
+	return fmt.Errorf("rxload: unknown database %q (sqlite, postgres or mysql)", kind)
 }
 
 func (s *Server) mongoStore(ctx context.Context, uri string) (cache.Store, error) {

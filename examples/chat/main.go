@@ -5,10 +5,12 @@
 //
 // starts it on embedded defaults (a SQLite file under ./data, the
 // in-memory cache) and prints its URL. Flags, or the environment variables
-// named in their help, switch the database to PostgreSQL, the cache to
-// MongoDB and the broker to Redis (for several servers on one database):
+// named in their help, switch the database to PostgreSQL or MariaDB/MySQL,
+// the cache to MongoDB and the broker to Redis (for several servers on one
+// database):
 //
 //	go run ./examples/chat -addr :8080 -postgres 'host=127.0.0.1 user=postgres dbname=chat' -mongo mongodb://127.0.0.1:27017/chat -redis redis://127.0.0.1:6379/0
+//	go run ./examples/chat -mysql 'root@tcp(127.0.0.1:3306)/chat'
 //
 // Besides the UI, the REST API and the WebSocket at /rx, it serves
 // Prometheus metrics at /metrics and a health check at /healthz (200 when
@@ -54,7 +56,8 @@ var dist embed.FS
 type config struct {
 	addr     string // listen address
 	data     string // SQLite directory
-	postgres string // PostgreSQL DSN; empty: SQLite
+	postgres string // PostgreSQL DSN; empty: SQLite (or mysql)
+	mysql    string // MariaDB/MySQL DSN; empty: SQLite (or postgres)
 	mongo    string // MongoDB URI of the cache store; empty: in memory
 	redis    string // Redis URL of the broker; empty: in process
 	// redisPrefix is put before the broker's Redis channels; empty means
@@ -77,6 +80,7 @@ func main() {
 	flag.StringVar(&cfg.addr, "addr", env("CHAT_ADDR", "127.0.0.1:8080"), "listen address (env CHAT_ADDR)")
 	flag.StringVar(&cfg.data, "data", env("CHAT_DATA", "data"), "directory of the SQLite database (env CHAT_DATA)")
 	flag.StringVar(&cfg.postgres, "postgres", env("CHAT_POSTGRES", ""), "PostgreSQL DSN; empty means SQLite under -data (env CHAT_POSTGRES)")
+	flag.StringVar(&cfg.mysql, "mysql", env("CHAT_MYSQL", ""), "MariaDB or MySQL DSN (user:password@tcp(host:port)/dbname); empty means SQLite under -data (env CHAT_MYSQL)")
 	flag.StringVar(&cfg.mongo, "mongo", env("CHAT_MONGO", ""), "MongoDB URI for the rxgorm cache store, database from its path (default chat); empty means in memory (env CHAT_MONGO)")
 	flag.StringVar(&cfg.redis, "redis", env("CHAT_REDIS", ""), "Redis URL (redis://host:port/db) of the rxgorm broker, to run several servers on one database; empty means in process (env CHAT_REDIS)")
 	flag.Parse()
@@ -93,9 +97,14 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		db  *gorm.DB
 		err error
 	)
-	if cfg.postgres != "" {
+	switch {
+	case cfg.postgres != "" && cfg.mysql != "":
+		return errors.New("chat: -postgres and -mysql are exclusive: choose one database")
+	case cfg.postgres != "":
 		db, err = app.OpenPostgres(cfg.postgres)
-	} else {
+	case cfg.mysql != "":
+		db, err = app.OpenMySQL(cfg.mysql)
+	default:
 		db, err = app.OpenSQLite(filepath.Join(cfg.data, "chat.db"))
 	}
 	if err != nil {

@@ -73,10 +73,16 @@ func startCommand(t *testing.T, cfg config) (string, func()) {
 	return url, stop
 }
 
-// TestRun starts the command on a free port and a fresh data directory,
-// reads its URL and the embedded UI, and stops it.
+// TestRun starts the command on a free port and a fresh data directory
+// (SQLite), and with -mysql on a fresh MariaDB database, reads its URL and
+// the embedded UI, and stops it.
 func TestRun(t *testing.T) {
-	url, stop := startCommand(t, config{})
+	t.Run("sqlite", func(t *testing.T) { testRun(t, config{}) })
+	t.Run("mysql", func(t *testing.T) { testRun(t, config{mysql: mysqlDatabase(t)}) })
+}
+
+func testRun(t *testing.T, cfg config) {
+	url, stop := startCommand(t, cfg)
 	defer stop()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -426,16 +432,28 @@ func instance(m map[string]any, typ string, pred func(fields map[string]any) boo
 }
 
 // TestEndToEnd drives two users over real WebSockets: register, log in,
-// hello, subscribe to their homes, befriend, and chat.
+// hello, subscribe to their homes, befriend, and chat. On SQLite through
+// the app's HTTP server, and on MariaDB through the command with -mysql.
 func TestEndToEnd(t *testing.T) {
-	hs, _ := testServer(t)
+	t.Run("sqlite", func(t *testing.T) {
+		hs, _ := testServer(t)
+		testEndToEnd(t, hs.URL)
+	})
+	t.Run("mysql", func(t *testing.T) {
+		url, stop := startCommand(t, config{mysql: mysqlDatabase(t), bcryptCost: bcrypt.MinCost})
+		defer stop()
+		testEndToEnd(t, strings.TrimSuffix(url, "/"))
+	})
+}
+
+func testEndToEnd(t *testing.T, base string) {
 	var alice, bob session
-	post(t, hs.URL+"/api/register", "", app.Registration{Username: "alice", Password: "secret-1"}, &alice)
-	post(t, hs.URL+"/api/register", "", app.Registration{Username: "bob", Password: "secret-2"}, &bob)
-	if code := post(t, hs.URL+"/api/login", "", credentials{"bob", "secret-2"}, &bob); code != http.StatusOK {
+	post(t, base+"/api/register", "", app.Registration{Username: "alice", Password: "secret-1"}, &alice)
+	post(t, base+"/api/register", "", app.Registration{Username: "bob", Password: "secret-2"}, &bob)
+	if code := post(t, base+"/api/login", "", credentials{"bob", "secret-2"}, &bob); code != http.StatusOK {
 		t.Fatalf("login: %d", code)
 	}
-	wa, wb := dialWS(t, hs.URL, "alice", alice.Token), dialWS(t, hs.URL, "bob", bob.Token)
+	wa, wb := dialWS(t, base, "alice", alice.Token), dialWS(t, base, "bob", bob.Token)
 	wa.subscribe("home", "HomeChannel", map[string]any{"userId": alice.User.ID})
 	wb.subscribe("home", "HomeChannel", map[string]any{"userId": bob.User.ID})
 
@@ -491,12 +509,12 @@ func TestEndToEnd(t *testing.T) {
 	wb.await("friend deleted notice", func(m map[string]any) bool {
 		return m["type"] == "runtime" && strings.Contains(fmt.Sprint(m["value"]), "alice deleted their account")
 	})
-	code, _, body := get(t, hs.URL+"/api/home", bob.Token)
+	code, _, body := get(t, base+"/api/home", bob.Token)
 	if code != http.StatusOK || strings.Contains(string(body), `"friendId"`) || strings.Contains(string(body), "alice") {
 		t.Fatalf("bob's home after alice left: %s", body)
 	}
 	// Alice's token is gone.
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/rx", nil)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/rx", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,5 +523,13 @@ func TestEndToEnd(t *testing.T) {
 	var m map[string]any
 	if err := conn.ReadJSON(&m); err != nil || m["code"] != "unauthenticated" {
 		t.Fatalf("hello with a deleted user's token: %v %v", m, err)
+	}
+}
+
+// -postgres and -mysql together are refused before anything is opened.
+func TestDatabaseFlagsExclusive(t *testing.T) {
+	err := run(context.Background(), config{postgres: "host=127.0.0.1", mysql: "root@tcp(127.0.0.1:3306)/test", data: t.TempDir()}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "exclusive") {
+		t.Fatalf("run with -postgres and -mysql: %v, want an error", err)
 	}
 }

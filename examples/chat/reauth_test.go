@@ -10,18 +10,21 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/examples/chat/app"
 	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 )
 
 // Issue 14 part C: leaving, being removed or being deleted ends the
 // streams; logout signs out every tab; presence drops left members. Over
-// the real HTTP server and WebSocket, on SQLite and PostgreSQL.
+// the real HTTP server and WebSocket, on SQLite, PostgreSQL and MariaDB.
 
-// eachServer runs f against the HTTP server of a fresh app on SQLite and
-// on a private schema of the PostgreSQL test database (as the app's tests:
-// RXGORM_POSTGRES_DSN, a missing database is a failure).
+// eachServer runs f against the HTTP server of a fresh app on SQLite, on a
+// private schema of the PostgreSQL test database and on a private MariaDB
+// database (as the app's tests: RXGORM_POSTGRES_DSN, RXGORM_MYSQL_DSN, a
+// missing database is a failure).
 func eachServer(t *testing.T, f func(t *testing.T, base string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		hs, _ := testServer(t)
@@ -31,6 +34,41 @@ func eachServer(t *testing.T, f func(t *testing.T, base string)) {
 		hs := pgServer(t)
 		f(t, hs.URL)
 	})
+	t.Run("mysql", func(t *testing.T) {
+		db, err := app.OpenMySQL(mysqlDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, _, _ := testServerOn(t, db)
+		f(t, hs.URL)
+	})
+}
+
+// mysqlDatabase creates a private database on the MariaDB test server
+// (RXGORM_MYSQL_DSN, a missing server is a failure), dropped at the end,
+// and returns its DSN.
+func mysqlDatabase(t *testing.T) string {
+	t.Helper()
+	cfg, err := mysqldriver.ParseDSN(dsn.MySQL())
+	if err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	name := fmt.Sprintf("chatmain_%d_%d_%d", os.Getpid(), time.Now().UnixMilli()%1e6, pgSchemaSeq.Add(1))
+	admin, err := app.OpenMySQL(dsn.MySQL())
+	if err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4").Error; err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	t.Cleanup(func() { // after the server's cleanup, registered later
+		admin.Exec("DROP DATABASE " + name)
+		if s, err := admin.DB(); err == nil {
+			s.Close()
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
 }
 
 var pgSchemaSeq atomic.Int64

@@ -1,7 +1,8 @@
 // Package rxtest opens the real databases that tests of rxgorm, and of
 // applications built on it, run on: a SQLite file in the test's temporary
-// directory, and a private schema on a PostgreSQL server. Both are closed
-// (and the schema dropped) when the test ends. A server that cannot be
+// directory, a private schema on a PostgreSQL server and a private database
+// on a MariaDB or MySQL server. All are closed (and the schema or database
+// dropped) when the test ends. A server that cannot be
 // reached fails the test; it is never skipped.
 package rxtest
 
@@ -12,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -72,6 +76,51 @@ func Postgres(t testing.TB, params ...string) *gorm.DB {
 	t.Cleanup(func() {
 		closeDB(db)
 		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		closeDB(admin)
+	})
+	return db
+}
+
+// MySQLDSN is RXGORM_MYSQL_DSN, or the MariaDB server every machine of
+// this project runs (dsn.MySQL).
+func MySQLDSN() string { return dsn.MySQL() }
+
+// MySQL opens a private database of the MariaDB or MySQL server for t,
+// dropped when the test ends. params are extra connection settings for
+// every connection, as "innodb_lock_wait_timeout=5" (session variables).
+func MySQL(t testing.TB, params ...string) *gorm.DB {
+	t.Helper()
+	cfg, err := mysqldriver.ParseDSN(MySQLDSN())
+	if err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	cfg.ParseTime = true
+	name := fmt.Sprintf("rxtest_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, schemas.Add(1))
+	admin, err := gorm.Open(mysql.Open(cfg.FormatDSN()), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4").Error; err != nil {
+		closeDB(admin)
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	cfg.DBName = name
+	for _, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params[k] = v
+	}
+	db, err := gorm.Open(mysql.Open(cfg.FormatDSN()), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		admin.Exec("DROP DATABASE " + name)
+		closeDB(admin)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		closeDB(db)
+		admin.Exec("DROP DATABASE " + name)
 		closeDB(admin)
 	})
 	return db

@@ -12,6 +12,7 @@ import (
 	"github.com/rxgorm/rxgorm/rx"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Accounts: register, log in and out, profile, password, and deleting an
@@ -213,8 +214,9 @@ func (a *App) ChangePassword(ctx context.Context, uid uint, old, password, keep 
 		if err := tx.Model(u).Update("password_hash", string(hash)).Error; err != nil {
 			return err
 		}
-		// rx_tokens holds hashes of the tokens (channel.HashToken).
-		return tx.Where("user_id = ? AND key <> ?", idString(uid), channel.HashToken(keep)).Delete(&channel.Token{}).Error
+		// rx_tokens holds hashes of the tokens (channel.HashToken). Its
+		// column key is quoted by the dialect (a reserved word in MySQL).
+		return tx.Where("user_id = ?", idString(uid)).Where(clause.Neq{Column: clause.Column{Name: "key"}, Value: channel.HashToken(keep)}).Delete(&channel.Token{}).Error
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
@@ -229,13 +230,20 @@ func (a *App) transaction(ctx context.Context, f func(tx *gorm.DB) error) error 
 }
 
 // maxWriteAttempts bounds how often write runs a transaction that
-// PostgreSQL aborted as a deadlock victim or a serialization failure.
+// PostgreSQL or MariaDB aborted as a deadlock victim or a serialization
+// failure.
 const maxWriteAttempts = 3
 
 // retryable reports whether err is PostgreSQL's deadlock_detected (40P01)
-// or serialization_failure (40001): the transaction was rolled back and
-// may simply run again.
+// or serialization_failure (40001), or MariaDB/MySQL's ER_LOCK_DEADLOCK
+// (1213): the transaction was rolled back and may simply run again. (A
+// MariaDB lock wait timeout, 1205, rolls back only the statement, so it
+// is not retried.)
 func retryable(err error) bool {
+	var my *mysqldriver.MySQLError
+	if errors.As(err, &my) {
+		return my.Number == 1213
+	}
 	var pg interface{ SQLState() string }
 	if !errors.As(err, &pg) {
 		return false

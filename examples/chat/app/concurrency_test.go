@@ -49,6 +49,11 @@ func postgresPair(t *testing.T) (*gorm.DB, *gorm.DB) {
 	return openPostgresDSN(t, dsn), openPostgresDSN(t, dsn)
 }
 
+func mysqlPair(t *testing.T) (*gorm.DB, *gorm.DB) {
+	dsn := createMySQLDatabase(t)
+	return openMySQLDSN(t, dsn), openMySQLDSN(t, dsn)
+}
+
 // 500 messages sent at once by four members of a group chat, half through
 // each node: none fails, and every member's stored unread count is exactly
 // the number of messages of others after their own last one (sending
@@ -59,7 +64,7 @@ func TestConcurrentSendsTwoNodes(t *testing.T) {
 	for _, db := range []struct {
 		name string
 		open func(t *testing.T) (*gorm.DB, *gorm.DB)
-	}{{"sqlite", sqlitePair}, {"postgres", postgresPair}} {
+	}{{"sqlite", sqlitePair}, {"postgres", postgresPair}, {"mysql", mysqlPair}} {
 		t.Run(db.name, func(t *testing.T) { testConcurrentSends(t, db.open) })
 	}
 }

@@ -1,12 +1,15 @@
 package app
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"os"
 	"path/filepath"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -28,6 +31,18 @@ func OpenSQLite(path string) (*gorm.DB, error) {
 // OpenPostgres opens a PostgreSQL database.
 func OpenPostgres(dsn string) (*gorm.DB, error) {
 	return gorm.Open(postgres.Open(dsn), gormConfig())
+}
+
+// OpenMySQL opens a MariaDB or MySQL database. dsn is go-sql-driver/mysql's
+// (user:password@tcp(host:port)/dbname?param=value); time columns are
+// scanned as time.Time (parseTime=true) whatever dsn says.
+func OpenMySQL(dsn string) (*gorm.DB, error) {
+	cfg, err := mysqldriver.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql dsn: %w", err)
+	}
+	cfg.ParseTime = true
+	return gorm.Open(mysql.Open(cfg.FormatDSN()), gormConfig())
 }
 
 // sqlLog receives GORM's log: failed and slow statements.

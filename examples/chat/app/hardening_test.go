@@ -243,10 +243,11 @@ func TestSQLLogHasNoValues(t *testing.T) {
 	const secret = "secret-username-42"
 	sqlite := openSQLiteAt(t, filepath.Join(t.TempDir(), "chat.db"))
 	pg := openPostgres(t)
+	my := openMySQL(t)
 	for _, db := range []struct {
 		name string
 		e    *env
-	}{{"sqlite", newEnv(t, sqlite)}, {"postgres", newEnv(t, pg)}} {
+	}{{"sqlite", newEnv(t, sqlite)}, {"postgres", newEnv(t, pg)}, {"mysql", newEnv(t, my)}} {
 		u := User{Username: secret, DisplayName: "Secret", Avatar: "x", PasswordHash: "hash-value-1"}
 		if err := db.e.app.DB.Create(&u).Error; err != nil {
 			t.Fatal(err)
@@ -257,7 +258,7 @@ func TestSQLLogHasNoValues(t *testing.T) {
 		}
 	}
 	out := log.String()
-	if strings.Count(out, `INSERT INTO`) < 2 {
+	if strings.Count(out, `INSERT INTO`) < 3 {
 		t.Fatalf("the failed statements were not logged: %s", out)
 	}
 	for _, v := range []string{secret, "hash-value-2"} {

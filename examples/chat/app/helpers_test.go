@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/rxgorm/rxgorm/channel"
 	"github.com/rxgorm/rxgorm/rx"
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 )
@@ -55,12 +57,62 @@ func (c *closer) all() []string {
 	return slices.Clone(c.users)
 }
 
-// eachDB runs a test on SQLite and on PostgreSQL. PostgreSQL enforces the
-// foreign keys, so deletions must go in the right order. A missing server
-// is a failure, not a skip (set RXGORM_POSTGRES_DSN to use another one).
+// eachDB runs a test on SQLite, on PostgreSQL and on MariaDB. A missing
+// server is a failure, not a skip (set RXGORM_POSTGRES_DSN or
+// RXGORM_MYSQL_DSN to use another one).
 func eachDB(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t, openSQLite(t))) })
 	t.Run("postgres", func(t *testing.T) { f(t, newEnv(t, openPostgres(t))) })
+	t.Run("mysql", func(t *testing.T) { f(t, newEnv(t, openMySQL(t))) })
+}
+
+// openMySQL opens a private database on the MariaDB server.
+func openMySQL(t *testing.T) *gorm.DB {
+	return openMySQLDSN(t, createMySQLDatabase(t))
+}
+
+// openMySQLDSN opens a MariaDB or MySQL database through OpenMySQL, the
+// app's own opener, closed at the end, with at most 8 connections.
+func openMySQLDSN(t *testing.T, dsn string) *gorm.DB {
+	db, err := OpenMySQL(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := db.DB(); err == nil {
+		s.SetMaxOpenConns(8)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			s.Close()
+		}
+	})
+	return db
+}
+
+// createMySQLDatabase creates a private database on the MariaDB server,
+// dropped at the end (after the connections opened later are closed), and
+// returns the DSN that uses it.
+func createMySQLDatabase(t *testing.T) string {
+	name := fmt.Sprintf("chat_%d_%d_%d", os.Getpid(), time.Now().UnixMilli()%1e6, schemaSeq.Add(1))
+	admin, err := OpenMySQL(dsn.MySQL())
+	if err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	if err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4").Error; err != nil {
+		t.Fatalf("mysql (set RXGORM_MYSQL_DSN): %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE " + name)
+		if s, err := admin.DB(); err == nil {
+			s.Close()
+		}
+	})
+	cfg, err := mysqldriver.ParseDSN(dsn.MySQL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = name
+	return cfg.FormatDSN()
 }
 
 func openSQLite(t *testing.T) *gorm.DB {

@@ -22,3 +22,14 @@ func Postgres() string {
 	}
 	return "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
 }
+
+// MySQL is RXGORM_MYSQL_DSN, or the MariaDB server every machine of this
+// project runs: 127.0.0.1:3306, user root without a password, database
+// test. The DSN is go-sql-driver/mysql's; rxgorm needs parseTime=true
+// (time.Time columns) and utf8mb4.
+func MySQL() string {
+	if v := os.Getenv("RXGORM_MYSQL_DSN"); v != "" {
+		return v
+	}
+	return "root@tcp(127.0.0.1:3306)/test?charset=utf8mb4&parseTime=true&loc=UTC"
+}
