@@ -357,10 +357,11 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 			rowIDs[t.l] = append(rowIDs[t.l], t.id)
 		}
 	}
-	// 2. Re-read rows.
+	// 2. Re-read rows (or take the WAL's images of them).
 	changes := map[ikey]*change{}
+	imgs := batchImages(ts)
 	for l, ids := range rowIDs {
-		rows, err := readRows(ctx, e.db, l, ids)
+		rows, err := readRowsOrImages(ctx, e.db, l, ids, imgs)
 		if err != nil {
 			return err
 		}
