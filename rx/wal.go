@@ -500,7 +500,7 @@ func (w *walSource) stream(ctx context.Context) error {
 	defer func() { stopConfirm(); <-confirmDone }()
 	go w.confirmLoop(cctx, confirmDone)
 
-	d := walDecoder{w: w, rels: map[uint32]*walRel{}, imagesFrom: imagesFrom}
+	d := walDecoder{w: w, rels: map[uint32]*walRel{}, imagesFrom: imagesFrom, types: pgtype.NewMap()}
 	nextStatus := time.Now().Add(w.cfg.StatusInterval)
 	sent := uint64(0)
 	for {
@@ -630,10 +630,66 @@ type walDecoder struct {
 	imagesFrom pglogrepl.LSN
 	inTx       bool
 	final      pglogrepl.LSN // the open transaction's commit position
+	xid        uint32        // the open transaction's id
 	ts         []touch
+	// snap is the last snapshot read by visible: a transaction visible in
+	// it stays visible.
+	snapXmax uint64
+	snapXip  map[uint64]bool
+	types    *pgtype.Map
 }
 
-var pgTypes = pgtype.NewMap()
+// visible returns once transaction xid is visible to new snapshots, so
+// that the engine's reads (lists, re-reads) see it. The WAL can deliver a
+// commit a moment before that: the commit record is flushed (and decoded)
+// before the transaction leaves the server's list of running ones.
+func (d *walDecoder) visible(ctx context.Context, xid uint32) error {
+	for {
+		if d.snapXmax != 0 {
+			// The 64-bit id of xid, in the epoch of the snapshot.
+			x := d.snapXmax&^0xffffffff | uint64(xid)
+			if x >= d.snapXmax && x >= 1<<32 {
+				x -= 1 << 32
+			}
+			if x < d.snapXmax && !d.snapXip[x] {
+				return nil
+			}
+		}
+		var snap string
+		if err := d.w.h.db.Session(&gormSession).WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
+			return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+		}
+		parts := strings.Split(snap, ":")
+		if len(parts) != 3 {
+			return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+		}
+		xmax, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+		}
+		xip := map[uint64]bool{}
+		for _, f := range strings.Split(parts[2], ",") {
+			if f == "" {
+				continue
+			}
+			n, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+			}
+			xip[n] = true
+		}
+		fresh := xmax != d.snapXmax || len(xip) != len(d.snapXip)
+		d.snapXmax, d.snapXip = xmax, xip
+		if !fresh {
+			// Still running in a snapshot like the last: let it finish.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+}
 
 // imageOIDs are the column types whose text form decodes to the value the
 // driver scans.
@@ -721,7 +777,7 @@ func (d *walDecoder) flush() {
 
 // value decodes column i of a tuple; ok is false for a TOAST value the WAL
 // does not carry.
-func (r *walRel) value(tuple *pglogrepl.TupleData, i int) (v any, ok bool, err error) {
+func (r *walRel) value(types *pgtype.Map, tuple *pglogrepl.TupleData, i int) (v any, ok bool, err error) {
 	if tuple == nil || i >= len(tuple.Columns) {
 		return nil, false, nil
 	}
@@ -737,8 +793,8 @@ func (r *walRel) value(tuple *pglogrepl.TupleData, i int) (v any, ok bool, err e
 	if c.DataType == pglogrepl.TupleDataTypeBinary {
 		format = pgtype.BinaryFormatCode
 	}
-	if t, found := pgTypes.TypeForOID(oid); found {
-		v, err = t.Codec.DecodeValue(pgTypes, oid, format, c.Data)
+	if t, found := types.TypeForOID(oid); found {
+		v, err = t.Codec.DecodeValue(types, oid, format, c.Data)
 		if err != nil {
 			return nil, false, fmt.Errorf("rx: WAL: decode %s.%s: %w", r.msg.RelationName, r.msg.Columns[i].Name, err)
 		}
@@ -760,9 +816,9 @@ func (r *walRel) column(name string) int {
 }
 
 // rowID is the primary key of a layer's row in tuple.
-func (r *walRel) rowID(tuple *pglogrepl.TupleData) (string, bool) {
+func (r *walRel) rowID(types *pgtype.Map, tuple *pglogrepl.TupleData) (string, bool) {
 	i := r.column(r.l.pk.DBName)
-	v, ok, err := r.value(tuple, i)
+	v, ok, err := r.value(types, tuple, i)
 	if err != nil || !ok {
 		return "", false
 	}
@@ -780,7 +836,7 @@ func (d *walDecoder) image(ctx context.Context, r *walRel, tuple *pglogrepl.Tupl
 		if f == nil {
 			continue
 		}
-		val, ok, err := r.value(tuple, i)
+		val, ok, err := r.value(d.types, tuple, i)
 		if err != nil || !ok {
 			return nil
 		}
@@ -801,20 +857,20 @@ func (d *walDecoder) image(ctx context.Context, r *walRel, tuple *pglogrepl.Tupl
 func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogrepl.TupleData) {
 	l := r.l
 	if oldT != nil {
-		if id, ok := r.rowID(oldT); ok {
+		if id, ok := r.rowID(d.types, oldT); ok {
 			if newT == nil {
 				t := touch{l: l, id: id}
 				if d.final > d.imagesFrom {
 					t.img = &walImage{deleted: true}
 				}
 				d.ts = append(d.ts, t)
-			} else if nid, ok := r.rowID(newT); !ok || nid != id {
+			} else if nid, ok := r.rowID(d.types, newT); !ok || nid != id {
 				d.ts = append(d.ts, touch{l: l, id: id}) // key changed: re-read
 			}
 		}
 		for _, p := range l.parents {
 			i := r.column(p.rel.References[0].ForeignKey.DBName)
-			if v, ok, err := r.value(oldT, i); err == nil && ok {
+			if v, ok, err := r.value(d.types, oldT, i); err == nil && ok {
 				if pid, ok := idString(reflect.ValueOf(v)); ok {
 					d.ts = append(d.ts, touch{l: p.from, id: pid, rel: p})
 				}
@@ -822,7 +878,7 @@ func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogr
 		}
 	}
 	if newT != nil {
-		if id, ok := r.rowID(newT); ok {
+		if id, ok := r.rowID(d.types, newT); ok {
 			t := touch{l: l, id: id}
 			if img := d.image(ctx, r, newT); img != nil {
 				t.img = &walImage{row: img}
@@ -842,7 +898,7 @@ func (d *walDecoder) joinTouch(r *walRel, tuple *pglogrepl.TupleData) {
 		return
 	}
 	d.ts = append(d.ts, joinTouches(r.joins, func(col string) reflect.Value {
-		v, ok, err := r.value(tuple, r.column(col))
+		v, ok, err := r.value(d.types, tuple, r.column(col))
 		if err != nil || !ok {
 			return reflect.Value{}
 		}
@@ -857,7 +913,7 @@ func (d *walDecoder) decode(ctx context.Context, data []byte) error {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		d.inTx, d.final, d.ts = true, m.FinalLSN, nil
+		d.inTx, d.final, d.xid, d.ts = true, m.FinalLSN, m.Xid, nil
 	case *pglogrepl.RelationMessage:
 		d.relation(m)
 	case *pglogrepl.InsertMessage:
@@ -892,6 +948,11 @@ func (d *walDecoder) decode(ctx context.Context, data []byte) error {
 			}
 		}
 	case *pglogrepl.CommitMessage:
+		if len(d.ts) > 0 {
+			if err := d.visible(ctx, d.xid); err != nil {
+				return err
+			}
+		}
 		d.flush()
 		d.inTx = false
 		d.w.advance(uint64(m.TransactionEndLSN))
