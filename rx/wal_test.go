@@ -273,3 +273,38 @@ func mustJSON(t testing.TB, s *rx.State) string {
 	}
 	return string(b)
 }
+
+// ALTER TABLE reaches subscribers as a fresh snapshot, when the first
+// change to the table after it is decoded (PostgreSQL sends the new table
+// definition with it).
+func TestWALAlterTableResyncs(t *testing.T) {
+	db, schema := walFixture(t)
+	h, _ := walHub(t, db, rx.Config{})
+	sub := subscribeChat(t, h, 1)
+	psql(t, schema, "INSERT INTO messages (chat_id, sender_id, text) VALUES (1, 1, 'first')")
+	if err := h.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, sub); ev.Snapshot || !hasText(ev, "first") {
+		t.Fatalf("want a delta, got %s", dump(ev))
+	}
+	before := h.WALStats().Resyncs
+	psql(t, schema, "ALTER TABLE messages ADD COLUMN extra integer NOT NULL DEFAULT 7")
+	psql(t, schema, "INSERT INTO messages (chat_id, sender_id, text) VALUES (1, 1, 'second')")
+	if err := h.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	state, err := h.NewState("ChatChannel", rx.User{ID: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resynced := false
+	for !resynced || !strings.Contains(mustJSON(t, state), "second") {
+		ev := next(t, sub)
+		resynced = resynced || ev.Snapshot
+		state.Apply(ev)
+	}
+	if got := h.WALStats().Resyncs; got != before+1 {
+		t.Fatalf("resyncs: %d, want %d", got, before+1)
+	}
+}
