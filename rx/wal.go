@@ -241,9 +241,9 @@ func (w *walSource) ensureSlot(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Lag returns how many bytes of WAL the replication slot of Config.WAL is
-// behind the server's current position (what the server keeps for it). It
-// fails without Config.WAL or when the slot does not exist.
+// WALLag returns how many bytes of WAL the replication slot of Config.WAL
+// is behind the server's current position (what the server keeps for it).
+// It fails without Config.WAL or when the slot does not exist.
 func (h *Hub) WALLag(ctx context.Context) (int64, error) {
 	if h.wal == nil {
 		return 0, errors.New("rx: WALLag: Config.WAL is not set")
