@@ -86,14 +86,14 @@ func walNode(t testing.TB, spec walChildSpec, node string, wal bool) (*gorm.DB, 
 	return db, h, rc
 }
 
-// slowBroker delays each publish by up to 20 ms.
+// slowBroker delays each publish by up to 20 ms (RXGORM_WAL_SLOW_MS).
 type slowBroker struct {
 	*rx.RedisBroker
 	mu sync.Mutex
 	r  *rand.Rand
 }
 
-func (b *slowBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+func (b *slowBroker) delay() {
 	b.mu.Lock()
 	ms := 20
 	if v, err := strconv.Atoi(os.Getenv("RXGORM_WAL_SLOW_MS")); err == nil && v > 0 {
@@ -102,7 +102,16 @@ func (b *slowBroker) Publish(ctx context.Context, topic string, payload []byte) 
 	d := time.Duration(b.r.IntN(ms)) * time.Millisecond
 	b.mu.Unlock()
 	time.Sleep(d) // fault injection: a slow broker
+}
+
+func (b *slowBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+	b.delay()
 	return b.RedisBroker.Publish(ctx, topic, payload)
+}
+
+func (b *slowBroker) PublishBatch(ctx context.Context, msgs []rx.Message) error {
+	b.delay()
+	return b.RedisBroker.PublishBatch(ctx, msgs)
 }
 
 // TestWALKillChild is the child server process of TestWALKill9: it
