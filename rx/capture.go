@@ -27,6 +27,9 @@ type touch struct {
 	l   *layer
 	id  string
 	rel *relation
+	// img is the row as the WAL describes it (wal.go): the engine uses it
+	// instead of a re-read. Nil from the plugin and Touch.
+	img *walImage
 }
 
 type capture struct {
@@ -287,6 +290,9 @@ const preKeysKey = "rx:pre_keys"
 // same transaction and with the same WHERE clause, the rows about to be
 // written, because GORM does not report their keys.
 func (c *capture) beforeWrite(db *gorm.DB) {
+	if c.hub.wal != nil {
+		return // the WAL delivers every write
+	}
 	if db.Error != nil || db.Statement.Schema == nil {
 		return
 	}
@@ -343,6 +349,9 @@ func (c *capture) beforeWrite(db *gorm.DB) {
 // afterWrite records the rows a statement touched, in its transaction's
 // buffer, or hands them to the engine at once outside a transaction.
 func (c *capture) afterWrite(db *gorm.DB) {
+	if c.hub.wal != nil {
+		return // the WAL delivers every write
+	}
 	if db.Error != nil || db.Statement.Schema == nil {
 		return
 	}

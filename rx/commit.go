@@ -31,6 +31,7 @@ type batch struct {
 	listIDs map[*relation]map[string]bool // lists to recompute, by parent id
 	listed  map[*layer]bool               // anchor layers of list channels with subscribers
 	changes map[ikey]*change
+	imgs    map[ikey]*walImage // the WAL's row images, which spare a re-read (wal.go)
 }
 
 // processOnce turns a batch of touches into deltas, once; an error is a
@@ -40,7 +41,7 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 	reauthSubs := e.reauthOutside(ts)
 	// 1. Dedup, keeping only what some hot stream may contain.
 	b := e.newBatch(ts)
-	// 2. Re-read rows, and 3. note the lists they may move.
+	// 2. Re-read rows (or take the WAL's images of them), and 3. note the lists they may move.
 	if err := b.readRows(ctx); err != nil {
 		return err
 	}
@@ -79,6 +80,7 @@ func (e *engine) newBatch(ts []touch) *batch {
 		listIDs: map[*relation]map[string]bool{},
 		listed:  map[*layer]bool{},
 		changes: map[ikey]*change{},
+		imgs:    batchImages(ts),
 	}
 	for def, subs := range e.lists {
 		if len(subs) > 0 {
@@ -115,10 +117,10 @@ func (b *batch) addList(r *relation, id string) {
 	b.listIDs[r][id] = true
 }
 
-// readRows re-reads the batch's rows and notes the lists they may move.
+// readRows re-reads the batch's rows (or takes the WAL's images of them) and notes the lists they may move.
 func (b *batch) readRows(ctx context.Context) error {
 	for l, ids := range b.rowIDs {
-		rows, err := readRows(ctx, b.e.db, l, ids)
+		rows, err := readRowsOrImages(ctx, b.e.db, l, ids, b.imgs)
 		if err != nil {
 			return err
 		}

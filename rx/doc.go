@@ -114,7 +114,11 @@
 // Writes inside a transaction are buffered with it and delivered once,
 // deduplicated, after a successful commit; a rollback (or a rollback to a
 // savepoint) drops what it covers. Writes made outside GORM are not seen:
-// call Hub.Touch for the rows they changed.
+// call Hub.Touch for the rows they changed, or, on PostgreSQL, capture
+// from the write-ahead log (Config.WAL, WALConfig): every committed write,
+// whoever made it, in commit order, resumable from the slot's confirmed
+// position after a crash, with the WAL's row images instead of re-reads
+// where they describe the row fully.
 //
 // # Client writes and presence
 //

@@ -85,7 +85,8 @@ func Public(err error) *Error {
 // *sql.Tx passed as the connection pool. Such a write could not be broadcast
 // after its commit, so it is refused instead of being broadcast wrongly.
 // Plain writes inside db.Connection are captured; for a transaction, use
-// db.Transaction or db.Begin.
+// db.Transaction or db.Begin. With Config.WAL nothing is refused: the WAL
+// delivers every committed transaction.
 var ErrUnownedTransaction = errors.New("rx: write in a transaction not opened through the rx-enabled *gorm.DB (such as Transaction inside db.Connection); use db.Transaction or db.Begin")
 
 // DeclarationError reports a bad channel or model declaration at

@@ -57,6 +57,10 @@ type Config struct {
 	// dropped and Wait fails at once with CodeOverloaded, so that a hung
 	// broker holds neither memory nor callers. Zero means 10,000.
 	BrokerQueue int
+	// WAL turns on capture from PostgreSQL's logical replication stream
+	// (WALConfig): every committed write is broadcast, whoever made it.
+	// Nil means the GORM plugin alone captures writes made through db.
+	WAL *WALConfig
 }
 
 // Hub is the engine: it captures writes made through its *gorm.DB, keeps
@@ -73,6 +77,9 @@ type Hub struct {
 	// cluster links the hub to other nodes; nil with the in-process
 	// broker.
 	cluster *cluster
+	// wal consumes PostgreSQL's replication stream; nil without
+	// Config.WAL.
+	wal *walSource
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -143,6 +150,14 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.groups.hub = h
+	if cfg.WAL != nil {
+		w, err := newWALSource(h, *cfg.WAL)
+		if err != nil {
+			h.cancel()
+			return nil, err
+		}
+		h.wal = w
+	}
 	// Every step that can fail comes before the plugin is installed on db,
 	// and each is undone if a later one fails, so a failed New leaves db
 	// as it found it (and a later New on it can install the plugin).
@@ -238,6 +253,13 @@ func (h *Hub) Register(channels ...any) error {
 		h.channels[def.name] = def
 		h.reauth.add(def, def.outside)
 	}
+	if h.wal != nil {
+		ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+		defer cancel()
+		if err := h.wal.setup(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -275,7 +297,9 @@ func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
 }
 
 // Wait returns once every write committed before the call has been applied
-// to the cache and handed to subscriptions.
+// to the cache and handed to subscriptions. With Config.WAL, on the node
+// that consumes the replication slot, that includes every write committed
+// to the database before the call, through the WAL.
 //
 // In a cluster it also waits until they were handed to the broker for the
 // other nodes. While the broker does not take them (its last publish
@@ -283,6 +307,11 @@ func (h *Hub) Touch(ctx context.Context, model any, ids ...any) error {
 // with CodeOverloaded wrapping ErrBrokerDown, after the local part: local
 // subscriptions have the writes.
 func (h *Hub) Wait(ctx context.Context) error {
+	if h.wal != nil {
+		if err := h.wal.wait(ctx); err != nil {
+			return err
+		}
+	}
 	if err := h.engine.barrier(ctx); err != nil {
 		return err
 	}
@@ -434,6 +463,9 @@ func (h *Hub) Close() error {
 		h.presence.close()
 		h.unsubSystem()
 		h.cancel()
+		if h.wal != nil && h.wal.started.Load() {
+			<-h.wal.done // the replication connection is closed
+		}
 	})
 	return nil
 }

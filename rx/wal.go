@@ -1,0 +1,1036 @@
+package rx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
+)
+
+// Capture from PostgreSQL's write-ahead log (docs/DECISIONS.md, "Capture
+// from the WAL"). A walSource reads the logical replication stream of a
+// durable slot with the pgoutput plugin, over a publication of the tables of
+// the registered models. Each committed transaction becomes one batch of
+// touches for the engine, carrying the new row images the WAL holds; the
+// slot's confirmed position advances to a transaction's end only after the
+// engine has stored (and, in a cluster, handed to the broker) every batch
+// up to it, so a process killed at any point resumes from the slot without
+// losing a transaction.
+
+// WALConfig turns on capture from PostgreSQL's logical replication stream
+// (Config.WAL). Every committed write reaches the subscribers, whoever made
+// it (psql, other services, migrations, raw SQL), and the GORM plugin stops
+// handing over writes itself, so that each is broadcast once. The database
+// needs wal_level=logical and a role with the REPLICATION attribute that
+// may create publications on the models' tables (README, "PostgreSQL WAL
+// capture").
+type WALConfig struct {
+	// DSN connects to the database for replication, as a libpq keyword/value
+	// string or a postgres:// URL; replication=database is added. Required.
+	DSN string
+	// Slot names the durable logical replication slot, created when
+	// missing. Empty means "rxgorm". Nodes of one application share it;
+	// different applications on one database need different slots.
+	Slot string
+	// Publication names the publication over the models' tables, created
+	// or extended when channels are registered. Empty means "rxgorm".
+	Publication string
+	// StatusInterval is how often the confirmed position is reported to
+	// the server. Zero means 1 s.
+	StatusInterval time.Duration
+	// KeepReplicaIdentity leaves the tables' REPLICA IDENTITY as it is.
+	// By default rx sets FULL on join tables and on tables with foreign
+	// keys to a parent list, so that the WAL carries the old values that
+	// route a row moving from one parent to another.
+	KeepReplicaIdentity bool
+}
+
+// walSource is a hub's consumer of one replication slot.
+type walSource struct {
+	h   *Hub
+	cfg WALConfig
+
+	setupMu sync.Mutex
+	started atomic.Bool
+	schema  string // the search path's schema: where the models' tables are
+
+	// Positions: enqueued is the end of the last transaction handed to the
+	// engine (or of WAL known to hold nothing more for it), confirmed the
+	// position the slot may advance to.
+	enqueued  atomic.Uint64
+	confirmed atomic.Uint64
+	consuming atomic.Bool // this node streams the slot now
+
+	// Counters for tests and operators.
+	restarts  atomic.Int64 // streaming sessions started
+	recreated atomic.Int64 // slots created because they were missing
+	resyncs   atomic.Int64 // resyncs for TRUNCATE, schema changes and new slots
+	images    atomic.Int64 // rows handed over with their WAL image
+	rereads   atomic.Int64 // rows handed over to be re-read
+
+	wmu     sync.Mutex
+	waitSeq uint64
+	waiters map[string]chan struct{} // guarded by wmu
+
+	done chan struct{}
+}
+
+const (
+	walMessagePrefix = "rxgorm.wait"
+	walLeaseKey      = "wal:"
+	sqlStateNoObject = "42704" // undefined_object: the slot is gone
+)
+
+func newWALSource(h *Hub, cfg WALConfig) (*walSource, error) {
+	if cfg.DSN == "" {
+		return nil, errors.New("rx: Config.WAL.DSN is empty")
+	}
+	if h.db.Dialector.Name() != "postgres" {
+		return nil, fmt.Errorf("rx: Config.WAL needs PostgreSQL, not %s", h.db.Dialector.Name())
+	}
+	if cfg.Slot == "" {
+		cfg.Slot = "rxgorm"
+	}
+	if cfg.Publication == "" {
+		cfg.Publication = "rxgorm"
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = time.Second
+	}
+	return &walSource{h: h, cfg: cfg, waiters: map[string]chan struct{}{}, done: make(chan struct{})}, nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// tables returns the tables of the registered models and their join tables.
+func (w *walSource) tables() (layers []string, joins []string) {
+	m := w.h.model
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for t := range m.byTable {
+		layers = append(layers, t)
+	}
+	for t := range m.joinTables {
+		if m.byTable[t] == nil {
+			joins = append(joins, t)
+		}
+	}
+	slices.Sort(layers)
+	slices.Sort(joins)
+	return layers, joins
+}
+
+// setup runs after each Register: the replica identities, the publication
+// over every registered table and the slot, then (once) the consumer. It
+// is synchronous, so that no commit after Register returns is missed.
+func (w *walSource) setup(ctx context.Context) error {
+	w.setupMu.Lock()
+	defer w.setupMu.Unlock()
+	db := w.h.db.Session(&gormSession).WithContext(ctx)
+	if w.schema == "" {
+		if err := db.Raw("SELECT current_schema()").Scan(&w.schema).Error; err != nil {
+			return fmt.Errorf("rx: WAL: read the current schema: %w", err)
+		}
+	}
+	layers, joins := w.tables()
+	all := append(append([]string{}, layers...), joins...)
+	if !w.cfg.KeepReplicaIdentity {
+		full := map[string]bool{}
+		for _, t := range joins {
+			full[t] = true
+		}
+		w.h.model.mu.Lock()
+		for _, t := range layers {
+			if l := w.h.model.byTable[t]; l != nil && len(l.parents) > 0 {
+				full[t] = true
+			}
+		}
+		w.h.model.mu.Unlock()
+		for _, t := range all {
+			var ident string
+			if err := db.Raw("SELECT relreplident::text FROM pg_class WHERE oid = to_regclass(?)", quoteIdent(w.schema)+"."+quoteIdent(t)).Scan(&ident).Error; err != nil {
+				return fmt.Errorf("rx: WAL: read the replica identity of %s: %w", t, err)
+			}
+			if ident == "" {
+				return fmt.Errorf("rx: WAL: table %s.%s does not exist", w.schema, t)
+			}
+			var hasPK bool
+			if err := db.Raw("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass(?) AND indisprimary)", quoteIdent(w.schema)+"."+quoteIdent(t)).Scan(&hasPK).Error; err != nil {
+				return fmt.Errorf("rx: WAL: read the primary key of %s: %w", t, err)
+			}
+			if (full[t] || !hasPK) && ident != "f" {
+				if err := db.Exec("ALTER TABLE " + quoteIdent(w.schema) + "." + quoteIdent(t) + " REPLICA IDENTITY FULL").Error; err != nil {
+					return fmt.Errorf("rx: WAL: set REPLICA IDENTITY FULL on %s: %w", t, err)
+				}
+			}
+		}
+	}
+	var exists bool
+	if err := db.Raw("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = ?)", w.cfg.Publication).Scan(&exists).Error; err != nil {
+		return fmt.Errorf("rx: WAL: read publication %s: %w", w.cfg.Publication, err)
+	}
+	var missing []string
+	if exists {
+		var have []string
+		if err := db.Raw("SELECT tablename FROM pg_publication_tables WHERE pubname = ? AND schemaname = ?", w.cfg.Publication, w.schema).Scan(&have).Error; err != nil {
+			return fmt.Errorf("rx: WAL: read publication %s: %w", w.cfg.Publication, err)
+		}
+		for _, t := range all {
+			if !slices.Contains(have, t) {
+				missing = append(missing, t)
+			}
+		}
+	} else {
+		missing = all
+	}
+	if len(missing) > 0 {
+		names := make([]string, len(missing))
+		for i, t := range missing {
+			names[i] = quoteIdent(w.schema) + "." + quoteIdent(t)
+		}
+		q := "ALTER PUBLICATION " + quoteIdent(w.cfg.Publication) + " ADD TABLE " + strings.Join(names, ", ")
+		if !exists {
+			q = "CREATE PUBLICATION " + quoteIdent(w.cfg.Publication) + " FOR TABLE " + strings.Join(names, ", ")
+		}
+		if err := db.Exec(q).Error; err != nil {
+			return fmt.Errorf("rx: WAL: publish %s: %w", strings.Join(missing, ", "), err)
+		}
+	}
+	if _, err := w.ensureSlot(ctx); err != nil {
+		return err
+	}
+	if !w.started.Load() {
+		w.started.Store(true)
+		go w.run()
+	}
+	return nil
+}
+
+// ensureSlot creates the slot when it does not exist and reports whether
+// it did.
+func (w *walSource) ensureSlot(ctx context.Context) (bool, error) {
+	db := w.h.db.Session(&gormSession).WithContext(ctx)
+	var n int64
+	if err := db.Raw("SELECT count(*) FROM pg_replication_slots WHERE slot_name = ?", w.cfg.Slot).Scan(&n).Error; err != nil {
+		return false, fmt.Errorf("rx: WAL: read slot %s: %w", w.cfg.Slot, err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	err := db.Exec("SELECT pg_create_logical_replication_slot(?, 'pgoutput')", w.cfg.Slot).Error
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42710" { // duplicate_object: another node made it
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("rx: WAL: create slot %s: %w", w.cfg.Slot, err)
+	}
+	return true, nil
+}
+
+// WALLag returns how many bytes of WAL the replication slot of Config.WAL
+// is behind the server's current position (what the server keeps for it).
+// It fails without Config.WAL or when the slot does not exist.
+func (h *Hub) WALLag(ctx context.Context) (int64, error) {
+	if h.wal == nil {
+		return 0, errors.New("rx: WALLag: Config.WAL is not set")
+	}
+	var lag *int64
+	err := h.db.Session(&gormSession).WithContext(ctx).
+		Raw("SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = ?", h.wal.cfg.Slot).
+		Scan(&lag).Error
+	if err != nil {
+		return 0, fmt.Errorf("rx: WALLag: %w", err)
+	}
+	if lag == nil {
+		return 0, fmt.Errorf("rx: WALLag: replication slot %s does not exist", h.wal.cfg.Slot)
+	}
+	return *lag, nil
+}
+
+// WALStats are counters of a hub's WAL capture (Hub.WALStats).
+type WALStats struct {
+	// Consuming reports whether this node streams the slot now (in a
+	// cluster exactly one node does).
+	Consuming bool
+	// Sessions counts the replication sessions this node started.
+	Sessions int64
+	// SlotsCreated counts the slots this node created because they were
+	// missing (the first start, or a slot dropped under it).
+	SlotsCreated int64
+	// Resyncs counts full or per-table resyncs: TRUNCATE, a changed table
+	// definition, a recreated slot.
+	Resyncs int64
+	// Confirmed is the position (LSN) up to which the slot may discard WAL.
+	Confirmed uint64
+	// Images counts the inserted and updated rows handed to the engine
+	// with the row image of the WAL (no re-read).
+	Images int64
+	// Rereads counts the inserted and updated rows the WAL did not
+	// describe fully (TOAST values left out, types or scopes rx does not
+	// decode, transactions replayed after a restart): they are re-read.
+	Rereads int64
+}
+
+// WALStats returns the counters of the WAL capture; the zero value without
+// Config.WAL.
+func (h *Hub) WALStats() WALStats {
+	w := h.wal
+	if w == nil {
+		return WALStats{}
+	}
+	return WALStats{
+		Consuming:    w.consuming.Load(),
+		Sessions:     w.restarts.Load(),
+		SlotsCreated: w.recreated.Load(),
+		Resyncs:      w.resyncs.Load(),
+		Confirmed:    w.confirmed.Load(),
+		Images:       w.images.Load(),
+		Rereads:      w.rereads.Load(),
+	}
+}
+
+// wait returns once the consumer has handed to the engine every
+// transaction committed before the call. In a cluster, on a node that does
+// not consume the slot, it returns at once.
+func (w *walSource) wait(ctx context.Context) error {
+	if !w.started.Load() {
+		return nil
+	}
+	if c := w.h.cluster; c != nil && c.lease != nil && !w.consuming.Load() {
+		return nil // another node consumes the slot
+	}
+	w.wmu.Lock()
+	w.waitSeq++
+	token := w.h.nodeName() + ":" + strconv.FormatUint(w.waitSeq, 10)
+	ch := make(chan struct{})
+	w.waiters[token] = ch
+	w.wmu.Unlock()
+	defer func() {
+		w.wmu.Lock()
+		delete(w.waiters, token)
+		w.wmu.Unlock()
+	}()
+	// A non-transactional logical message is decoded in WAL order: every
+	// transaction committed before it reaches the consumer first.
+	if err := w.h.db.Session(&gormSession).WithContext(ctx).Exec("SELECT pg_logical_emit_message(false, ?, ?)", walMessagePrefix, token).Error; err != nil {
+		return fmt.Errorf("rx: Wait: mark the WAL: %w", err)
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.h.ctx.Done():
+		return errors.New("rx: hub is closed")
+	}
+}
+
+func (h *Hub) nodeName() string {
+	if h.cluster != nil {
+		return h.cluster.node
+	}
+	return h.cfg.NodeID
+}
+
+// run consumes the slot until the hub closes, reconnecting after errors;
+// in a cluster only while this node holds the slot's lease.
+func (w *walSource) run() {
+	defer close(w.done)
+	ctx := w.h.ctx
+	var lease Leaser
+	if c := w.h.cluster; c != nil && c.lease != nil {
+		lease = c.lease
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithCancel(ctx)
+		var leaseLost chan struct{}
+		if lease != nil {
+			holders, err := lease.Lease(ctx, w.h.cluster.node, w.h.cfg.LeaseTTL, []string{walLeaseKey + w.cfg.Slot})
+			if err != nil || len(holders) != 1 || holders[0] != w.h.cluster.node {
+				cancel()
+				w.pause(ctx, w.h.cfg.LeaseTTL/3)
+				continue
+			}
+			leaseLost = make(chan struct{})
+			go w.keepLease(sctx, cancel, lease, leaseLost)
+		}
+		err := w.stream(sctx)
+		cancel()
+		if leaseLost != nil {
+			<-leaseLost
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			w.h.log.Warn("rx: WAL capture stopped; reconnecting", "slot", w.cfg.Slot, "err", err)
+		}
+		w.pause(ctx, backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	if lease != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = lease.Release(rctx, w.h.cluster.node, []string{walLeaseKey + w.cfg.Slot})
+		cancel()
+	}
+}
+
+func (w *walSource) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// keepLease renews the slot's lease every third of its life and cancels
+// the session when it is lost.
+func (w *walSource) keepLease(ctx context.Context, cancel context.CancelFunc, lease Leaser, lost chan struct{}) {
+	defer close(lost)
+	tick := time.NewTicker(w.h.cfg.LeaseTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		holders, err := lease.Lease(ctx, w.h.cluster.node, w.h.cfg.LeaseTTL, []string{walLeaseKey + w.cfg.Slot})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil || len(holders) != 1 || holders[0] != w.h.cluster.node {
+			w.h.log.Warn("rx: lost the lease of the WAL slot; another node consumes it", "slot", w.cfg.Slot, "err", err)
+			cancel()
+			return
+		}
+	}
+}
+
+func replicationDSN(dsn string) string {
+	if strings.Contains(dsn, "://") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return dsn + sep + "replication=database"
+	}
+	return dsn + " replication=database"
+}
+
+// walRel is what the consumer knows of one published table.
+type walRel struct {
+	msg    *pglogrepl.RelationMessage
+	l      *layer      // nil for a join table
+	joins  []*relation // the many2many relations of a join table
+	fields []*schema.Field
+	// image: every column of the model is a column of the table, of a type
+	// decoded exactly as the driver scans it, and rows are not soft-deleted
+	// by a query scope: the WAL's row is the row a re-read would return.
+	image bool
+}
+
+// stream runs one replication session.
+func (w *walSource) stream(ctx context.Context) error {
+	created, err := w.ensureSlot(ctx)
+	if err != nil {
+		return err
+	}
+	w.restarts.Add(1)
+	conn, err := pgconn.Connect(ctx, replicationDSN(w.cfg.DSN))
+	if err != nil {
+		return fmt.Errorf("rx: WAL: connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(cctx)
+		cancel()
+	}()
+	// Transactions that ended before this point may have been stored by a
+	// previous session (or process) already: they are re-read, so that a
+	// replayed old image never overwrites a newer stored row.
+	var current string
+	if err := w.h.db.Session(&gormSession).WithContext(ctx).Raw("SELECT pg_current_wal_lsn()::text").Scan(&current).Error; err != nil {
+		return fmt.Errorf("rx: WAL: read the current position: %w", err)
+	}
+	imagesFrom, err := pglogrepl.ParseLSN(current)
+	if err != nil {
+		return fmt.Errorf("rx: WAL: parse position %q: %w", current, err)
+	}
+	err = pglogrepl.StartReplication(ctx, conn, w.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(w.cfg.Publication, "'", "''") + "'", "messages 'true'"},
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == sqlStateNoObject {
+		return fmt.Errorf("rx: WAL: slot %s was dropped: %w", w.cfg.Slot, err)
+	}
+	if err != nil {
+		return fmt.Errorf("rx: WAL: start replication: %w", err)
+	}
+	if created {
+		// A new slot starts at the present: whatever happened before it
+		// (the first start, or while a dropped slot was missing) is read
+		// again from the database by every stream.
+		w.recreated.Add(1)
+		w.resyncAll(nil)
+	}
+	w.consuming.Store(true)
+	defer w.consuming.Store(false)
+
+	// The confirmer advances the confirmed position once the engine holds
+	// everything enqueued up to it.
+	confirmDone := make(chan struct{})
+	cctx, stopConfirm := context.WithCancel(ctx)
+	defer func() { stopConfirm(); <-confirmDone }()
+	go w.confirmLoop(cctx, confirmDone)
+
+	d := walDecoder{w: w, rels: map[uint32]*walRel{}, imagesFrom: imagesFrom, types: pgtype.NewMap()}
+	nextStatus := time.Now().Add(w.cfg.StatusInterval)
+	sent := uint64(0)
+	for {
+		if c := w.confirmed.Load(); time.Now().After(nextStatus) || c != sent {
+			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(c)})
+			if err != nil {
+				return fmt.Errorf("rx: WAL: report position: %w", err)
+			}
+			sent = c
+			nextStatus = time.Now().Add(w.cfg.StatusInterval)
+		}
+		rctx, cancel := context.WithTimeout(ctx, min(w.cfg.StatusInterval, 200*time.Millisecond))
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("rx: WAL: receive: %w", err)
+		}
+		switch m := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("rx: WAL: server: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			switch m.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("rx: WAL: parse keepalive: %w", err)
+				}
+				if !d.inTx {
+					// Everything before ServerWALEnd was sent: nothing
+					// more is pending up to it.
+					w.advance(uint64(ka.ServerWALEnd))
+				}
+				if ka.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("rx: WAL: parse data: %w", err)
+				}
+				if err := d.decode(ctx, xld.WALData); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// advance records that everything up to lsn was handed to the engine.
+func (w *walSource) advance(lsn uint64) {
+	for {
+		cur := w.enqueued.Load()
+		if lsn <= cur || w.enqueued.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+func (w *walSource) confirmLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(max(w.cfg.StatusInterval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		target := w.enqueued.Load()
+		if target <= w.confirmed.Load() {
+			continue
+		}
+		// Every batch queued before the barrier is applied and stored, and
+		// in a cluster handed to the broker.
+		if err := w.h.engine.barrier(ctx); err != nil {
+			continue
+		}
+		if c := w.h.cluster; c != nil {
+			if err := c.out.flush(ctx); err != nil {
+				continue
+			}
+		}
+		w.confirmed.Store(target)
+	}
+}
+
+// resyncAll reloads every stream whose channel includes one of layers (all
+// of them for nil) and the list subscriptions, on the engine goroutine
+// after everything queued before.
+func (w *walSource) resyncAll(layers map[*layer]bool) {
+	w.resyncs.Add(1)
+	e := w.h.engine
+	e.do(func() {
+		var ss []*hotStream
+		for _, s := range e.streams {
+			if layers == nil {
+				ss = append(ss, s)
+				continue
+			}
+			for l := range layers {
+				if s.def.hasLayer[l] {
+					ss = append(ss, s)
+					break
+				}
+			}
+		}
+		for _, s := range ss {
+			e.resync(s)
+		}
+		e.refreshLists()
+	})
+}
+
+// walDecoder turns pgoutput messages into engine batches.
+type walDecoder struct {
+	w          *walSource
+	rels       map[uint32]*walRel
+	imagesFrom pglogrepl.LSN
+	inTx       bool
+	final      pglogrepl.LSN // the open transaction's commit position
+	xid        uint32        // the open transaction's id
+	ts         []touch
+	// snap is the last snapshot read by visible: a transaction visible in
+	// it stays visible.
+	snapXmax uint64
+	snapXip  map[uint64]bool
+	types    *pgtype.Map
+}
+
+// visible returns once transaction xid is visible to new snapshots, so
+// that the engine's reads (lists, re-reads) see it. The WAL can deliver a
+// commit a moment before that: the commit record is flushed (and decoded)
+// before the transaction leaves the server's list of running ones.
+func (d *walDecoder) visible(ctx context.Context, xid uint32) error {
+	for {
+		if d.snapXmax != 0 {
+			// The 64-bit id of xid, in the epoch of the snapshot.
+			x := d.snapXmax&^0xffffffff | uint64(xid)
+			if x >= d.snapXmax && x >= 1<<32 {
+				x -= 1 << 32
+			}
+			if x < d.snapXmax && !d.snapXip[x] {
+				return nil
+			}
+		}
+		var snap string
+		if err := d.w.h.db.Session(&gormSession).WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
+			return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+		}
+		parts := strings.Split(snap, ":")
+		if len(parts) != 3 {
+			return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+		}
+		xmax, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+		}
+		xip := map[uint64]bool{}
+		for _, f := range strings.Split(parts[2], ",") {
+			if f == "" {
+				continue
+			}
+			n, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+			}
+			xip[n] = true
+		}
+		fresh := xmax != d.snapXmax || len(xip) != len(d.snapXip)
+		d.snapXmax, d.snapXip = xmax, xip
+		if !fresh {
+			// Still running in a snapshot like the last: let it finish.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+}
+
+// imageOIDs are the column types whose text form decodes to the value the
+// driver scans.
+var imageOIDs = map[uint32]bool{
+	pgtype.BoolOID: true, pgtype.Int2OID: true, pgtype.Int4OID: true, pgtype.Int8OID: true,
+	pgtype.Float4OID: true, pgtype.Float8OID: true, pgtype.TextOID: true, pgtype.VarcharOID: true,
+	pgtype.BPCharOID: true, pgtype.TimestamptzOID: true, pgtype.TimestampOID: true, pgtype.ByteaOID: true,
+}
+
+func (d *walDecoder) relation(m *pglogrepl.RelationMessage) {
+	w := d.w
+	if m.Namespace != w.schema {
+		return
+	}
+	old := d.rels[m.RelationID]
+	r := &walRel{msg: m}
+	mdl := w.h.model
+	mdl.mu.Lock()
+	r.l = mdl.byTable[m.RelationName]
+	r.joins = mdl.joinTables[m.RelationName]
+	mdl.mu.Unlock()
+	if r.l != nil {
+		r.fields = make([]*schema.Field, len(m.Columns))
+		r.image = len(r.l.schema.QueryClauses) == 0 // soft delete: re-read
+		seen := map[string]bool{}
+		for i, c := range m.Columns {
+			f := r.l.schema.LookUpField(c.Name)
+			if f == nil || f.DBName != c.Name || f.Set == nil {
+				continue
+			}
+			r.fields[i] = f
+			seen[c.Name] = true
+			if !imageOIDs[c.DataType] {
+				r.image = false
+			}
+		}
+		for _, f := range r.l.schema.Fields {
+			if f.DBName != "" && f.Readable && !seen[f.DBName] {
+				r.image = false
+			}
+		}
+	}
+	d.rels[m.RelationID] = r
+	if old != nil && !sameColumns(old.msg, m) {
+		// ALTER TABLE: rows may have changed with no row in the WAL (a
+		// column added with a default), so the streams are read again.
+		d.resyncRel(r)
+	}
+}
+
+func sameColumns(a, b *pglogrepl.RelationMessage) bool {
+	if a.RelationName != b.RelationName || len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i].Name != b.Columns[i].Name || a.Columns[i].DataType != b.Columns[i].DataType || a.Columns[i].TypeModifier != b.Columns[i].TypeModifier {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *walDecoder) resyncRel(r *walRel) {
+	layers := map[*layer]bool{}
+	if r.l != nil {
+		layers[r.l] = true
+	}
+	for _, j := range r.joins {
+		layers[j.from] = true
+	}
+	if len(layers) > 0 {
+		d.flush()
+		d.w.resyncAll(layers)
+	}
+}
+
+// flush hands the touches decoded so far to the engine, so that a resync
+// queued next runs after them.
+func (d *walDecoder) flush() {
+	if len(d.ts) > 0 {
+		d.w.h.engine.enqueue(d.ts)
+		d.ts = nil
+	}
+}
+
+// value decodes column i of a tuple; ok is false for a TOAST value the WAL
+// does not carry.
+func (r *walRel) value(types *pgtype.Map, tuple *pglogrepl.TupleData, i int) (v any, ok bool, err error) {
+	if tuple == nil || i >= len(tuple.Columns) {
+		return nil, false, nil
+	}
+	c := tuple.Columns[i]
+	switch c.DataType {
+	case pglogrepl.TupleDataTypeNull:
+		return nil, true, nil
+	case pglogrepl.TupleDataTypeToast:
+		return nil, false, nil
+	}
+	oid := r.msg.Columns[i].DataType
+	format := int16(pgtype.TextFormatCode)
+	if c.DataType == pglogrepl.TupleDataTypeBinary {
+		format = pgtype.BinaryFormatCode
+	}
+	if t, found := types.TypeForOID(oid); found {
+		v, err = t.Codec.DecodeValue(types, oid, format, c.Data)
+		if err != nil {
+			return nil, false, fmt.Errorf("rx: WAL: decode %s.%s: %w", r.msg.RelationName, r.msg.Columns[i].Name, err)
+		}
+		if tm, isTime := v.(time.Time); isTime && oid == pgtype.TimestamptzOID {
+			v = tm.Local() // as the driver scans it
+		}
+		return v, true, nil
+	}
+	return string(c.Data), true, nil
+}
+
+func (r *walRel) column(name string) int {
+	for i, c := range r.msg.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// rowID is the primary key of a layer's row in tuple.
+func (r *walRel) rowID(types *pgtype.Map, tuple *pglogrepl.TupleData) (string, bool) {
+	i := r.column(r.l.pk.DBName)
+	v, ok, err := r.value(types, tuple, i)
+	if err != nil || !ok {
+		return "", false
+	}
+	return idString(reflect.ValueOf(v))
+}
+
+// image builds the row a re-read would return from a complete new tuple;
+// nil when the WAL does not describe it fully.
+func (d *walDecoder) image(ctx context.Context, r *walRel, tuple *pglogrepl.TupleData) *row {
+	if !r.image || d.final <= d.imagesFrom {
+		return nil
+	}
+	v := reflect.New(r.l.typ)
+	for i, f := range r.fields {
+		if f == nil {
+			continue
+		}
+		val, ok, err := r.value(d.types, tuple, i)
+		if err != nil || !ok {
+			return nil
+		}
+		if err := f.Set(ctx, v.Elem(), val); err != nil {
+			return nil
+		}
+	}
+	img, _, err := encodeRow(ctx, r.l, v.Elem())
+	if err != nil {
+		return nil
+	}
+	return img
+}
+
+// rowTouch records a changed layer row: its new image (nil: re-read) or
+// its deletion, and for an old tuple carrying foreign keys (REPLICA
+// IDENTITY FULL) the lists of the parents it may have left.
+func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogrepl.TupleData) {
+	l := r.l
+	if oldT != nil {
+		if id, ok := r.rowID(d.types, oldT); ok {
+			if newT == nil {
+				t := touch{l: l, id: id}
+				if d.final > d.imagesFrom {
+					t.img = &walImage{deleted: true}
+				}
+				d.ts = append(d.ts, t)
+			} else if nid, ok := r.rowID(d.types, newT); !ok || nid != id {
+				d.ts = append(d.ts, touch{l: l, id: id}) // key changed: re-read
+			}
+		}
+		for _, p := range l.parents {
+			i := r.column(p.rel.References[0].ForeignKey.DBName)
+			if v, ok, err := r.value(d.types, oldT, i); err == nil && ok {
+				if pid, ok := idString(reflect.ValueOf(v)); ok {
+					d.ts = append(d.ts, touch{l: p.from, id: pid, rel: p})
+				}
+			}
+		}
+	}
+	if newT != nil {
+		if id, ok := r.rowID(d.types, newT); ok {
+			t := touch{l: l, id: id}
+			if img := d.image(ctx, r, newT); img != nil {
+				t.img = &walImage{row: img}
+				d.w.images.Add(1)
+			} else {
+				d.w.rereads.Add(1)
+			}
+			d.ts = append(d.ts, t)
+		}
+	}
+}
+
+// joinTouch records a changed join-table row as touches of the lists on
+// both sides.
+func (d *walDecoder) joinTouch(r *walRel, tuple *pglogrepl.TupleData) {
+	if tuple == nil {
+		return
+	}
+	d.ts = append(d.ts, joinTouches(r.joins, func(col string) reflect.Value {
+		v, ok, err := r.value(d.types, tuple, r.column(col))
+		if err != nil || !ok {
+			return reflect.Value{}
+		}
+		return reflect.ValueOf(v)
+	})...)
+}
+
+func (d *walDecoder) decode(ctx context.Context, data []byte) error {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("rx: WAL: parse message: %w", err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		d.inTx, d.final, d.xid, d.ts = true, m.FinalLSN, m.Xid, nil
+	case *pglogrepl.RelationMessage:
+		d.relation(m)
+	case *pglogrepl.InsertMessage:
+		if r := d.rels[m.RelationID]; r != nil {
+			if r.l != nil {
+				d.rowTouch(ctx, r, nil, m.Tuple)
+			} else {
+				d.joinTouch(r, m.Tuple)
+			}
+		}
+	case *pglogrepl.UpdateMessage:
+		if r := d.rels[m.RelationID]; r != nil {
+			if r.l != nil {
+				d.rowTouch(ctx, r, m.OldTuple, m.NewTuple)
+			} else {
+				d.joinTouch(r, m.OldTuple)
+				d.joinTouch(r, m.NewTuple)
+			}
+		}
+	case *pglogrepl.DeleteMessage:
+		if r := d.rels[m.RelationID]; r != nil {
+			if r.l != nil {
+				d.rowTouch(ctx, r, m.OldTuple, nil)
+			} else {
+				d.joinTouch(r, m.OldTuple)
+			}
+		}
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if r := d.rels[id]; r != nil {
+				d.resyncRel(r)
+			}
+		}
+	case *pglogrepl.CommitMessage:
+		if len(d.ts) > 0 {
+			if err := d.visible(ctx, d.xid); err != nil {
+				return err
+			}
+		}
+		d.flush()
+		d.inTx = false
+		d.w.advance(uint64(m.TransactionEndLSN))
+	case *pglogrepl.LogicalDecodingMessage:
+		if m.Prefix == walMessagePrefix {
+			d.w.wmu.Lock()
+			ch := d.w.waiters[string(m.Content)]
+			delete(d.w.waiters, string(m.Content))
+			d.w.wmu.Unlock()
+			if ch != nil {
+				close(ch)
+			}
+		}
+	}
+	return nil
+}
+
+// walImage is a row as the WAL describes it: the engine uses it instead of
+// re-reading the row.
+type walImage struct {
+	row     *row // nil with deleted
+	deleted bool
+}
+
+// readRowsOrImages reads rows of l by primary key, except those whose
+// every touch in the batch carries a WAL image: the last image stands for
+// them (deleted rows are absent from the result, as with readRows).
+func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
+	if len(imgs) == 0 {
+		return readRows(ctx, db, l, ids)
+	}
+	var reread []string
+	out := map[string]*row{}
+	for _, id := range ids {
+		img, ok := imgs[ikey{l, id}]
+		switch {
+		case !ok:
+			reread = append(reread, id)
+		case !img.deleted:
+			out[id] = img.row
+		}
+	}
+	if len(reread) > 0 {
+		rows, err := readRows(ctx, db, l, reread)
+		if err != nil {
+			return nil, err
+		}
+		for id, r := range rows {
+			out[id] = r
+		}
+	}
+	return out, nil
+}
+
+// batchImages returns, for each row touched in a batch only with images,
+// its last image.
+func batchImages(ts []touch) map[ikey]*walImage {
+	var imgs map[ikey]*walImage
+	var without map[ikey]bool
+	for _, t := range ts {
+		if t.rel != nil {
+			continue
+		}
+		k := ikey{t.l, t.id}
+		if t.img == nil {
+			if without == nil {
+				without = map[ikey]bool{}
+			}
+			without[k] = true
+			continue
+		}
+		if imgs == nil {
+			imgs = map[ikey]*walImage{}
+		}
+		imgs[k] = t.img
+	}
+	for k := range without {
+		delete(imgs, k)
+	}
+	return imgs
+}
