@@ -56,19 +56,25 @@ import (
 // use, does not, and the store needs none. Per collection, Apply reads the
 // stream documents and the affected instances with one query and then sends
 // one ordered BulkWrite (several, in order, beyond WriteBatchSize
-// operations) holding, for each changed stream: a conditional
-// update that sets the pending marker (the version being reached and a
-// writer token) only if the stream is still at the version read and not
-// locked; the changed instance documents; and the commit of the new version,
-// which clears the marker. When the stream moved on, the conditional update
-// turns into an insert of an existing _id, fails with a duplicate key
-// error, and the ordered BulkWrite stops before writing anything of that
-// stream. Writes to one stream are expected from one goroutine at a time;
-// a second writer of the same stream (another server) finds the marker and
-// waits for the commit, so concurrent writers are serialized rather than
-// mixing their documents. That relies on MongoDB's atomic single-document
-// updates: FerretDB v1 evaluates an update's filter and applies its change
-// in separate steps, so with FerretDB the one-writer rule is a requirement.
+// operations) holding, for each changed stream: the claim of the version
+// it is reaching, an upsert of a claim document whose _id names the stream
+// and the version; a conditional update that sets the pending marker (the
+// version being reached and a writer token) only if the stream is still at
+// the version read and not locked; the changed instance documents; and the
+// commit of the new version, which clears the marker. When another writer
+// claimed the version first, or the stream moved on, the claim or the
+// conditional update turns into an insert of an existing _id, fails with
+// a duplicate key error, and the ordered BulkWrite stops before writing
+// anything of that stream, which is read and written again. Writes to one
+// stream are expected from one goroutine at a time; a second writer of the
+// same stream (another server) finds the claim or the marker and waits for
+// the commit, so concurrent writers are serialized rather than mixing
+// their documents or committing one version twice. The marker alone would
+// rely on atomic single-document updates, which FerretDB v1 lacks (it
+// evaluates an update's filter and applies its change in separate steps);
+// the claim relies only on a duplicate _id being refused, which every
+// server does atomically. Claims of committed versions are deleted in
+// batches (store_mongo_claim.go).
 //
 // Snapshot and Since read the stream document, then the instance documents
 // with one query streamed through a cursor, then the stream document again.
@@ -109,6 +115,9 @@ type MongoStore struct {
 
 	deadMu sync.Mutex
 	dead   map[Stream]string // token of a write of ours that failed half-way; guarded by deadMu
+
+	claimMu sync.Mutex
+	claims  map[string][]string // collection name → claims of committed writes not yet deleted; guarded by claimMu
 
 	beforeWrite func() // test hook: called before each BulkWrite of Apply
 }
@@ -214,6 +223,7 @@ func NewMongo(ctx context.Context, db *mongo.Database, opts MongoOptions) (*Mong
 		writeBatch:     opts.WriteBatchSize,
 		token:          hex.EncodeToString(tok[:]),
 		dead:           make(map[Stream]string),
+		claims:         make(map[string][]string),
 	}, nil
 }
 
@@ -433,8 +443,10 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		return uint64(sd.Version), nil
 	}
 	m.gens.Store(s, gen)
-	// Older generations are invisible now.
+	// Older generations are invisible now, and no writer can commit a
+	// version below this one.
 	m.dropGenerations(ctx, coll, s.Anchor, gen-1)
+	dropClaimsBelow(ctx, coll, s.Anchor, gen)
 	return uint64(gen), nil
 }
 

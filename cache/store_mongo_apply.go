@@ -134,7 +134,7 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 	stop, lockFailed, counted, err := m.writeOrdered(ctx, coll, models)
 	if err == nil && counted == int64(len(models)) {
-		m.pruneAll(ctx, coll, changed)
+		m.committed(ctx, coll, changed)
 		return retry, nil
 	}
 	if stop < 0 {
@@ -144,14 +144,22 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 
 	// Some stream did not take the write. The writes stopped at the first
 	// failed operation: the streams before it were written in full, the
-	// one whose lock failed (a duplicate key: another writer, or Expire or
-	// Fill, since the read) and those after it not at all.
+	// one whose claim or lock failed (a duplicate key: another writer, or
+	// Expire or Fill, since the read) and those after it not at all.
 	var written, half []*applyStream
 	for i, st := range changed {
-		switch lo, hi := first[i], first[i]+len(st.docs)+1; {
+		switch lo, hi := first[i], first[i]+len(st.docs)+2; {
 		case stop > hi:
 			written = append(written, st)
 		case stop == lo && lockFailed:
+			// Another writer claimed the version: it commits it, or it
+			// died and its claim is cleared once it counts as dead.
+			m.clearDeadClaim(ctx, coll, st, st.end)
+			retry = append(retry, st)
+		case stop == lo+1 && lockFailed:
+			// Claimed, but the stream moved on: nobody will commit the
+			// claimed version from the state read, so the claim goes.
+			m.dropClaim(ctx, coll, st.s.Anchor, st.end, token)
 			retry = append(retry, st)
 		case stop < lo:
 			retry = append(retry, st)
@@ -186,8 +194,19 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 			committed = append(committed, st)
 		}
 	}
-	m.pruneAll(ctx, coll, committed)
+	m.committed(ctx, coll, committed)
 	return retry, nil
+}
+
+// committed does what follows the commit of streams: their claims are
+// deleted (a batch at a time) and their tombstones pruned if too many.
+func (m *MongoStore) committed(ctx context.Context, coll *mongo.Collection, streams []*applyStream) {
+	ids := make([]string, len(streams))
+	for i, st := range streams {
+		ids[i] = claimDocID(st.s.Anchor, st.end)
+	}
+	m.sweepClaims(ctx, coll, ids)
+	m.pruneAll(ctx, coll, streams)
 }
 
 // writeOrdered sends models in order, in BulkWrites of at most
@@ -214,20 +233,23 @@ func (m *MongoStore) writeOrdered(ctx context.Context, coll *mongo.Collection, m
 	return len(models), false, counted, nil
 }
 
-// writeModels returns the operations of one ordered BulkWrite that locks,
-// writes and commits each of streams, and the index of the first operation
+// writeModels returns the operations of one ordered BulkWrite that claims,
+// locks, writes and commits each of streams, and the index of the first operation
 // of each stream.
 func writeModels(streams []*applyStream, token string) ([]mongo.WriteModel, []int) {
 	now := time.Now()
 	n := 0
 	for _, st := range streams {
-		n += len(st.docs) + 2
+		n += len(st.docs) + 3
 	}
 	models := make([]mongo.WriteModel, 0, n)
 	first := make([]int, len(streams))
 	for i, st := range streams {
 		first[i] = len(models)
 		sid := streamDocID(st.s.Anchor)
+		// The claim of the version (store_mongo_claim.go): of two writers
+		// that read the stream at one version, one only gets past it.
+		models = append(models, claimModel(st.s.Anchor, st.end, token, now))
 		// The lock: if the stream document does not match, the upsert
 		// inserts its _id again, which fails and stops the BulkWrite.
 		// "hot" is matched with $ne so that the upsert does not copy it
