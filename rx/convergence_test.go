@@ -144,7 +144,15 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 		w.state = st
 	}
 	w.mu.Unlock()
+	// A Subscribe that never returns would hang the test until go test's
+	// timeout: say which one, with every goroutine's stack.
+	watchdog := time.AfterFunc(2*time.Minute, func() {
+		buf := make([]byte, 1<<24)
+		n := runtime.Stack(buf, true)
+		fmt.Fprintf(os.Stderr, "%s: Subscribe has not returned in 2 minutes; goroutines:\n%s\n", w.name, buf[:n])
+	})
 	sub, err := h.Subscribe(context.Background(), w.channel, w.params, w.user, opts)
+	watchdog.Stop()
 	if err != nil {
 		if errors.Is(err, rx.ErrNotFound) {
 			// The chat was deleted before we joined: the state is "null".
