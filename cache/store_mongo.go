@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,27 +55,23 @@ import (
 //
 // MongoDB has multi-document transactions, but FerretDB, which the tests
 // use, does not, and the store needs none. Per collection, Apply reads the
-// stream documents and the affected instances with one query and then sends
-// one ordered BulkWrite (several, in order, beyond WriteBatchSize
-// operations) holding, for each changed stream: the claim of the version
-// it is reaching, an upsert of a claim document whose _id names the stream
-// and the version; a conditional update that sets the pending marker (the
-// version being reached and a writer token) only if the stream is still at
-// the version read and not locked; the changed instance documents; and the
-// commit of the new version, which clears the marker. When another writer
-// claimed the version first, or the stream moved on, the claim or the
-// conditional update turns into an insert of an existing _id, fails with
-// a duplicate key error, and the ordered BulkWrite stops before writing
-// anything of that stream, which is read and written again. Writes to one
-// stream are expected from one goroutine at a time; a second writer of the
-// same stream (another server) finds the claim or the marker and waits for
-// the commit, so concurrent writers are serialized rather than mixing
-// their documents or committing one version twice. The marker alone would
-// rely on atomic single-document updates, which FerretDB v1 lacks (it
-// evaluates an update's filter and applies its change in separate steps);
-// the claim relies only on a duplicate _id being refused, which every
-// server does atomically. Claims of committed versions are deleted in
-// batches (store_mongo_claim.go).
+// stream documents and the affected instances (by _id), then claims each
+// changed stream's move from the version read by inserting a claim
+// document whose _id names the stream and that version (one insert
+// command for the call), reads the claimed stream documents again to check
+// that they did not move meanwhile, and sends one ordered BulkWrite
+// (several, in order, beyond WriteBatchSize operations) holding, for each
+// claimed stream: the pending marker (the version being reached and a
+// writer token); the changed instance documents; and the commit of the new
+// version, which clears the marker. Of the writers that read a stream at
+// one version, one only inserts the claim; the others, and a writer whose
+// check finds the stream moved on, read and write again. A Fill claims its
+// switch the same way. Only a duplicate _id being refused is relied on,
+// which every server does atomically: FerretDB v1 evaluates an update's
+// filter and applies its change in separate steps, and scans the whole
+// collection for any filter other than a bare _id, so every update of
+// Apply filters by _id alone (see store_mongo_claim.go). Claims of
+// committed versions are deleted in batches.
 //
 // Snapshot and Since read the stream document, then the instance documents
 // with one query streamed through a cursor, then the stream document again.
@@ -419,18 +416,28 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		}
 	}
 
-	res, err := coll.UpdateOne(ctx,
-		bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}, {Key: "g", Value: bson.D{{Key: "$lt", Value: gen}}}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "hot", Value: true}, {Key: "g", Value: gen}, {Key: "v", Value: gen}, {Key: "floor", Value: gen},
-			{Key: "p", Value: int64(0)}, {Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)},
-			{Key: "ts", Value: int64(0)}, {Key: "t", Value: time.Now()},
-		}}})
+	// The switch, claimed like an Apply (store_mongo_claim.go) so that no
+	// writer moves the stream at the same time.
+	token := m.token + "-" + strconv.FormatUint(m.seq.Add(1), 10)
+	from, err := m.claimFill(ctx, coll, s, gen, token)
 	if err != nil {
+		m.dropGeneration(coll, s.Anchor, gen)
 		return 0, err
 	}
+	if from != nil {
+		_, err = coll.UpdateOne(ctx, bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "hot", Value: true}, {Key: "g", Value: gen}, {Key: "v", Value: gen}, {Key: "floor", Value: gen},
+				{Key: "p", Value: int64(0)}, {Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)},
+				{Key: "ts", Value: int64(0)}, {Key: "t", Value: time.Now()},
+			}}})
+		if err != nil {
+			return 0, err
+		}
+		m.sweepClaims(ctx, coll, []string{claimDocID(s.Anchor, from.Version)})
+	}
 	m.forgetDead(s)
-	if res.MatchedCount == 0 {
+	if from == nil {
 		// A Fill with a later version switched the stream first.
 		m.dropGeneration(coll, s.Anchor, gen)
 		sd, err := m.loadStream(ctx, coll, s)

@@ -735,9 +735,9 @@ func TestMongoClaims(t *testing.T) {
 	coll := db.Collection(st.CollectionName(s.Channel))
 	ctx := t.Context()
 
-	// A dead writer's claim of the next version.
-	dead := bson.D{{Key: "_id", Value: fmt.Sprintf("k:%s:%d", s.Anchor, v0+1)}, {Key: "w", Value: "dead-writer"},
-		{Key: "_a", Value: s.Anchor}, {Key: "_g", Value: int64(-2)}, {Key: "_i", Value: int64(v0 + 1)},
+	// A dead writer's claim of the move from the current version.
+	dead := bson.D{{Key: "_id", Value: fmt.Sprintf("k:%s:%d", s.Anchor, v0)}, {Key: "w", Value: "dead-writer"},
+		{Key: "_a", Value: s.Anchor}, {Key: "_g", Value: int64(-2)}, {Key: "_i", Value: int64(v0)},
 		{Key: "t", Value: time.Now().UnixMilli()}}
 	if _, err := coll.InsertOne(ctx, dead); err != nil {
 		t.Fatal(err)
