@@ -141,8 +141,9 @@ type MongoOptions struct {
 
 	// PendingTimeout is how long a write may stay unfinished before other
 	// stores take its writer for dead: Apply then marks the stream cold, and
-	// Snapshot and Since report it cold when they meet its documents.
-	// Failures this store saw itself count at once. Zero means 30s.
+	// Snapshot and Since report it cold when they meet its documents; a
+	// claim of the write's version is cleared by the next writer that meets
+	// it. Failures this store saw itself count at once. Zero means 30s.
 	PendingTimeout time.Duration
 
 	// WriteBatchSize bounds the operations of one write command of Apply;
