@@ -536,6 +536,7 @@ func (e *engine) rehome(s *hotStream) {
 		// tombstones) is the stream's end.
 		ns, err = s, nil
 		ns.used = time.Now()
+		e.bury(ctx, s.key)
 	}
 	if err != nil {
 		// Keep the subscribers: the stream is retried like one whose
@@ -576,6 +577,22 @@ func (e *engine) rehome(s *hotStream) {
 			continue
 		}
 		sub.deliver(ev)
+	}
+}
+
+// bury writes to the store the deletion of a stream whose anchor is gone
+// from the database, if the store still holds its instances: a deletion
+// committed on another node while the broker was down reached no owner, and
+// without this the subscribers (and clients resuming from the store) would
+// keep the deleted anchor (issue 20). Errors are logged: the subscribers
+// then keep what they hold until the next reload.
+func (e *engine) bury(ctx context.Context, k cache.Stream) {
+	snap, err := e.active.Snapshot(ctx, k)
+	if err != nil || len(snap.Instances) == 0 {
+		return
+	}
+	if _, err := e.active.Apply(ctx, []cache.Write{{Stream: k, Changes: reconcile(snap.Instances, nil)}}); err != nil {
+		e.logf("rx: write the deletion of %s: %v", k, err)
 	}
 }
 

@@ -156,6 +156,18 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 	if err != nil {
 		if errors.Is(err, rx.ErrNotFound) {
 			// The chat was deleted before we joined: the state is "null".
+			// A client resuming learns it from this answer, not from a
+			// delta: what it held goes (before, a resumed watcher kept the
+			// chat it held when the deletion reached it between two nodes).
+			if resume {
+				st, err := h.NewState(w.channel, w.user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.mu.Lock()
+				w.state = st
+				w.mu.Unlock()
+			}
 			w.sub, w.done = nil, nil
 			return
 		}
