@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,21 +55,23 @@ import (
 //
 // MongoDB has multi-document transactions, but FerretDB, which the tests
 // use, does not, and the store needs none. Per collection, Apply reads the
-// stream documents and the affected instances with one query and then sends
-// one ordered BulkWrite (several, in order, beyond WriteBatchSize
-// operations) holding, for each changed stream: a conditional
-// update that sets the pending marker (the version being reached and a
-// writer token) only if the stream is still at the version read and not
-// locked; the changed instance documents; and the commit of the new version,
-// which clears the marker. When the stream moved on, the conditional update
-// turns into an insert of an existing _id, fails with a duplicate key
-// error, and the ordered BulkWrite stops before writing anything of that
-// stream. Writes to one stream are expected from one goroutine at a time;
-// a second writer of the same stream (another server) finds the marker and
-// waits for the commit, so concurrent writers are serialized rather than
-// mixing their documents. That relies on MongoDB's atomic single-document
-// updates: FerretDB v1 evaluates an update's filter and applies its change
-// in separate steps, so with FerretDB the one-writer rule is a requirement.
+// stream documents and the affected instances (by _id), then claims each
+// changed stream's move from the version read by inserting a claim
+// document whose _id names the stream and that version (one insert
+// command for the call), reads the claimed stream documents again to check
+// that they did not move meanwhile, and sends one ordered BulkWrite
+// (several, in order, beyond WriteBatchSize operations) holding, for each
+// claimed stream: the pending marker (the version being reached and a
+// writer token); the changed instance documents; and the commit of the new
+// version, which clears the marker. Of the writers that read a stream at
+// one version, one only inserts the claim; the others, and a writer whose
+// check finds the stream moved on, read and write again. A Fill claims its
+// switch the same way. Only a duplicate _id being refused is relied on,
+// which every server does atomically: FerretDB v1 evaluates an update's
+// filter and applies its change in separate steps, and scans the whole
+// collection for any filter other than a bare _id, so every update of
+// Apply filters by _id alone (see store_mongo_claim.go). Claims of
+// committed versions are deleted in batches.
 //
 // Snapshot and Since read the stream document, then the instance documents
 // with one query streamed through a cursor, then the stream document again.
@@ -110,6 +113,9 @@ type MongoStore struct {
 	deadMu sync.Mutex
 	dead   map[Stream]string // token of a write of ours that failed half-way; guarded by deadMu
 
+	claimMu sync.Mutex
+	claims  map[string][]string // collection name → claims of committed writes not yet deleted; guarded by claimMu
+
 	beforeWrite func() // test hook: called before each BulkWrite of Apply
 }
 
@@ -135,8 +141,9 @@ type MongoOptions struct {
 
 	// PendingTimeout is how long a write may stay unfinished before other
 	// stores take its writer for dead: Apply then marks the stream cold, and
-	// Snapshot and Since report it cold when they meet its documents.
-	// Failures this store saw itself count at once. Zero means 30s.
+	// Snapshot and Since report it cold when they meet its documents; a
+	// claim of the write's version is cleared by the next writer that meets
+	// it. Failures this store saw itself count at once. Zero means 30s.
 	PendingTimeout time.Duration
 
 	// WriteBatchSize bounds the operations of one write command of Apply;
@@ -214,6 +221,7 @@ func NewMongo(ctx context.Context, db *mongo.Database, opts MongoOptions) (*Mong
 		writeBatch:     opts.WriteBatchSize,
 		token:          hex.EncodeToString(tok[:]),
 		dead:           make(map[Stream]string),
+		claims:         make(map[string][]string),
 	}, nil
 }
 
@@ -409,18 +417,28 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		}
 	}
 
-	res, err := coll.UpdateOne(ctx,
-		bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}, {Key: "g", Value: bson.D{{Key: "$lt", Value: gen}}}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "hot", Value: true}, {Key: "g", Value: gen}, {Key: "v", Value: gen}, {Key: "floor", Value: gen},
-			{Key: "p", Value: int64(0)}, {Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)},
-			{Key: "ts", Value: int64(0)}, {Key: "t", Value: time.Now()},
-		}}})
+	// The switch, claimed like an Apply (store_mongo_claim.go) so that no
+	// writer moves the stream at the same time.
+	token := m.token + "-" + strconv.FormatUint(m.seq.Add(1), 10)
+	from, err := m.claimFill(ctx, coll, s, gen, token)
 	if err != nil {
+		m.dropGeneration(coll, s.Anchor, gen)
 		return 0, err
 	}
+	if from != nil {
+		_, err = coll.UpdateOne(ctx, bson.D{{Key: keyID, Value: streamDocID(s.Anchor)}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "hot", Value: true}, {Key: "g", Value: gen}, {Key: "v", Value: gen}, {Key: "floor", Value: gen},
+				{Key: "p", Value: int64(0)}, {Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)},
+				{Key: "ts", Value: int64(0)}, {Key: "t", Value: time.Now()},
+			}}})
+		if err != nil {
+			return 0, err
+		}
+		m.sweepClaims(ctx, coll, []string{claimDocID(s.Anchor, from.Version)})
+	}
 	m.forgetDead(s)
-	if res.MatchedCount == 0 {
+	if from == nil {
 		// A Fill with a later version switched the stream first.
 		m.dropGeneration(coll, s.Anchor, gen)
 		sd, err := m.loadStream(ctx, coll, s)
@@ -433,8 +451,10 @@ func (m *MongoStore) fill(ctx context.Context, s Stream, instances []*Instance) 
 		return uint64(sd.Version), nil
 	}
 	m.gens.Store(s, gen)
-	// Older generations are invisible now.
+	// Older generations are invisible now, and no writer can commit a
+	// version below this one.
 	m.dropGenerations(ctx, coll, s.Anchor, gen-1)
+	dropClaimsBelow(ctx, coll, s.Anchor, gen)
 	return uint64(gen), nil
 }
 

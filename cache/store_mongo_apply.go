@@ -128,13 +128,23 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 
 	token := m.token + "-" + strconv.FormatUint(m.seq.Add(1), 10)
-	models, first := writeModels(changed, token)
 	if m.beforeWrite != nil {
 		m.beforeWrite()
 	}
-	stop, lockFailed, counted, err := m.writeOrdered(ctx, coll, models)
+	// Claim each stream's move from the version read: of the writers that
+	// read one version, one only goes on (store_mongo_claim.go).
+	changed, moved, err := m.claim(ctx, coll, changed, token)
+	if err != nil {
+		return nil, fmt.Errorf("cache: mongo: apply to %s: claim: %w", changed[0].s, err)
+	}
+	retry = append(retry, moved...)
+	if len(changed) == 0 {
+		return retry, nil
+	}
+	models, first := writeModels(changed, token)
+	stop, dup, counted, err := m.writeOrdered(ctx, coll, models)
 	if err == nil && counted == int64(len(models)) {
-		m.pruneAll(ctx, coll, changed)
+		m.committed(ctx, coll, changed)
 		return retry, nil
 	}
 	if stop < 0 {
@@ -144,16 +154,15 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 
 	// Some stream did not take the write. The writes stopped at the first
 	// failed operation: the streams before it were written in full, the
-	// one whose lock failed (a duplicate key: another writer, or Expire or
-	// Fill, since the read) and those after it not at all.
+	// one it belongs to in part, and those after it not at all (they hold
+	// their claims, which go: they are read and written again).
 	var written, half []*applyStream
 	for i, st := range changed {
 		switch lo, hi := first[i], first[i]+len(st.docs)+1; {
 		case stop > hi:
 			written = append(written, st)
-		case stop == lo && lockFailed:
-			retry = append(retry, st)
 		case stop < lo:
+			m.dropClaim(ctx, coll, st.s.Anchor, st.sd.Version)
 			retry = append(retry, st)
 		default:
 			half = append(half, st) // part of its documents, or not its commit
@@ -161,7 +170,7 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 	if len(half) > 0 {
 		m.setDead(half, token)
-		if lockFailed {
+		if dup {
 			// A duplicate key on one of the stream's documents: another
 			// writer inserted it meanwhile.
 			return nil, &ConflictError{Stream: half[0].s, Err: fmt.Errorf("cache: mongo: apply to %s: write: %w", half[0].s, err)}
@@ -171,8 +180,8 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	if len(written) == 0 {
 		return retry, nil
 	}
-	// A written stream whose commit found its lock gone was made cold
-	// meanwhile (Expire, Fill, or a store that took this one for dead).
+	// A written stream whose commit did not match was changed meanwhile
+	// (a writer that took this one for dead).
 	sds, err := m.loadStreams(ctx, coll, written)
 	if err != nil {
 		m.setDead(written, token)
@@ -186,8 +195,19 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 			committed = append(committed, st)
 		}
 	}
-	m.pruneAll(ctx, coll, committed)
+	m.committed(ctx, coll, committed)
 	return retry, nil
+}
+
+// committed does what follows the commit of streams: their claims are
+// deleted (a batch at a time) and their tombstones pruned if too many.
+func (m *MongoStore) committed(ctx context.Context, coll *mongo.Collection, streams []*applyStream) {
+	ids := make([]string, len(streams))
+	for i, st := range streams {
+		ids[i] = claimDocID(st.s.Anchor, st.sd.Version)
+	}
+	m.sweepClaims(ctx, coll, ids)
+	m.pruneAll(ctx, coll, streams)
 }
 
 // writeOrdered sends models in order, in BulkWrites of at most
@@ -215,8 +235,11 @@ func (m *MongoStore) writeOrdered(ctx context.Context, coll *mongo.Collection, m
 }
 
 // writeModels returns the operations of one ordered BulkWrite that locks,
-// writes and commits each of streams, and the index of the first operation
-// of each stream.
+// writes and commits each of streams, whose moves from the versions read
+// are claimed, and the index of the first operation of each stream. Every
+// filter is a bare _id: FerretDB v1 looks those up by key, while any other
+// filter scans the collection, tombstones and all (issue 20); the claims
+// make conditions unneeded.
 func writeModels(streams []*applyStream, token string) ([]mongo.WriteModel, []int) {
 	now := time.Now()
 	n := 0
@@ -227,27 +250,19 @@ func writeModels(streams []*applyStream, token string) ([]mongo.WriteModel, []in
 	first := make([]int, len(streams))
 	for i, st := range streams {
 		first[i] = len(models)
-		sid := streamDocID(st.s.Anchor)
-		// The lock: if the stream document does not match, the upsert
-		// inserts its _id again, which fails and stops the BulkWrite.
-		// "hot" is matched with $ne so that the upsert does not copy it
-		// into a document it would create if the stream document were gone.
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: keyID, Value: sid}, {Key: "hot", Value: bson.D{{Key: "$ne", Value: false}}},
-				{Key: "g", Value: st.sd.Gen}, {Key: "v", Value: st.sd.Version}, {Key: "p", Value: int64(0)}}).
+		sid := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}}
+		// The pending marker: readers meeting documents of the new
+		// version know a write is in flight.
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(sid).
 			SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: "p", Value: st.end}, {Key: "pw", Value: token}, {Key: "pt", Value: now.UnixMilli()}}},
 				{Key: "$max", Value: bson.D{{Key: "hi", Value: st.end}}},
-				{Key: "$setOnInsert", Value: bson.D{{Key: keyAnchor, Value: st.s.Anchor}, {Key: keyGen, Value: int64(streamGen)},
-					{Key: "c", Value: st.s.Channel}, {Key: "hot", Value: false}}},
-			}).
-			SetUpsert(true))
+			}))
 		for i, doc := range st.docs {
 			models = append(models, mongo.NewReplaceOneModel().
 				SetFilter(bson.D{{Key: keyID, Value: st.docIDs[i]}}).SetReplacement(bson.Raw(doc)).SetUpsert(true))
 		}
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: keyID, Value: sid}, {Key: "pw", Value: token}}).
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(sid).
 			SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: "v", Value: st.end}, {Key: "p", Value: int64(0)},
 					{Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)}, {Key: "t", Value: now}}},

@@ -252,17 +252,12 @@ func TestMongoConcurrentStores(t *testing.T) {
 }
 
 // TestMongoConcurrentWritersOneStream has two stores write the same stream
-// at once, beyond the one-writer contract: the store serializes them with
-// a conditional update of the stream document, which needs MongoDB's
-// atomic single-document updates. FerretDB v1 evaluates an update's filter
-// and applies it in separate steps, so there the writers can interleave;
-// the deterministic TestMongoWriterConflict covers the same code paths.
+// at once, as two nodes do while ownership is in doubt (issue 20): every
+// version is handed out once, and Since returns every write. On FerretDB
+// v1, whose conditional updates are not atomic, the version claims
+// (store_mongo_claim.go) are what serializes the writers.
 func TestMongoConcurrentWritersOneStream(t *testing.T) {
-	client := testClient(t)
-	if isFerretDB(t, client) {
-		t.Skip("FerretDB v1 has no atomic conditional updates; see TestMongoWriterConflict")
-	}
-	db := freshDB(t, client)
+	db := freshDB(t, testClient(t))
 	stores := []*cache.MongoStore{newMongoStore(t, db, cache.MongoOptions{}), newMongoStore(t, db, cache.MongoOptions{})}
 	s := cache.Stream{Channel: "conc", Anchor: "1"}
 	start := mustFill(t, stores[0], s, inst("counter", "n", `0`))
@@ -724,5 +719,56 @@ func TestMongoDeadWriter(t *testing.T) {
 	}
 	if d := mustApply(t, st, s, inst("a", "n", `6`)); d.Cold || d.Version != v2+1 {
 		t.Errorf("Apply after refill: %+v, want version %d", d, v2+1)
+	}
+}
+
+// TestMongoClaims covers the version claims of Apply: a claim left by a
+// writer that died between its claim and its lock holds the version back
+// until PendingTimeout, then the next writer clears it; and a store deletes
+// the claims of its committed writes, so they do not pile up.
+func TestMongoClaims(t *testing.T) {
+	db := freshDB(t, testClient(t))
+	const timeout = 300 * time.Millisecond
+	st := newMongoStore(t, db, cache.MongoOptions{PendingTimeout: timeout})
+	s := cache.Stream{Channel: "claims", Anchor: "a:1"}
+	v0 := mustFill(t, st, s, inst("a", "n", `1`))
+	coll := db.Collection(st.CollectionName(s.Channel))
+	ctx := t.Context()
+
+	// A dead writer's claim of the move from the current version.
+	dead := bson.D{{Key: "_id", Value: fmt.Sprintf("k:%s:%d", s.Anchor, v0)}, {Key: "w", Value: "dead-writer"},
+		{Key: "_a", Value: s.Anchor}, {Key: "_g", Value: int64(-2)}, {Key: "_i", Value: int64(v0)},
+		{Key: "t", Value: time.Now().UnixMilli()}}
+	if _, err := coll.InsertOne(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	d := mustApply(t, st, s, inst("a", "n", `2`))
+	if d.Cold || d.Version != v0+1 {
+		t.Errorf("Apply past a dead claim: %+v, want version %d", d, v0+1)
+	}
+	if took := time.Since(start); took < timeout {
+		t.Errorf("Apply took the claim of a live writer (%v old) for dead: PendingTimeout is %v", took, timeout)
+	}
+
+	claims := func() int64 {
+		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_g", Value: int64(-2)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := range 40 {
+		if d := mustApply(t, st, s, inst("a", "n", strconv.Itoa(3+i))); d.Version != v0+2+uint64(i) {
+			t.Fatalf("Apply %d: %+v, want version %d", i, d, v0+2+uint64(i))
+		}
+	}
+	if n := claims(); n >= 16 {
+		t.Errorf("%d claims left after 41 committed writes; want fewer than 16 (deleted 16 at a time)", n)
+	}
+	// A Fill removes the claims of the versions below its own.
+	mustFill(t, st, s, inst("a", "n", `0`))
+	if n := claims(); n != 0 {
+		t.Errorf("%d claims left after Fill, want 0", n)
 	}
 }

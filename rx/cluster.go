@@ -214,15 +214,23 @@ func (c *cluster) acquire(ctx context.Context, k cache.Stream) (bool, error) {
 	return hs[0] == c.node, nil
 }
 
-var errLeaseFree = errors.New("rx: stream lease is free")
+var (
+	errLeaseFree = errors.New("rx: stream lease is free")
+	// errOwnerSilent: the owner of a stream did not mark it ready within
+	// ownerWait.
+	errOwnerSilent = errors.New("rx: the owner of the stream did not load it in time")
+)
+
+// ownerWait bounds the wait of a node for the owner of a cold stream to
+// load it: twice the lease time (an owner that died lets its lease run out
+// within one) and 5 s for the load itself.
+func (c *cluster) ownerWait() time.Duration { return 2*c.ttl + 5*time.Second }
 
 // waitReady waits until the owner of k has loaded it into the store, and
 // returns errLeaseFree when the stream has no owner (any more). It polls:
-// on the engine goroutine, like a local cold load, and bounded: past the
-// bound a stream the store holds is followed anyway (the owner's reset
-// brings its subscribers up to date).
-func (c *cluster) waitReady(ctx context.Context, k cache.Stream) error {
-	deadline := time.Now().Add(2*c.ttl + 5*time.Second)
+// on the engine goroutine, like a local cold load, and bounded: past
+// deadline it returns errOwnerSilent.
+func (c *cluster) waitReady(ctx context.Context, k cache.Stream, deadline time.Time) error {
 	for {
 		hs, err := c.lease.Holders(ctx, []string{leaseKey(k)})
 		if err != nil {
@@ -235,8 +243,11 @@ func (c *cluster) waitReady(ctx context.Context, k cache.Stream) error {
 		if err != nil {
 			return err
 		}
-		if rs[0] == hs[0] || time.Now().After(deadline) {
+		if rs[0] == hs[0] {
 			return nil
+		}
+		if time.Now().After(deadline) {
+			return errOwnerSilent
 		}
 		select {
 		case <-ctx.Done():
@@ -397,7 +408,10 @@ func (e *engine) storeVersion(ctx context.Context, k cache.Stream) (uint64, erro
 }
 
 // follow makes k a stream this node follows, once its owner has it ready.
-func (e *engine) follow(ctx context.Context, def *channelDef, anchorID string, k cache.Stream) (*hotStream, error) {
+// Past deadline, a stream the store holds is followed anyway (the owner's
+// reset brings its subscribers up to date), and for one it does not hold
+// follow returns errOwnerSilent.
+func (e *engine) follow(ctx context.Context, def *channelDef, anchorID string, k cache.Stream, deadline time.Time) (*hotStream, error) {
 	c := e.h.cluster
 	s := newHotStream(k, def, anchorID)
 	s.remote = &follower{floor: map[*Subscription]uint64{}}
@@ -412,13 +426,19 @@ func (e *engine) follow(ctx context.Context, def *channelDef, anchorID string, k
 		return nil, fmt.Errorf("rx: follow %s: %w", k, err)
 	}
 	s.remote.unsub = unsub
-	if err := c.waitReady(ctx, k); err != nil {
+	silent := false
+	if err := c.waitReady(ctx, k, deadline); errors.Is(err, errOwnerSilent) {
+		silent = true
+	} else if err != nil {
 		unsub()
 		return nil, err
 	}
 	v, err := e.storeVersion(ctx, k)
 	if err == nil && v == 0 {
 		err = fmt.Errorf("rx: follow %s: %w", k, cache.ErrCold)
+		if silent {
+			err = errOwnerSilent
+		}
 	}
 	if err != nil {
 		unsub()
@@ -516,6 +536,7 @@ func (e *engine) rehome(s *hotStream) {
 		// tombstones) is the stream's end.
 		ns, err = s, nil
 		ns.used = time.Now()
+		e.bury(ctx, s.key)
 	}
 	if err != nil {
 		// Keep the subscribers: the stream is retried like one whose
@@ -556,6 +577,22 @@ func (e *engine) rehome(s *hotStream) {
 			continue
 		}
 		sub.deliver(ev)
+	}
+}
+
+// bury writes to the store the deletion of a stream whose anchor is gone
+// from the database, if the store still holds its instances: a deletion
+// committed on another node while the broker was down reached no owner, and
+// without this the subscribers (and clients resuming from the store) would
+// keep the deleted anchor (issue 20). Errors are logged: the subscribers
+// then keep what they hold until the next reload.
+func (e *engine) bury(ctx context.Context, k cache.Stream) {
+	snap, err := e.active.Snapshot(ctx, k)
+	if err != nil || len(snap.Instances) == 0 {
+		return
+	}
+	if _, err := e.active.Apply(ctx, []cache.Write{{Stream: k, Changes: reconcile(snap.Instances, nil)}}); err != nil {
+		e.logf("rx: write the deletion of %s: %v", k, err)
 	}
 }
 

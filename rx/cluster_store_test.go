@@ -226,3 +226,58 @@ func TestClusterStoreOutageRejoins(t *testing.T) {
 		wt.stop()
 	}
 }
+
+// A stream whose lease another node holds without ever loading it (a
+// silent owner) is served by the node itself once the bounded wait for the
+// owner (2 × LeaseTTL + 5 s) is over: Subscribe returns a snapshot, and
+// commits reach the subscriber (issue 20: a Subscribe waiting on an owner
+// must not wait forever). Before, Subscribe failed with a cold-stream error.
+func TestClusterSilentOwnerBounded(t *testing.T) {
+	base := openSQLite(t)
+	migrate(t, base)
+	if err := base.Create(&User{Name: "a"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, title := range []string{"known", "ghosted"} {
+		if err := base.Create(&Chat{Title: title, Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &nodeLog{}
+	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
+		mongoDB: fmt.Sprintf("rxsilent_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
+		prefix:  fmt.Sprintf("rxsilent:%d:", time.Now().UnixNano()),
+		logger:  func(int) *slog.Logger { return slog.New(slog.NewTextHandler(logs, nil)) },
+	}
+	n := c.start(t, 0)
+	ref := reopen(t, base)
+	// Chat 1's lease names the channel's stream key; a ghost takes chat
+	// 2's for a minute and never marks it ready.
+	known := &watcher{name: "chat1", channel: "ChatChannel", params: ChatParams{ChatID: 1}, user: rx.User{ID: "1"}, chatID: 1}
+	known.start(t, n.hub, false)
+	keys, err := n.redis.Keys(t.Context(), c.prefix+"lease:*").Result()
+	if err != nil || len(keys) != 1 || !strings.HasSuffix(keys[0], ":1") {
+		t.Fatalf("lease keys after one subscription: %v, %v", keys, err)
+	}
+	ghost := strings.TrimSuffix(keys[0], "1") + "2"
+	if err := n.redis.Set(t.Context(), ghost, "ghost", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wt := &watcher{name: "chat2", channel: "ChatChannel", params: ChatParams{ChatID: 2}, user: rx.User{ID: "1"}, chatID: 2}
+	wt.start(t, n.hub, false) // fails the test on an error
+	if wt.sub == nil {
+		t.Fatal("no subscription")
+	}
+	if err := n.db.Create(&Message{ChatID: 2, SenderID: 1, Text: "after"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, ref, []*watcher{known, wt}, convergeWithin)
+	if !strings.Contains(logs.String(), "did not load it in time") {
+		t.Errorf("the node must say it serves the stream without the lease; it logged:\n%s", logs.String())
+	}
+	if h, _ := n.redis.Get(t.Context(), ghost).Result(); h != "ghost" {
+		t.Errorf("lease of the silent owner's stream: %q, want it left to the ghost", h)
+	}
+	known.stop()
+	wt.stop()
+}

@@ -150,10 +150,30 @@ func (w *watcher) start(t *testing.T, h *rx.Hub, resume bool) {
 		w.state = st
 	}
 	w.mu.Unlock()
+	// A Subscribe that never returns would hang the test until go test's
+	// timeout: say which one, with every goroutine's stack.
+	watchdog := time.AfterFunc(2*time.Minute, func() {
+		buf := make([]byte, 1<<24)
+		n := runtime.Stack(buf, true)
+		fmt.Fprintf(os.Stderr, "%s: Subscribe has not returned in 2 minutes; goroutines:\n%s\n", w.name, buf[:n])
+	})
 	sub, err := h.Subscribe(context.Background(), w.channel, w.params, w.user, opts)
+	watchdog.Stop()
 	if err != nil {
 		if errors.Is(err, rx.ErrNotFound) {
 			// The chat was deleted before we joined: the state is "null".
+			// A client resuming learns it from this answer, not from a
+			// delta: what it held goes (before, a resumed watcher kept the
+			// chat it held when the deletion reached it between two nodes).
+			if resume {
+				st, err := h.NewState(w.channel, w.user)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.mu.Lock()
+				w.state = st
+				w.mu.Unlock()
+			}
 			w.sub, w.done = nil, nil
 			return
 		}

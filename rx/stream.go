@@ -312,7 +312,13 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		s.used = time.Now()
 		return s, nil
 	}
+	unowned := false
 	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
+		// The wait for an owner is bounded as a whole (issue 20): past
+		// it, the stream is served from here, unowned, as during a
+		// broker outage, rather than keeping the engine (and every
+		// Subscribe queued behind it) waiting.
+		deadline := time.Now().Add(c.ownerWait())
 		for {
 			own, err := c.acquire(ctx, key)
 			if err != nil || own {
@@ -320,7 +326,12 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 				// once the broker is back, rehomeAll settles the owner.
 				break
 			}
-			s, err := e.follow(ctx, def, anchorID, key)
+			s, err := e.follow(ctx, def, anchorID, key, deadline)
+			if errors.Is(err, errOwnerSilent) || (errors.Is(err, errLeaseFree) && time.Now().After(deadline)) {
+				e.h.log.Warn("rx: the owner of a stream did not load it in time; serving it from this node without the lease", "stream", key, "waited", c.ownerWait())
+				unowned = true
+				break
+			}
 			if !errors.Is(err, errLeaseFree) {
 				return s, err
 			}
@@ -356,7 +367,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	for _, l := range def.layers {
 		e.layerHot[l]++
 	}
-	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
+	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded && !unowned {
 		c.setRole(key, true)
 		c.ready(ctx, s)
 	}
