@@ -3,9 +3,9 @@
 
 # Targets run one after another, in the order written (services first).
 .NOTPARALLEL:
-.PHONY: test lint vet fmt-check staticcheck frontend-check frontend chat-web chat-web-check race convergence ts fuzz bench bench-centrifuge example services
+.PHONY: test lint vet fmt-check staticcheck frontend-check frontend chat-web chat-web-check race outage convergence ts fuzz bench bench-centrifuge example services
 
-test: services lint race convergence ts fuzz
+test: services lint race outage convergence ts fuzz
 
 lint: vet fmt-check staticcheck frontend-check chat-web-check
 
@@ -49,7 +49,15 @@ chat-web-check:
 	bash .ci/chat-web check
 
 race:
-	go test -race -count=1 -timeout 30m ./...
+	go test -race -count=1 -timeout 30m -skip '$(OUTAGE_TESTS)' ./...
+
+# The cluster's Redis-outage tests (issue 20: two nodes, a Redis the test
+# stops and restarts while both commit) run on their own, after the race
+# run: they measure convergence within fixed windows, and the race run's
+# parallel packages on a 2-core machine stretch those windows past them.
+OUTAGE_TESTS = ^TestClusterRedis(Outage|Restart)
+outage:
+	go test -race -count=1 -timeout 15m -run '$(OUTAGE_TESTS)' ./rx/
 
 # Convergence at scale (docs/RELIABILITY.md): random operations with
 # faults mixed in, in rounds on fresh databases, without -race (the race

@@ -13,6 +13,10 @@ import (
 // broker costs a batch this long, then the outbox counts as down.
 const publishTimeout = 2 * time.Second
 
+// retryPause is the pause before a batch whose publish failed is tried
+// again.
+const retryPause = 250 * time.Millisecond
+
 // maxBatch is the most messages the outbox hands a BatchPublisher at once.
 const maxBatch = 256
 
@@ -42,7 +46,8 @@ type BrokerStats struct {
 	// their queue was full.
 	Dropped uint64
 	// Failed counts the messages whose publish failed since the hub
-	// started.
+	// started, once per attempt: a failed batch stays at the head of its
+	// queue and is tried again every 250 ms until the broker takes it.
 	Failed uint64
 	// Down reports that the last publish failed or a queue is full: Wait
 	// then fails at once with CodeOverloaded.
@@ -53,8 +58,11 @@ type BrokerStats struct {
 // its own goroutine and in batches, so that the engine and callers holding
 // locks never wait for the network. Its queue is bounded: when the broker
 // is slower than the messages come (a hung broker), messages past the
-// limit are dropped and counted, and flush fails at once. A failing broker
-// is logged once per outage.
+// limit are dropped and counted, and flush fails at once. A batch whose
+// publish fails is kept and tried again until the broker takes it (or the
+// outbox closes), so that the other nodes get every commit that fits in the
+// queue, late rather than never. A failing broker is logged once per
+// outage.
 type outbox struct {
 	broker Broker
 	log    *slog.Logger
@@ -71,11 +79,12 @@ type outbox struct {
 	closed  bool          // guarded by mu
 	moved   chan struct{} // guarded by mu: closed (and replaced) when done or down change
 	wake    chan struct{}
+	closing chan struct{} // closed by close: ends a pause between retries
 	stopped chan struct{}
 }
 
 func newOutbox(b Broker, log *slog.Logger, what string, limit int) *outbox {
-	o := &outbox{broker: b, log: log, what: what, limit: limit, moved: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	o := &outbox{broker: b, log: log, what: what, limit: limit, moved: make(chan struct{}), wake: make(chan struct{}, 1), closing: make(chan struct{}), stopped: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -145,18 +154,31 @@ func (o *outbox) run() {
 		if n > 0 {
 			err := o.publish(batch)
 			o.mu.Lock()
+			if err != nil {
+				// Keep the batch at the head of the queue and try it again
+				// after a pause: a commit published late is re-read by the
+				// owner and still delivered, while a dropped one would be
+				// lost for the streams other nodes own whenever they came
+				// back from the outage before this node did (issue 20).
+				if !o.down {
+					o.log.Error("rx: publishing "+o.what+" to other nodes failed; retrying until the broker is back", "err", err)
+				}
+				o.failed += uint64(n)
+				o.down = true
+				o.notifyLocked()
+				o.mu.Unlock()
+				select {
+				case <-time.After(retryPause):
+				case <-o.closing:
+				}
+				continue
+			}
 			// The queue only grew meanwhile: drop the batch from its head.
 			o.queue = o.queue[n:]
 			if len(o.queue) == 0 {
 				o.queue = nil
 			}
-			if err != nil && !o.down {
-				o.log.Error("rx: publishing "+o.what+" to other nodes failed; they resync when the broker is back", "err", err)
-			}
-			if err != nil {
-				o.failed += uint64(n)
-			}
-			o.down = err != nil
+			o.down = false
 			o.done += uint64(n)
 			o.notifyLocked()
 			o.mu.Unlock()
@@ -231,6 +253,9 @@ func (o *outbox) stats(s *BrokerStats) {
 func (o *outbox) close(ctx context.Context) {
 	_ = o.flush(ctx)
 	o.mu.Lock()
+	if !o.closed {
+		close(o.closing)
+	}
 	o.closed = true
 	o.mu.Unlock()
 	select {
