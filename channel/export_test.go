@@ -30,9 +30,9 @@ func (s *Server) RelWriters() (n int) {
 // SetWriterLinger sets how long an idle writer waits before its linger
 // check runs, until the test ends.
 func SetWriterLinger(t interface{ Cleanup(func()) }, d time.Duration) {
-	old := writerLinger
-	writerLinger = d
-	t.Cleanup(func() { writerLinger = old })
+	old := writerLinger.Load()
+	writerLinger.Store(int64(d))
+	t.Cleanup(func() { writerLinger.Store(old) })
 }
 
 // CheckWriters runs the linger check of every socket's writer now, as its

@@ -463,8 +463,14 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 // before it exits (between one and two of it): a socket receiving steady
 // traffic keeps its writer (a wake-up costs the engine less than starting
 // a goroutine), an idle one has none. A variable for tests, which set it
-// long and run the checks themselves.
-var writerLinger = time.Second
+// long and run the checks themselves: atomic, since writers of sockets an
+// earlier test left may still read it.
+var writerLinger atomic.Int64
+
+func init() { writerLinger.Store(int64(time.Second)) }
+
+// lingerFor is writerLinger as a duration.
+func lingerFor() time.Duration { return time.Duration(writerLinger.Load()) }
 
 // writer writes the queued frames; once the queue has stayed empty for
 // writerLinger it exits, and enqueue starts it again. At most one runs at a
@@ -496,9 +502,9 @@ func (s *session) writer() {
 		}
 		last = s.wrote
 		s.qmu.Unlock()
-		linger.Reset(writerLinger)
+		linger.Reset(lingerFor())
 	}
-	linger = time.AfterFunc(writerLinger, s.check)
+	linger = time.AfterFunc(lingerFor(), s.check)
 	s.qmu.Unlock()
 	defer linger.Stop()
 	var batch []outItem
@@ -521,7 +527,7 @@ func (s *session) writer() {
 			// The check found the writer idle while it was still
 			// writing, and stopped; new frames came: check again.
 			s.idle = false
-			linger.Reset(writerLinger)
+			linger.Reset(lingerFor())
 		}
 		// Swap the queue with the drained batch's storage.
 		batch, s.queue = s.queue, batch[:0]
