@@ -51,10 +51,10 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{}))
 	loadctl.Handle(mux, func(ctx context.Context, req loadctl.WriteRequest) loadctl.WriteResult {
-		return loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) error {
+		return loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) (int64, error) {
 			a, seq := loadctl.Seq(i, req.Anchors)
 			_, err := node.Publish("a"+strconv.Itoa(a), loadctl.Payload(seq, sent, req.Payload))
-			return err
+			return 0, err
 		})
 	}, node.Hub().NumClients)
 	ln, err := net.Listen("tcp", *listen)

@@ -115,11 +115,11 @@ func (b *bareServer) sockets() int {
 // join nor leave during it and replies never interleave with it.
 func (b *bareServer) write(ctx context.Context, req loadctl.WriteRequest) loadctl.WriteResult {
 	workers := runtime.GOMAXPROCS(0)
-	return loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) error {
+	return loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) (int64, error) {
 		a, seq := loadctl.Seq(i, req.Anchors)
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, loadctl.Payload(seq, sent, req.Payload))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -133,6 +133,6 @@ func (b *bareServer) write(ctx context.Context, req loadctl.WriteRequest) loadct
 			})
 		}
 		wg.Wait()
-		return nil
+		return 0, nil
 	})
 }

@@ -32,7 +32,11 @@ type Report struct {
 	FramesPerSec     float64 `json:"framesPerSec"`
 	FrameBytes       float64 `json:"frameBytes"` // mean size of a data frame
 	SpanMs           float64 `json:"spanMs"`     // first write → last delivery
+	// Latency runs from each write's commit (loadctl.WriteResult.Committed)
+	// to the client; WriteLatency from just before the write started
+	// (Sent), so for rxgorm it includes the database write and commit.
 	Latency          Latency `json:"latency"`
+	WriteLatency     Latency `json:"writeLatency"`
 	Lost             int64   `json:"lost"`
 	Duplicate        int64   `json:"duplicate"`
 	OutOfOrder       int64   `json:"outOfOrder"`
@@ -116,7 +120,7 @@ func baseOf(res loadctl.WriteResult, a int) int {
 // the commits queued meanwhile).
 func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 	var (
-		lat          []int64
+		lat, wlat    []int64
 		last         int64
 		bytes        int64
 		perAnchor    = make([]int, r.Anchors)
@@ -150,7 +154,9 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 				break
 			}
 			t := c.events[ei].t
-			lat = append(lat, t-res.Sent[(k-1)*r.Anchors+c.anchor])
+			i := (k-1)*r.Anchors + c.anchor
+			lat = append(lat, t-committedAt(res, i))
+			wlat = append(wlat, t-res.Sent[i])
 			last = max(last, t)
 			deliveries++
 		}
@@ -166,6 +172,16 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 		r.FramesPerSec = float64(frames) / span
 	}
 	r.Latency = latency(lat)
+	r.WriteLatency = latency(wlat)
+}
+
+// committedAt is when write i was committed: its send time for a server
+// that does not report commit times.
+func committedAt(res loadctl.WriteResult, i int) int64 {
+	if i < len(res.Committed) && res.Committed[i] != 0 {
+		return res.Committed[i]
+	}
+	return res.Sent[i]
 }
 
 func latency(ns []int64) Latency {
@@ -227,7 +243,10 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  writes      %.0f/s achieved\n", r.WriteRate)
 		fmt.Fprintf(w, "  deliveries  %d in %.0f ms = %.0f/s; %d frames = %.0f/s, %.0f B/frame, %.2f commits/frame\n",
 			r.Deliveries, r.SpanMs, r.DeliveriesPerSec, r.Frames, r.FramesPerSec, r.FrameBytes, float64(r.Deliveries)/max(1, float64(r.Frames)))
-		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (commit → client)\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+		if r.WriteLatency != r.Latency {
+			fmt.Fprintf(w, "              p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (write started → client)\n", r.WriteLatency.P50, r.WriteLatency.P95, r.WriteLatency.P99, r.WriteLatency.Max)
+		}
 		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
 		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))

@@ -342,14 +342,15 @@ func (s *Server) write(ctx context.Context, req loadctl.WriteRequest) loadctl.Wr
 		return loadctl.WriteResult{Error: fmt.Sprintf("the server has %d anchors", len(s.base))}
 	}
 	base := append([]int(nil), s.base...)
-	res := loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) error {
+	res := loadctl.Pace(ctx, req.Count, req.Rate, func(i int, sent int64) (int64, error) {
 		a, seq := loadctl.Seq(i, req.Anchors)
 		n := base[a] + seq
 		err := s.db.WithContext(ctx).Model(&bench.Card{ID: uint(a + 1)}).Updates(map[string]any{"n": n, "sent": sent}).Error
-		if err == nil {
-			s.base[a] = n
+		if err != nil {
+			return 0, err
 		}
-		return err
+		s.base[a] = n
+		return time.Now().UnixNano(), nil
 	})
 	res.Base = base[:req.Anchors]
 	return res

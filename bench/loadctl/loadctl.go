@@ -52,6 +52,13 @@ type WriteResult struct {
 	// Sent holds the send time of each write (Unix ns), in order: the time
 	// stamped into the row (or publication) just before it was committed.
 	Sent []int64 `json:"sent"`
+	// Committed holds, in order, when each write's data was committed and
+	// handed to the server to deliver (Unix ns): for rxgorm the time its
+	// GORM update returned; for a pub/sub server, whose application would
+	// commit to its own database and then publish, the time just before
+	// the publication (Sent). Latency is measured from it, so that neither
+	// side is charged for the database write of the other's application.
+	Committed []int64 `json:"committed,omitempty"`
 	// Done is the time the last write returned (Unix ns).
 	Done int64 `json:"done"`
 	// Base holds, per anchor, the value of n before the first write (rxgorm
@@ -165,9 +172,10 @@ func RaiseNoFile() (uint64, error) {
 // Pace calls write(i) for i in [0, count), one after the other: back to
 // back when rate is 0, else on a fixed schedule of rate calls per second
 // (a late call is not followed by a burst: the schedule restarts from it).
-// It returns the send times (Unix ns) taken just before each call.
-func Pace(ctx context.Context, count int, rate float64, write func(i int, sent int64) error) WriteResult {
-	res := WriteResult{Sent: make([]int64, 0, count)}
+// It returns the send times (Unix ns) taken just before each call, and the
+// commit times write returns (0 for "the send time").
+func Pace(ctx context.Context, count int, rate float64, write func(i int, sent int64) (committed int64, err error)) WriteResult {
+	res := WriteResult{Sent: make([]int64, 0, count), Committed: make([]int64, 0, count)}
 	var period time.Duration
 	if rate > 0 {
 		period = time.Duration(float64(time.Second) / rate)
@@ -188,11 +196,16 @@ func Pace(ctx context.Context, count int, rate float64, write func(i int, sent i
 			next = next.Add(period)
 		}
 		sent := time.Now().UnixNano()
-		if err := write(i, sent); err != nil {
+		committed, err := write(i, sent)
+		if err != nil {
 			res.Error = err.Error()
 			break
 		}
+		if committed == 0 {
+			committed = sent
+		}
 		res.Sent = append(res.Sent, sent)
+		res.Committed = append(res.Committed, committed)
 	}
 	res.Done = time.Now().UnixNano()
 	return res
