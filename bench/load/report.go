@@ -35,14 +35,14 @@ type Report struct {
 	// Latency runs from each write's commit (loadctl.WriteResult.Committed)
 	// to the client; WriteLatency from just before the write started
 	// (Sent), so for rxgorm it includes the database write and commit.
-	Latency          Latency `json:"latency"`
-	WriteLatency     Latency `json:"writeLatency"`
-	Lost             int64   `json:"lost"`
-	Duplicate        int64   `json:"duplicate"`
-	OutOfOrder       int64   `json:"outOfOrder"`
-	Dropped          int     `json:"dropped"` // sockets the server closed during the run
-	ServerCPU        float64 `json:"serverCpuSeconds"`
-	ServerMaxRSS     int64   `json:"serverMaxRss"`
+	Latency      Latency `json:"latency"`
+	WriteLatency Latency `json:"writeLatency"`
+	Lost         int64   `json:"lost"`
+	Duplicate    int64   `json:"duplicate"`
+	OutOfOrder   int64   `json:"outOfOrder"`
+	Dropped      int     `json:"dropped"` // sockets the server closed during the run
+	ServerCPU    float64 `json:"serverCpuSeconds"`
+	ServerMaxRSS int64   `json:"serverMaxRss"`
 	// ServerWriteCalls is the server process's write system calls during
 	// the run (0 when it is not a child process on Linux); per delivery it
 	// shows how well queued frames are merged into one write.
