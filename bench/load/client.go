@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,8 @@ type target struct {
 	nodes   []string // base URLs of further nodes of a cluster
 	stop    func()
 	http    *http.Client
+
+	clientProfile *os.File // the load tool's CPU profile while one runs
 }
 
 func newTarget(d Dialect, base string, stop func()) *target {
@@ -85,7 +89,22 @@ func (t *target) startProfile(ctx context.Context, prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	return t.do(ctx, http.MethodPost, t.base+"/rxload/profile/start?cpu="+url.QueryEscape(prefix+"-"+string(t.dialect)+".cpu"), nil, nil)
+	if err := t.do(ctx, http.MethodPost, t.base+"/rxload/profile/start?cpu="+url.QueryEscape(prefix+"-"+string(t.dialect)+".cpu"), nil, nil); err != nil {
+		return err
+	}
+	// The load tool's own profile, over the same writes: its clients'
+	// reads and decoding (with -inproc, the server's work too).
+	f, err := os.Create(prefix + "-" + string(t.dialect) + "-clients.cpu")
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		// With -inproc the server's profile already covers this process.
+		f.Close()
+		return os.Remove(f.Name())
+	}
+	t.clientProfile = f
+	return nil
 }
 
 // stopProfile stops the CPU profile and writes the allocation profile to
@@ -93,6 +112,13 @@ func (t *target) startProfile(ctx context.Context, prefix string) error {
 func (t *target) stopProfile(ctx context.Context, prefix, ext string) error {
 	if prefix == "" {
 		return nil
+	}
+	if t.clientProfile != nil {
+		pprof.StopCPUProfile()
+		if err := t.clientProfile.Close(); err != nil {
+			return err
+		}
+		t.clientProfile = nil
 	}
 	return t.do(ctx, http.MethodPost, t.base+"/rxload/profile/stop?allocs="+url.QueryEscape(prefix+"-"+string(t.dialect)+ext), nil, nil)
 }

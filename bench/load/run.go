@@ -56,7 +56,8 @@ type Config struct {
 	Hold time.Duration
 	// Profile, if set, is the file prefix of the server's CPU and
 	// allocation profiles over the writes of a fan-out run
-	// (PREFIX-<server>.cpu, PREFIX-<server>.allocs).
+	// (PREFIX-<server>.cpu, PREFIX-<server>.allocs), and of the load
+	// tool's own CPU over them (PREFIX-<server>-clients.cpu).
 	Profile string
 	// Progress receives the progress line; nil discards it.
 	Progress io.Writer
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
 	fs.BoolVar(&cfg.Bare, "bare", false, "fanout: also run the scenario against a bare server (no queues, no library): the machine's floor")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
-	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs")
+	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs, and the load tool's CPU profile to PREFIX-<server>-clients.cpu")
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle mode: how long the sockets stay open before measuring")
 	serve := fs.Bool("serve", false, "run only the rxgorm server (prints RXLOAD_ADDR=host:port)")
 	serveBare := fs.Bool("serve-bare", false, "run only the bare server (prints RXLOAD_ADDR=host:port)")
