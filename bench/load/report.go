@@ -15,10 +15,13 @@ import (
 // Report is what one rxload run measured. Durations are in milliseconds,
 // sizes in bytes.
 type Report struct {
-	Mode    string  `json:"mode"`
-	Server  Dialect `json:"server"`
-	DB      string  `json:"db,omitempty"`
-	Store   string  `json:"store,omitempty"`
+	Mode   string  `json:"mode"`
+	Server Dialect `json:"server"`
+	DB     string  `json:"db,omitempty"`
+	Store  string  `json:"store,omitempty"`
+	// Capture is how the rxgorm server captured the writes: "plugin" (the
+	// GORM plugin) or "wal" (PostgreSQL's logical replication, -wal).
+	Capture string  `json:"capture,omitempty"`
 	Clients int     `json:"clients"`
 	Anchors int     `json:"anchors"`
 	Writes  int     `json:"writes"`
@@ -32,13 +35,20 @@ type Report struct {
 	FramesPerSec     float64 `json:"framesPerSec"`
 	FrameBytes       float64 `json:"frameBytes"` // mean size of a data frame
 	SpanMs           float64 `json:"spanMs"`     // first write → last delivery
-	Latency          Latency `json:"latency"`
-	Lost             int64   `json:"lost"`
-	Duplicate        int64   `json:"duplicate"`
-	OutOfOrder       int64   `json:"outOfOrder"`
-	Dropped          int     `json:"dropped"` // sockets the server closed during the run
-	ServerCPU        float64 `json:"serverCpuSeconds"`
-	ServerMaxRSS     int64   `json:"serverMaxRss"`
+	// Latency runs from the send time, taken at the writer just before the
+	// write (the commit, or the publish); CommitLatency from the time the
+	// write returned at the writer, right after the commit: the capture
+	// and delivery path alone, without the write's own cost.
+	Latency       Latency `json:"latency"`
+	CommitLatency Latency `json:"commitLatency"`
+	Lost          int64   `json:"lost"`
+	Duplicate     int64   `json:"duplicate"`
+	OutOfOrder    int64   `json:"outOfOrder"`
+	Dropped       int     `json:"dropped"` // sockets the server closed during the run
+	ServerCPU     float64 `json:"serverCpuSeconds"`
+	// ServerCPUPerWriteUs is ServerCPU over the writes, in microseconds.
+	ServerCPUPerWriteUs float64 `json:"serverCpuPerWriteUs"`
+	ServerMaxRSS        int64   `json:"serverMaxRss"`
 	// ServerWriteCalls is the server process's write system calls during
 	// the run (0 when it is not a child process on Linux); per delivery it
 	// shows how well queued frames are merged into one write.
@@ -58,8 +68,11 @@ type Report struct {
 	// Snapshot.
 	Snapshots []SnapshotCase `json:"snapshots,omitempty"`
 
+	// The same scenario against rxgorm in the further capture modes of
+	// -capture, in order.
+	Captures []*Report `json:"captures,omitempty"`
 	// The same scenario against centrifuge, and rxgorm's deliveries/s over
-	// centrifuge's.
+	// centrifuge's (in each rxgorm report).
 	Centrifuge *Report `json:"centrifuge,omitempty"`
 	// The same fan-out against the bare server: the machine's floor.
 	Bare  *Report  `json:"bare,omitempty"`
@@ -116,7 +129,8 @@ func baseOf(res loadctl.WriteResult, a int) int {
 // the commits queued meanwhile).
 func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 	var (
-		lat          []int64
+		lat, clat    []int64
+		committed    = len(res.Committed) == len(res.Sent)
 		last         int64
 		bytes        int64
 		perAnchor    = make([]int, r.Anchors)
@@ -150,7 +164,11 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 				break
 			}
 			t := c.events[ei].t
-			lat = append(lat, t-res.Sent[(k-1)*r.Anchors+c.anchor])
+			i := (k-1)*r.Anchors + c.anchor
+			lat = append(lat, t-res.Sent[i])
+			if committed {
+				clat = append(clat, t-res.Committed[i])
+			}
 			last = max(last, t)
 			deliveries++
 		}
@@ -166,6 +184,20 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 		r.FramesPerSec = float64(frames) / span
 	}
 	r.Latency = latency(lat)
+	r.CommitLatency = latency(clat)
+}
+
+// rx returns the rxgorm reports of the run: r and its further captures.
+func (r *Report) rx() []*Report {
+	return append([]*Report{r}, r.Captures...)
+}
+
+// label names the server of the report, with its capture mode.
+func (r *Report) label() string {
+	if r.Capture != "" {
+		return fmt.Sprintf("%s[%s]", r.Server, r.Capture)
+	}
+	return string(r.Server)
 }
 
 func latency(ns []int64) Latency {
@@ -194,7 +226,10 @@ func median(v []float64) float64 {
 
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
-	r.print(w, "")
+	rxs := r.rx()
+	for _, x := range rxs {
+		x.print(w, "")
+	}
 	if r.Bare != nil {
 		r.Bare.print(w, "")
 		fmt.Fprintf(w, "ratio rxgorm/bare: p50 latency %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
@@ -203,12 +238,23 @@ func (r *Report) Print(w io.Writer) {
 	if r.Centrifuge != nil {
 		r.Centrifuge.print(w, "")
 		if r.Mode == "fanout" {
-			fmt.Fprintf(w, "ratio rxgorm/centrifuge: deliveries/s %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
-				r.Ratio, r.Latency.P99/r.Centrifuge.Latency.P99, r.ServerCPU/r.Centrifuge.ServerCPU)
+			for _, x := range rxs {
+				fmt.Fprintf(w, "ratio %s/centrifuge: deliveries/s %.2f×, p99 latency %.2f× (after commit %.2f×), server CPU per write %.2f×\n",
+					x.label(), x.Ratio, x.Latency.P99/r.Centrifuge.Latency.P99, x.CommitLatency.P99/r.Centrifuge.CommitLatency.P99,
+					x.ServerCPUPerWriteUs/r.Centrifuge.ServerCPUPerWriteUs)
+			}
 		}
 	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+	if r.Mode == "fanout" {
+		for _, x := range rxs[1:] {
+			fmt.Fprintf(w, "ratio %s/%s: p99 latency %.2f× (after commit %.2f×), server CPU per write %.2f×\n",
+				x.label(), r.label(), x.Latency.P99/r.Latency.P99, x.CommitLatency.P99/r.CommitLatency.P99, x.ServerCPUPerWriteUs/r.ServerCPUPerWriteUs)
+		}
+	}
+	for _, x := range rxs {
+		for _, n := range x.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
 	}
 }
 
@@ -219,7 +265,11 @@ func (r *Report) print(w io.Writer, _ string) {
 	}
 	where := string(r.Server)
 	if r.DB != "" {
-		where += fmt.Sprintf(" (%s, %s store)", r.DB, r.Store)
+		where += fmt.Sprintf(" (%s, %s store", r.DB, r.Store)
+		if r.Capture != "" {
+			where += ", " + r.Capture + " capture"
+		}
+		where += ")"
 	}
 	switch r.Mode {
 	case "fanout":
@@ -227,9 +277,12 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  writes      %.0f/s achieved\n", r.WriteRate)
 		fmt.Fprintf(w, "  deliveries  %d in %.0f ms = %.0f/s; %d frames = %.0f/s, %.0f B/frame, %.2f commits/frame\n",
 			r.Deliveries, r.SpanMs, r.DeliveriesPerSec, r.Frames, r.FramesPerSec, r.FrameBytes, float64(r.Deliveries)/max(1, float64(r.Frames)))
-		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (send → client)\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+		fmt.Fprintf(w, "              p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (after commit → client)\n",
+			r.CommitLatency.P50, r.CommitLatency.P95, r.CommitLatency.P99, r.CommitLatency.Max)
 		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
-		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20),
+		fmt.Fprintf(w, "  server      CPU %.2f s = %.0f µs per write, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n",
+			r.ServerCPU, r.ServerCPUPerWriteUs, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
 		fmt.Fprintf(w, "  clients     CPU %.2f s\n", r.ClientCPU)
 	case "idle":

@@ -52,6 +52,12 @@ type WriteResult struct {
 	// Sent holds the send time of each write (Unix ns), in order: the time
 	// stamped into the row (or publication) just before it was committed.
 	Sent []int64 `json:"sent"`
+	// Committed holds, for each write of Sent, the time (Unix ns) its call
+	// returned at the writer: right after the commit (rxgorm) or the
+	// publish (centrifuge, the bare server). Latency from it leaves out
+	// the write's own cost, which differs between capture modes (the GORM
+	// plugin selects the rows about to change; WAL capture does not).
+	Committed []int64 `json:"committed,omitempty"`
 	// Done is the time the last write returned (Unix ns).
 	Done int64 `json:"done"`
 	// Base holds, per anchor, the value of n before the first write (rxgorm
@@ -165,9 +171,10 @@ func RaiseNoFile() (uint64, error) {
 // Pace calls write(i) for i in [0, count), one after the other: back to
 // back when rate is 0, else on a fixed schedule of rate calls per second
 // (a late call is not followed by a burst: the schedule restarts from it).
-// It returns the send times (Unix ns) taken just before each call.
+// It returns the send times (Unix ns) taken just before each call and the
+// times each call returned.
 func Pace(ctx context.Context, count int, rate float64, write func(i int, sent int64) error) WriteResult {
-	res := WriteResult{Sent: make([]int64, 0, count)}
+	res := WriteResult{Sent: make([]int64, 0, count), Committed: make([]int64, 0, count)}
 	var period time.Duration
 	if rate > 0 {
 		period = time.Duration(float64(time.Second) / rate)
@@ -193,6 +200,7 @@ func Pace(ctx context.Context, count int, rate float64, write func(i int, sent i
 			break
 		}
 		res.Sent = append(res.Sent, sent)
+		res.Committed = append(res.Committed, time.Now().UnixNano())
 	}
 	res.Done = time.Now().UnixNano()
 	return res
