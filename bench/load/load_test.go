@@ -196,3 +196,16 @@ func assertNoWALLeft(t *testing.T) {
 		t.Fatalf("%d replication slots and %d publications of this run left", slots, pubs)
 	}
 }
+
+// TestPostgresCPU reads the local PostgreSQL server's CPU time, which only
+// grows.
+func TestPostgresCPU(t *testing.T) {
+	a, ok := postgresCPU()
+	if !ok {
+		t.Skip("no postgres process visible on this machine")
+	}
+	b, _ := postgresCPU()
+	if a <= 0 || b < a {
+		t.Fatalf("postgres CPU %v, then %v", a, b)
+	}
+}

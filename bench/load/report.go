@@ -49,6 +49,12 @@ type Report struct {
 	// ServerCPUPerWriteUs is ServerCPU over the writes, in microseconds.
 	ServerCPUPerWriteUs float64 `json:"serverCpuPerWriteUs"`
 	ServerMaxRSS        int64   `json:"serverMaxRss"`
+	// DBCPU is the CPU time of every postgres process on the machine over
+	// the run (-db postgres): the writes, the plugin's selects and the
+	// engine's re-reads, or the WAL sender's decoding; other sessions'
+	// work too, so it is read on a quiet machine only.
+	DBCPU           float64 `json:"dbCpuSeconds,omitempty"`
+	DBCPUPerWriteUs float64 `json:"dbCpuPerWriteUs,omitempty"`
 	// ServerWriteCalls is the server process's write system calls during
 	// the run (0 when it is not a child process on Linux); per delivery it
 	// shows how well queued frames are merged into one write.
@@ -247,8 +253,9 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if r.Mode == "fanout" {
 		for _, x := range rxs[1:] {
-			fmt.Fprintf(w, "ratio %s/%s: p99 latency %.2f× (after commit %.2f×), server CPU per write %.2f×\n",
-				x.label(), r.label(), x.Latency.P99/r.Latency.P99, x.CommitLatency.P99/r.CommitLatency.P99, x.ServerCPUPerWriteUs/r.ServerCPUPerWriteUs)
+			fmt.Fprintf(w, "ratio %s/%s: p99 latency %.2f× (after commit %.2f×), server CPU per write %.2f×, server + database %.2f×\n",
+				x.label(), r.label(), x.Latency.P99/r.Latency.P99, x.CommitLatency.P99/r.CommitLatency.P99, x.ServerCPUPerWriteUs/r.ServerCPUPerWriteUs,
+				(x.ServerCPUPerWriteUs+x.DBCPUPerWriteUs)/(r.ServerCPUPerWriteUs+r.DBCPUPerWriteUs))
 		}
 	}
 	for _, x := range rxs {
@@ -284,6 +291,9 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  server      CPU %.2f s = %.0f µs per write, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n",
 			r.ServerCPU, r.ServerCPUPerWriteUs, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
+		if r.DBCPU > 0 {
+			fmt.Fprintf(w, "  database    CPU %.2f s = %.0f µs per write (every postgres process on the machine)\n", r.DBCPU, r.DBCPUPerWriteUs)
+		}
 		fmt.Fprintf(w, "  clients     CPU %.2f s\n", r.ClientCPU)
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)

@@ -386,6 +386,8 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	}
 	defer closeAll()
 	cpu0 := loadctl.ProcessCPU()
+	pg := t.dialect == RxGorm && cfg.Server.db() == "postgres"
+	db0, _ := postgresCPU()
 	st0, err := t.stats(ctx, false)
 	if err != nil {
 		return nil, err
@@ -438,6 +440,7 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	if err != nil {
 		return nil, err
 	}
+	db1, dbOK := postgresCPU()
 	all := clients
 	for _, c := range all {
 		c.dropped = c.ended()
@@ -446,8 +449,12 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
 		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS,
 		ServerWriteCalls: st1.WriteCalls - st0.WriteCalls, ClientCPU: (loadctl.ProcessCPU() - cpu0).Seconds()}
+	if pg && dbOK {
+		rep.DBCPU = (db1 - db0).Seconds()
+	}
 	if len(res.Sent) > 0 {
 		rep.ServerCPUPerWriteUs = rep.ServerCPU / float64(len(res.Sent)) * 1e6
+		rep.DBCPUPerWriteUs = rep.DBCPU / float64(len(res.Sent)) * 1e6
 	}
 	if t.dialect == RxGorm {
 		rep.Store, rep.DB = cfg.Server.store(), cfg.Server.db()
