@@ -18,7 +18,8 @@ const clockTick = 10 * time.Millisecond
 // so that a backend ending between two readings does not take its time
 // away. ok is false when no postgres process is visible (another machine,
 // or not Linux). It counts every session of the server, the load's and
-// any other's: compare readings on a quiet machine only.
+// any other's, and may miss a backend reaped while it walks /proc: compare
+// readings over a whole run on a quiet machine only.
 func postgresCPU() (cpu time.Duration, ok bool) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var ticks int64

@@ -197,15 +197,15 @@ func assertNoWALLeft(t *testing.T) {
 	}
 }
 
-// TestPostgresCPU reads the local PostgreSQL server's CPU time, which only
-// grows.
+// TestPostgresCPU reads the local PostgreSQL server's CPU time. (Not
+// compared between two readings: a backend reaped while a reading walks
+// /proc can be missed by it.)
 func TestPostgresCPU(t *testing.T) {
-	a, ok := postgresCPU()
+	cpu, ok := postgresCPU()
 	if !ok {
 		t.Skip("no postgres process visible on this machine")
 	}
-	b, _ := postgresCPU()
-	if a <= 0 || b < a {
-		t.Fatalf("postgres CPU %v, then %v", a, b)
+	if cpu <= 0 {
+		t.Fatalf("postgres CPU %v", cpu)
 	}
 }
