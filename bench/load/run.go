@@ -165,13 +165,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.Server.Anchors = cfg.Anchors
 	cfg.Server.Snapshot = cfg.Mode == "snapshot"
-	captures := cfg.Captures
+	captures := slices.Clone(cfg.Captures)
 	if len(captures) == 0 {
 		captures = []string{captureOf(cfg.Server.WAL)}
 	}
-	for _, c := range captures {
+	for i, c := range captures {
+		c = strings.TrimSpace(c)
+		captures[i] = c
 		if c != "plugin" && c != "wal" {
 			return nil, fmt.Errorf("rxload: unknown capture %q (plugin or wal)", c)
+		}
+		if c == "wal" && cfg.Connect == "" && cfg.Server.db() != "postgres" {
+			return nil, fmt.Errorf("rxload: WAL capture needs -db postgres, not %s", cfg.Server.db())
 		}
 	}
 	if len(captures) > 1 && cfg.Connect != "" {
