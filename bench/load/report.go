@@ -50,9 +50,9 @@ type Report struct {
 	ServerCPUPerWriteUs float64 `json:"serverCpuPerWriteUs"`
 	ServerMaxRSS        int64   `json:"serverMaxRss"`
 	// DBCPU is the CPU time of every postgres process on the machine over
-	// the run (-db postgres): the writes, the plugin's selects and the
-	// engine's re-reads, or the WAL sender's decoding; other sessions'
-	// work too, so it is read on a quiet machine only.
+	// the run (-db postgres): the writes, and the engine's re-reads
+	// (plugin) or the WAL sender's decoding (WAL); other sessions' work
+	// too, so it is read on a quiet machine only.
 	DBCPU           float64 `json:"dbCpuSeconds,omitempty"`
 	DBCPUPerWriteUs float64 `json:"dbCpuPerWriteUs,omitempty"`
 	// ServerWriteCalls is the server process's write system calls during

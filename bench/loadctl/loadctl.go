@@ -55,8 +55,9 @@ type WriteResult struct {
 	// Committed holds, for each write of Sent, the time (Unix ns) its call
 	// returned at the writer: right after the commit (rxgorm) or the
 	// publish (centrifuge, the bare server). Latency from it leaves out
-	// the write's own cost, which differs between capture modes (the GORM
-	// plugin selects the rows about to change; WAL capture does not).
+	// the write's own round trips (statement and commit), whose time
+	// depends on how busy the database is, which differs between capture
+	// modes (the plugin's engine re-reads rows, the WAL sender decodes).
 	Committed []int64 `json:"committed,omitempty"`
 	// Done is the time the last write returned (Unix ns).
 	Done int64 `json:"done"`
