@@ -5,12 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/rxgorm/rxgorm/bench"
 	"github.com/rxgorm/rxgorm/bench/loadctl"
+	"github.com/rxgorm/rxgorm/rx/rxtest/dsn"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // runMain runs rxload with args plus -json (and -inproc unless args has
@@ -127,5 +134,78 @@ func TestBareFloor(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWALFanout runs a small fan-out on PostgreSQL with WAL capture (-wal)
+// end to end: every commit must reach every client of its anchor, once and
+// in order, with both latencies and the server's CPU per write reported,
+// and the run's replication slot and publication must be gone afterwards.
+func TestWALFanout(t *testing.T) {
+	rep := runMain(t, "-db", "postgres", "-wal", "-c", "4", "-a", "2", "-w", "20")
+	if rep.Capture != "wal" || rep.DB != "postgres" || rep.Writes != 20 {
+		t.Fatalf("report = %+v", rep)
+	}
+	if rep.Lost != 0 || rep.Duplicate != 0 || rep.OutOfOrder != 0 || rep.Dropped != 0 {
+		t.Fatalf("lost %d, duplicate %d, out of order %d, dropped %d", rep.Lost, rep.Duplicate, rep.OutOfOrder, rep.Dropped)
+	}
+	// 20 writes over 2 anchors, 2 clients per anchor.
+	if rep.Deliveries != 40 || rep.Frames == 0 {
+		t.Fatalf("deliveries %d, frames %d, want 40 deliveries", rep.Deliveries, rep.Frames)
+	}
+	if rep.Latency.Max <= 0 || rep.WriteLatency.Max <= 0 || rep.Latency.P50 > rep.WriteLatency.P50 || rep.ServerCPUPerWriteUs <= 0 {
+		t.Fatalf("latency from the commit %+v, from the write's start %+v, CPU per write %v µs", rep.Latency, rep.WriteLatency, rep.ServerCPUPerWriteUs)
+	}
+	assertNoWALLeft(t)
+}
+
+// TestCapturePluginAndWAL runs both capture modes in one invocation
+// (-capture plugin,wal): two rxgorm reports, in order, each complete.
+func TestCapturePluginAndWAL(t *testing.T) {
+	rep := runMain(t, "-db", "postgres", "-capture", "plugin,wal", "-c", "2", "-w", "10")
+	if len(rep.Captures) != 1 {
+		t.Fatalf("%d further captures, want 1", len(rep.Captures))
+	}
+	for i, r := range rep.rx() {
+		want := []string{"plugin", "wal"}[i]
+		if r.Capture != want || r.Lost != 0 || r.Deliveries != 20 || r.ServerCPUPerWriteUs <= 0 {
+			t.Fatalf("report %d (want %s capture): %+v", i, want, r)
+		}
+	}
+	assertNoWALLeft(t)
+}
+
+// assertNoWALLeft checks that no replication slot or publication of this
+// process's runs is left on the server.
+func assertNoWALLeft(t *testing.T) {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dsn.Postgres()), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bench.Close(db)
+	like := fmt.Sprintf(`rxload\_%d\_%%`, os.Getpid())
+	var slots, pubs int64
+	if err := db.Raw("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE ?", like).Scan(&slots).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Raw("SELECT count(*) FROM pg_publication WHERE pubname LIKE ?", like).Scan(&pubs).Error; err != nil {
+		t.Fatal(err)
+	}
+	if slots != 0 || pubs != 0 {
+		t.Fatalf("%d replication slots and %d publications of this run left", slots, pubs)
+	}
+}
+
+// TestPostgresCPU reads the local PostgreSQL server's CPU time. (Not
+// compared between two readings: a backend reaped while a reading walks
+// /proc can be missed by it.)
+func TestPostgresCPU(t *testing.T) {
+	cpu, ok := postgresCPU()
+	if !ok {
+		t.Skip("no postgres process visible on this machine")
+	}
+	if cpu <= 0 {
+		t.Fatalf("postgres CPU %v", cpu)
 	}
 }

@@ -15,10 +15,13 @@ import (
 // Report is what one rxload run measured. Durations are in milliseconds,
 // sizes in bytes.
 type Report struct {
-	Mode    string  `json:"mode"`
-	Server  Dialect `json:"server"`
-	DB      string  `json:"db,omitempty"`
-	Store   string  `json:"store,omitempty"`
+	Mode   string  `json:"mode"`
+	Server Dialect `json:"server"`
+	DB     string  `json:"db,omitempty"`
+	Store  string  `json:"store,omitempty"`
+	// Capture is how the rxgorm server captured the writes: "plugin" (the
+	// GORM plugin) or "wal" (PostgreSQL's logical replication, -wal).
+	Capture string  `json:"capture,omitempty"`
 	Clients int     `json:"clients"`
 	Anchors int     `json:"anchors"`
 	Writes  int     `json:"writes"`
@@ -42,7 +45,15 @@ type Report struct {
 	OutOfOrder   int64   `json:"outOfOrder"`
 	Dropped      int     `json:"dropped"` // sockets the server closed during the run
 	ServerCPU    float64 `json:"serverCpuSeconds"`
-	ServerMaxRSS int64   `json:"serverMaxRss"`
+	// ServerCPUPerWriteUs is ServerCPU over the writes, in microseconds.
+	ServerCPUPerWriteUs float64 `json:"serverCpuPerWriteUs"`
+	ServerMaxRSS        int64   `json:"serverMaxRss"`
+	// DBCPU is the CPU time of every postgres process on the machine over
+	// the run (-db postgres): the writes, and the engine's re-reads
+	// (plugin) or the WAL sender's decoding (WAL); other sessions' work
+	// too, so it is read on a quiet machine only.
+	DBCPU           float64 `json:"dbCpuSeconds,omitempty"`
+	DBCPUPerWriteUs float64 `json:"dbCpuPerWriteUs,omitempty"`
 	// ServerWriteCalls is the server process's write system calls during
 	// the run (0 when it is not a child process on Linux); per delivery it
 	// shows how well queued frames are merged into one write.
@@ -62,8 +73,11 @@ type Report struct {
 	// Snapshot.
 	Snapshots []SnapshotCase `json:"snapshots,omitempty"`
 
+	// The same scenario against rxgorm in the further capture modes of
+	// -capture, in order.
+	Captures []*Report `json:"captures,omitempty"`
 	// The same scenario against centrifuge, and rxgorm's deliveries/s over
-	// centrifuge's.
+	// centrifuge's (in each rxgorm report).
 	Centrifuge *Report `json:"centrifuge,omitempty"`
 	// The same fan-out against the bare server: the machine's floor.
 	Bare  *Report  `json:"bare,omitempty"`
@@ -184,6 +198,19 @@ func committedAt(res loadctl.WriteResult, i int) int64 {
 	return res.Sent[i]
 }
 
+// rx returns the rxgorm reports of the run: r and its further captures.
+func (r *Report) rx() []*Report {
+	return append([]*Report{r}, r.Captures...)
+}
+
+// label names the server of the report, with its capture mode.
+func (r *Report) label() string {
+	if r.Capture != "" {
+		return fmt.Sprintf("%s[%s]", r.Server, r.Capture)
+	}
+	return string(r.Server)
+}
+
 func latency(ns []int64) Latency {
 	if len(ns) == 0 {
 		return Latency{}
@@ -210,7 +237,10 @@ func median(v []float64) float64 {
 
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
-	r.print(w, "")
+	rxs := r.rx()
+	for _, x := range rxs {
+		x.print(w, "")
+	}
 	if r.Bare != nil {
 		r.Bare.print(w, "")
 		fmt.Fprintf(w, "ratio rxgorm/bare: p50 latency %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
@@ -219,12 +249,24 @@ func (r *Report) Print(w io.Writer) {
 	if r.Centrifuge != nil {
 		r.Centrifuge.print(w, "")
 		if r.Mode == "fanout" {
-			fmt.Fprintf(w, "ratio rxgorm/centrifuge: deliveries/s %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
-				r.Ratio, r.Latency.P99/r.Centrifuge.Latency.P99, r.ServerCPU/r.Centrifuge.ServerCPU)
+			for _, x := range rxs {
+				fmt.Fprintf(w, "ratio %s/centrifuge: deliveries/s %.2f×, p99 latency %.2f× (from the write's start %.2f×), server CPU per write %.2f×\n",
+					x.label(), x.Ratio, x.Latency.P99/r.Centrifuge.Latency.P99, x.WriteLatency.P99/r.Centrifuge.WriteLatency.P99,
+					x.ServerCPUPerWriteUs/r.Centrifuge.ServerCPUPerWriteUs)
+			}
 		}
 	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+	if r.Mode == "fanout" {
+		for _, x := range rxs[1:] {
+			fmt.Fprintf(w, "ratio %s/%s: p99 latency %.2f× (from the write's start %.2f×), server CPU per write %.2f×, server + database %.2f×\n",
+				x.label(), r.label(), x.Latency.P99/r.Latency.P99, x.WriteLatency.P99/r.WriteLatency.P99, x.ServerCPUPerWriteUs/r.ServerCPUPerWriteUs,
+				(x.ServerCPUPerWriteUs+x.DBCPUPerWriteUs)/(r.ServerCPUPerWriteUs+r.DBCPUPerWriteUs))
+		}
+	}
+	for _, x := range rxs {
+		for _, n := range x.Notes {
+			fmt.Fprintf(w, "note: %s\n", n)
+		}
 	}
 }
 
@@ -235,7 +277,11 @@ func (r *Report) print(w io.Writer, _ string) {
 	}
 	where := string(r.Server)
 	if r.DB != "" {
-		where += fmt.Sprintf(" (%s, %s store)", r.DB, r.Store)
+		where += fmt.Sprintf(" (%s, %s store", r.DB, r.Store)
+		if r.Capture != "" {
+			where += ", " + r.Capture + " capture"
+		}
+		where += ")"
 	}
 	switch r.Mode {
 	case "fanout":
@@ -248,8 +294,12 @@ func (r *Report) print(w io.Writer, _ string) {
 			fmt.Fprintf(w, "              p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (write started → client)\n", r.WriteLatency.P50, r.WriteLatency.P95, r.WriteLatency.P99, r.WriteLatency.Max)
 		}
 		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
-		fmt.Fprintf(w, "  server      CPU %.2f s, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n", r.ServerCPU, float64(r.ServerMaxRSS)/(1<<20),
+		fmt.Fprintf(w, "  server      CPU %.2f s = %.0f µs per write, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n",
+			r.ServerCPU, r.ServerCPUPerWriteUs, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
+		if r.DBCPU > 0 {
+			fmt.Fprintf(w, "  database    CPU %.2f s = %.0f µs per write (every postgres process on the machine)\n", r.DBCPU, r.DBCPUPerWriteUs)
+		}
 		fmt.Fprintf(w, "  clients     CPU %.2f s\n", r.ClientCPU)
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %d subscribed sockets (server counts %d), A=%d anchors\n", where, r.Clients, r.Sockets, r.Anchors)

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,10 @@ type Config struct {
 	// database, -mongo and -redis) the clients are spread over; the writes
 	// go through the first.
 	Nodes int
+	// Captures are the capture modes of the rxgorm server ("plugin",
+	// "wal") the scenario runs under, one after the other, before the
+	// other servers; empty means the one Server.WAL names.
+	Captures []string
 	// Centrifuge also runs the scenario against the centrifuge server.
 	Centrifuge bool
 	// CentrifugeDir is the bench/centrifuge module; "" finds it beside
@@ -87,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Connect, "connect", "", "base URL of a running `rxload -serve` (\"\": start one)")
 	fs.BoolVar(&cfg.InProc, "inproc", false, "run the rxgorm server in this process, not as a child")
 	fs.IntVar(&cfg.Nodes, "nodes", 1, "rxgorm nodes in a cluster, in this process (needs -mongo and -redis); clients are spread over them, writes go through the first")
+	fs.BoolVar(&cfg.Server.WAL, "wal", false, "with -db postgres: capture the writes from the WAL (rx.Config.WAL, a slot and publication of the run's own, dropped at the end) instead of the GORM plugin")
+	captures := fs.String("capture", "", "capture modes of the rxgorm server to run in turn, side by side with the other servers: plugin, wal or plugin,wal (\"\": -wal's)")
 	fs.BoolVar(&cfg.Centrifuge, "centrifuge", false, "also run the scenario against the centrifuge server and report the ratio")
 	fs.StringVar(&cfg.CentrifugeDir, "centrifuge-dir", "", "the bench/centrifuge module (\"\": beside rxload's source)")
 	fs.BoolVar(&cfg.Bare, "bare", false, "fanout: also run the scenario against a bare server (no queues, no library): the machine's floor")
@@ -99,6 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *captures != "" {
+		cfg.Captures = strings.Split(*captures, ",")
+		if cfg.Server.WAL && !slices.Equal(cfg.Captures, []string{"wal"}) {
+			return fmt.Errorf("rxload: -wal and -capture %s disagree", *captures)
+		}
 	}
 	if _, err := loadctl.RaiseNoFile(); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -153,26 +166,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.Server.Anchors = cfg.Anchors
 	cfg.Server.Snapshot = cfg.Mode == "snapshot"
+	captures := slices.Clone(cfg.Captures)
+	if len(captures) == 0 {
+		captures = []string{captureOf(cfg.Server.WAL)}
+	}
+	for i, c := range captures {
+		c = strings.TrimSpace(c)
+		captures[i] = c
+		if c != "plugin" && c != "wal" {
+			return nil, fmt.Errorf("rxload: unknown capture %q (plugin or wal)", c)
+		}
+		if c == "wal" && cfg.Connect == "" && cfg.Server.db() != "postgres" {
+			return nil, fmt.Errorf("rxload: WAL capture needs -db postgres, not %s", cfg.Server.db())
+		}
+	}
+	if len(captures) > 1 && cfg.Connect != "" {
+		return nil, errors.New("rxload: -capture with several modes starts its own servers: it cannot -connect")
+	}
 	p := newProgress(cfg.Progress)
 	defer p.end()
-	t, err := startRx(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
 	var rep *Report
-	switch cfg.Mode {
-	case "fanout":
-		rep, err = runFanout(ctx, t, cfg, 0, p)
-	case "idle":
-		rep, err = runIdle(ctx, t, cfg, p)
-	case "snapshot":
-		rep, err = runSnapshot(ctx, t, cfg, p)
-	default:
-		err = fmt.Errorf("rxload: unknown mode %q (fanout, idle or snapshot)", cfg.Mode)
-	}
-	t.stop()
-	if err != nil {
-		return nil, err
+	for _, c := range captures {
+		cfg.Server.WAL = c == "wal"
+		r, err := runRx(ctx, cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		if rep == nil {
+			rep = r
+		} else {
+			rep.Captures = append(rep.Captures, r)
+		}
 	}
 	if cfg.Bare && cfg.Mode == "fanout" {
 		bt, err := startBare()
@@ -205,7 +229,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Centrifuge = crep
 	if crep.DeliveriesPerSec > 0 {
-		rep.Ratio = rep.DeliveriesPerSec / crep.DeliveriesPerSec
+		for _, r := range rep.rx() {
+			r.Ratio = r.DeliveriesPerSec / crep.DeliveriesPerSec
+		}
+	}
+	return rep, nil
+}
+
+func captureOf(wal bool) string {
+	if wal {
+		return "wal"
+	}
+	return "plugin"
+}
+
+// runRx runs the scenario against an rxgorm server (started for it, unless
+// cfg.Connect names one) with cfg.Server's capture mode.
+func runRx(ctx context.Context, cfg Config, p *progress) (*Report, error) {
+	t, err := startRx(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var rep *Report
+	switch cfg.Mode {
+	case "fanout":
+		rep, err = runFanout(ctx, t, cfg, 0, p)
+	case "idle":
+		rep, err = runIdle(ctx, t, cfg, p)
+	case "snapshot":
+		rep, err = runSnapshot(ctx, t, cfg, p)
+	default:
+		err = fmt.Errorf("rxload: unknown mode %q (fanout, idle or snapshot)", cfg.Mode)
+	}
+	t.stop()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Connect == "" {
+		rep.Capture = captureOf(cfg.Server.WAL)
 	}
 	return rep, nil
 }
@@ -247,6 +308,9 @@ func startRx(ctx context.Context, cfg Config) (*target, error) {
 	}
 	if cfg.Server.Redis != "" {
 		args = append(args, "-redis", cfg.Server.Redis)
+	}
+	if cfg.Server.WAL {
+		args = append(args, "-wal")
 	}
 	addr, stop, err := startChild(exec.Command(exe, args...), loadctl.AddrPrefix)
 	if err != nil {
@@ -328,6 +392,8 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	}
 	defer closeAll()
 	cpu0 := loadctl.ProcessCPU()
+	pg := t.dialect == RxGorm && cfg.Server.db() == "postgres"
+	db0, _ := postgresCPU()
 	st0, err := t.stats(ctx, false)
 	if err != nil {
 		return nil, err
@@ -380,6 +446,7 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	if err != nil {
 		return nil, err
 	}
+	db1, dbOK := postgresCPU()
 	all := clients
 	for _, c := range all {
 		c.dropped = c.ended()
@@ -388,6 +455,13 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
 		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS,
 		ServerWriteCalls: st1.WriteCalls - st0.WriteCalls, ClientCPU: (loadctl.ProcessCPU() - cpu0).Seconds()}
+	if pg && dbOK {
+		rep.DBCPU = (db1 - db0).Seconds()
+	}
+	if len(res.Sent) > 0 {
+		rep.ServerCPUPerWriteUs = rep.ServerCPU / float64(len(res.Sent)) * 1e6
+		rep.DBCPUPerWriteUs = rep.DBCPU / float64(len(res.Sent)) * 1e6
+	}
 	if t.dialect == RxGorm {
 		rep.Store, rep.DB = cfg.Server.store(), cfg.Server.db()
 	}

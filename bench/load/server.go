@@ -47,6 +47,12 @@ type ServerConfig struct {
 	Anchors int
 	// Snapshot also seeds the boards of the snapshot mode.
 	Snapshot bool
+	// WAL captures the writes from PostgreSQL's logical replication
+	// stream (rx.Config.WAL) instead of the GORM plugin; DB must be
+	// "postgres". The slot and the publication are named after the run's
+	// schema, so that concurrent runs do not share them, and are dropped
+	// when the server closes.
+	WAL bool
 }
 
 // Ids of the seeded rows: board a (from 1) of the writes has one list and
@@ -82,6 +88,8 @@ type Server struct {
 	mongoURI    string
 	mongoName   string
 	redisPrefix string
+	pgSchema    string // -db postgres: the run's schema
+	walName     string // -wal: the replication slot's and the publication's name
 }
 
 // StartServer seeds a database and serves BoardChannel on a loopback port.
@@ -98,6 +106,19 @@ func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error)
 	if err := s.openDB(cfg.DB); err != nil {
 		return nil, err
 	}
+	if cfg.WAL {
+		if cfg.db() != "postgres" {
+			return nil, fmt.Errorf("rxload: -wal needs -db postgres, not %s", cfg.db())
+		}
+		// Registered after the schema's cleanup, so run before it (and
+		// after the hub has closed its replication connection).
+		s.walName = s.pgSchema
+		s.cleanup = append(s.cleanup, func() {
+			if err := dropWAL(s.walName); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		})
+	}
 	if err := seed(s.db, cfg); err != nil {
 		return nil, err
 	}
@@ -109,7 +130,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (srv *Server, err error)
 // peer's database, MongoDB database and Redis prefix, as a second server
 // behind a load balancer would (rxgorm's cluster mode).
 func StartNode(ctx context.Context, peer *Server) (srv *Server, err error) {
-	s := &Server{base: make([]int, peer.cfg.Anchors), cfg: peer.cfg, mongoURI: peer.mongoURI, mongoName: peer.mongoName, redisPrefix: peer.redisPrefix}
+	s := &Server{base: make([]int, peer.cfg.Anchors), cfg: peer.cfg, mongoURI: peer.mongoURI, mongoName: peer.mongoName, redisPrefix: peer.redisPrefix,
+		pgSchema: peer.pgSchema, walName: peer.walName}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -130,6 +152,11 @@ func (s *Server) serve(ctx context.Context) (err error) {
 		if rc.Store, err = s.mongoStore(ctx, cfg.Mongo); err != nil {
 			return err
 		}
+	}
+	if s.walName != "" {
+		// Nodes of one application share the slot (rx's lease picks the
+		// node that consumes it).
+		rc.WAL = &rx.WALConfig{DSN: dsn.Postgres(), Slot: s.walName, Publication: s.walName}
 	}
 	if cfg.Redis != "" {
 		client := redis.NewClient(&redis.Options{Addr: cfg.Redis})
@@ -178,6 +205,7 @@ func (s *Server) openDB(kind string) error {
 		return err
 	case "postgres":
 		schema := fmt.Sprintf("rxload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+		s.pgSchema = schema
 		admin, err := gorm.Open(postgres.Open(dsn.Postgres()), &gorm.Config{Logger: logger.Discard})
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
@@ -216,6 +244,36 @@ func (s *Server) openDB(kind string) error {
 		return s.db.AutoMigrate(&bench.Board{}, &bench.List{}, &bench.Card{})
 	}
 	return fmt.Errorf("rxload: unknown database %q (sqlite, postgres or mysql)", kind)
+}
+
+// dropWAL drops the replication slot and the publication named name,
+// waiting (up to 10 s) for a closing replication session to release the
+// slot: a slot left behind would hold the server's WAL forever.
+func dropWAL(name string) error {
+	admin, err := gorm.Open(postgres.Open(dsn.Postgres()), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return fmt.Errorf("rxload: drop WAL slot %s: %w", name, err)
+	}
+	defer bench.Close(admin)
+	lit := "'" + strings.ReplaceAll(name, "'", "''") + "'"
+	err = admin.Exec(`DO $$ BEGIN
+		FOR i IN 1..400 LOOP
+			BEGIN
+				PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = ` + lit + ` AND active;
+				PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ` + lit + `;
+				RETURN;
+			EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.025);
+			END;
+		END LOOP;
+		RAISE 'slot still active';
+	END $$`).Error
+	if err != nil {
+		return fmt.Errorf("rxload: drop WAL slot %s: %w", name, err)
+	}
+	if err := admin.Exec(`DROP PUBLICATION IF EXISTS "` + strings.ReplaceAll(name, `"`, `""`) + `"`).Error; err != nil {
+		return fmt.Errorf("rxload: drop publication %s: %w", name, err)
+	}
+	return nil
 }
 
 func (s *Server) mongoStore(ctx context.Context, uri string) (cache.Store, error) {

@@ -3,11 +3,14 @@
 // deliveries, and the server's CPU and memory; with -centrifuge it runs the
 // same scenario against a bare centrifuge server and reports the ratio;
 // with -bare, against a server with no library at all (the machine's
-// floor for one frame per socket).
+// floor for one frame per socket). With -db postgres, -wal captures the
+// writes from PostgreSQL's logical replication stream (rx.Config.WAL)
+// instead of the GORM plugin, and -capture plugin,wal runs both in turn.
 //
 //	go run ./bench/cmd/rxload -c 1000 -w 2000 -centrifuge
 //	go run ./bench/cmd/rxload -c 10000 -w 400 -rate 20 -bare
 //	go run ./bench/cmd/rxload -c 100 -w 2000 -rate 200
+//	go run ./bench/cmd/rxload -c 100 -w 2000 -rate 200 -db postgres -capture plugin,wal -centrifuge
 //	go run ./bench/cmd/rxload -mode snapshot
 //	go run ./bench/cmd/rxload -mode idle -c 10000
 //
