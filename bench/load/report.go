@@ -40,11 +40,15 @@ type Report struct {
 	// (Sent), so for rxgorm it includes the database write and commit.
 	Latency      Latency `json:"latency"`
 	WriteLatency Latency `json:"writeLatency"`
-	Lost         int64   `json:"lost"`
-	Duplicate    int64   `json:"duplicate"`
-	OutOfOrder   int64   `json:"outOfOrder"`
-	Dropped      int     `json:"dropped"` // sockets the server closed during the run
-	ServerCPU    float64 `json:"serverCpuSeconds"`
+	// DueLatency (paced runs) runs from when each write was due on the
+	// pace's schedule: a server that falls behind the pace shows its
+	// backlog here, not in Latency (loadctl.WriteResult.Due).
+	DueLatency *Latency `json:"dueLatency,omitempty"`
+	Lost       int64    `json:"lost"`
+	Duplicate  int64    `json:"duplicate"`
+	OutOfOrder int64    `json:"outOfOrder"`
+	Dropped    int      `json:"dropped"` // sockets the server closed during the run
+	ServerCPU  float64  `json:"serverCpuSeconds"`
 	// ServerCPUPerWriteUs is ServerCPU over the writes, in microseconds.
 	ServerCPUPerWriteUs float64 `json:"serverCpuPerWriteUs"`
 	ServerMaxRSS        int64   `json:"serverMaxRss"`
@@ -135,6 +139,7 @@ func baseOf(res loadctl.WriteResult, a int) int {
 func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 	var (
 		lat, wlat    []int64
+		dlat         []int64
 		last         int64
 		bytes        int64
 		perAnchor    = make([]int, r.Anchors)
@@ -171,6 +176,9 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 			i := (k-1)*r.Anchors + c.anchor
 			lat = append(lat, t-committedAt(res, i))
 			wlat = append(wlat, t-res.Sent[i])
+			if i < len(res.Due) {
+				dlat = append(dlat, t-res.Due[i])
+			}
 			last = max(last, t)
 			deliveries++
 		}
@@ -187,6 +195,10 @@ func (r *Report) tally(clients []*client, res loadctl.WriteResult) {
 	}
 	r.Latency = latency(lat)
 	r.WriteLatency = latency(wlat)
+	if len(dlat) > 0 {
+		d := latency(dlat)
+		r.DueLatency = &d
+	}
 }
 
 // committedAt is when write i was committed: its send time for a server
@@ -245,6 +257,10 @@ func (r *Report) Print(w io.Writer) {
 		r.Bare.print(w, "")
 		fmt.Fprintf(w, "ratio rxgorm/bare: p50 latency %.2f×, p99 latency %.2f×, server CPU %.2f×\n",
 			r.Latency.P50/r.Bare.Latency.P50, r.Latency.P99/r.Bare.Latency.P99, r.ServerCPU/r.Bare.ServerCPU)
+		if r.DueLatency != nil && r.Bare.DueLatency != nil {
+			fmt.Fprintf(w, "ratio rxgorm/bare from the pace's schedule: p50 latency %.2f×, p99 latency %.2f×\n",
+				r.DueLatency.P50/r.Bare.DueLatency.P50, r.DueLatency.P99/r.Bare.DueLatency.P99)
+		}
 	}
 	if r.Centrifuge != nil {
 		r.Centrifuge.print(w, "")
@@ -292,6 +308,9 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  latency     p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (commit → client)\n", r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
 		if r.WriteLatency != r.Latency {
 			fmt.Fprintf(w, "              p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (write started → client)\n", r.WriteLatency.P50, r.WriteLatency.P95, r.WriteLatency.P99, r.WriteLatency.Max)
+		}
+		if d := r.DueLatency; d != nil {
+			fmt.Fprintf(w, "              p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms (write due on the pace → client)\n", d.P50, d.P95, d.P99, d.Max)
 		}
 		fmt.Fprintf(w, "  lost %d  duplicate %d  out-of-order %d  sockets dropped by the server %d\n", r.Lost, r.Duplicate, r.OutOfOrder, r.Dropped)
 		fmt.Fprintf(w, "  server      CPU %.2f s = %.0f µs per write, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n",

@@ -59,6 +59,12 @@ type WriteResult struct {
 	// the publication (Sent). Latency is measured from it, so that neither
 	// side is charged for the database write of the other's application.
 	Committed []int64 `json:"committed,omitempty"`
+	// Due holds, for a paced run, when each write was due on the fixed
+	// schedule that began with the first (Unix ns). A server that falls
+	// behind the pace delays its later writes past it: latency from Due
+	// counts that backlog, which latency from Sent or Committed hides
+	// (coordinated omission).
+	Due []int64 `json:"due,omitempty"`
 	// Done is the time the last write returned (Unix ns).
 	Done int64 `json:"done"`
 	// Base holds, per anchor, the value of n before the first write (rxgorm
@@ -173,7 +179,8 @@ func RaiseNoFile() (uint64, error) {
 // back when rate is 0, else on a fixed schedule of rate calls per second
 // (a late call is not followed by a burst: the schedule restarts from it).
 // It returns the send times (Unix ns) taken just before each call, and the
-// commit times write returns (0 for "the send time").
+// commit times write returns (0 for "the send time"), and for a paced run
+// when each call was due.
 func Pace(ctx context.Context, count int, rate float64, write func(i int, sent int64) (committed int64, err error)) WriteResult {
 	res := WriteResult{Sent: make([]int64, 0, count), Committed: make([]int64, 0, count)}
 	var period time.Duration
@@ -181,8 +188,10 @@ func Pace(ctx context.Context, count int, rate float64, write func(i int, sent i
 		period = time.Duration(float64(time.Second) / rate)
 	}
 	next := time.Now()
+	first := next
 	for i := 0; i < count; i++ {
 		if period > 0 {
+			res.Due = append(res.Due, first.Add(time.Duration(i)*period).UnixNano())
 			if d := time.Until(next); d > 0 {
 				select {
 				case <-time.After(d):
