@@ -573,12 +573,18 @@ func (m *MongoStore) prune(ctx context.Context, coll *mongo.Collection, st *appl
 	if err != nil {
 		return
 	}
+	stream := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}, {Key: "g", Value: st.sd.Gen}}
 	n := len(versions) - m.maxTombstones/2
 	if n <= 0 {
+		// The count was above what the tombstone collection holds (it
+		// included tombstones kept beside the live documents before they
+		// had a collection of their own): correct it, or every write
+		// would read the tombstones again. A deletion another store
+		// commits meanwhile may go uncounted until the next prune.
+		_, _ = coll.UpdateOne(ctx, stream, bson.D{{Key: "$set", Value: bson.D{{Key: "ts", Value: int64(len(versions))}}}})
 		return
 	}
 	cut := int64(nthSmallest(versions, n-1))
-	stream := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}, {Key: "g", Value: st.sd.Gen}}
 	if _, err := coll.UpdateOne(ctx, stream, bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: cut + 1}}}}); err != nil {
 		return
 	}

@@ -934,3 +934,33 @@ func TestMongoConcurrentDeletes(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d writes, %d concurrent reads", writes, reads.Load())
 }
+
+// TestMongoTombstoneCountCorrected checks that a stream whose tombstone
+// count exceeds what its tombstone collection holds (tombstones kept
+// beside the live documents by an earlier version of the store) gets the
+// count corrected by its next prune instead of pruning on every write.
+func TestMongoTombstoneCountCorrected(t *testing.T) {
+	const limit = 4
+	db := freshDB(t, testClient(t))
+	st := newMongoStore(t, db, cache.MongoOptions{MaxTombstones: limit})
+	s := cache.Stream{Channel: "count", Anchor: "1"}
+	mustFill(t, st, s, inst("a"), inst("b"))
+	coll := db.Collection(st.CollectionName(s.Channel))
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "s:" + s.Anchor}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "ts", Value: int64(900)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, st, s, &cache.Instance{Type: "T", ID: "a", Deleted: true})
+	var sd struct {
+		Tombstones int64 `bson:"ts"`
+	}
+	if err := coll.FindOne(t.Context(), bson.D{{Key: "_id", Value: "s:" + s.Anchor}}).Decode(&sd); err != nil {
+		t.Fatal(err)
+	}
+	if sd.Tombstones != 1 {
+		t.Errorf("tombstone count %d after the prune, want 1 (the one stored)", sd.Tombstones)
+	}
+	if changes, _, ok, err := st.Since(t.Context(), s, mustSnapshot(t, st, s).Version-1); err != nil || !ok || len(changes) != 1 || !changes[0].Deleted {
+		t.Errorf("Since before the delete: %+v, ok %v, err %v; want its tombstone", changes, ok, err)
+	}
+}
