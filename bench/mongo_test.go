@@ -24,12 +24,19 @@ import (
 // delta must stay flat as tombstones accumulate, and near the driver's).
 //
 //   - store: cache.MongoStore.Apply of the change: the reads of the stream
-//     document and the instance, and one ordered write (the version's
-//     claim, the lock, the document, the commit), plus a delete of 16
-//     claims every 16 deltas.
+//     document and the instance, the version's claim, the check of the
+//     stream document, and one ordered write (the lock, the document, the
+//     commit), plus a delete of 16 claims every 16 deltas.
 //   - raw: mongo-driver ReplaceOne by _id of a document the store wrote,
 //     with the same change (the edit count and the version), in a copy of
-//     the store's collection.
+//     the store's channel collection (the live state: the tombstones are
+//     in a collection of their own).
+//   - raw-onecoll: the same write in one collection holding every
+//     document of the store, tombstones included: the layout before issue
+//     20 was closed, whose cost on FerretDB v1 grows with the tombstones
+//     (it reads the whole table to find an _id).
+//
+// The tombstones are made in batches of 1,000 deletes per Apply.
 func BenchmarkMongoDelta(b *testing.B) {
 	uri := mongotest.Start(b)
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))
@@ -76,13 +83,27 @@ func BenchmarkMongoDelta(b *testing.B) {
 			}
 		})
 
-		// The same documents in a collection of their own.
+		// The same documents in collections of their own.
+		var docs, tombs []any
+		gone, err := db.Collection(st.TombstoneCollectionName(s.Channel)).Find(b.Context(), bson.D{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for gone.Next(b.Context()) {
+			tombs = append(tombs, append(bson.Raw(nil), gone.Current...))
+		}
+		if err := gone.Err(); err != nil {
+			b.Fatal(err)
+		}
+		gone.Close(b.Context())
+		if len(tombs) != dead {
+			b.Fatalf("found %d tombstones, want %d", len(tombs), dead)
+		}
 		src := db.Collection(st.CollectionName(s.Channel))
 		cur, err := src.Find(b.Context(), bson.D{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		var docs []any
 		live := map[int]bson.D{}
 		for cur.Next(b.Context()) {
 			doc := append(bson.Raw(nil), cur.Current...)
@@ -108,24 +129,33 @@ func BenchmarkMongoDelta(b *testing.B) {
 		if _, err := raw.InsertMany(b.Context(), docs); err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("raw/tombstones=%d", dead), func(b *testing.B) {
-			for b.Loop() {
-				round++
-				doc := live[round%50]
-				for i := range doc { // the same change as the store's: the edit count and the version
-					if doc[i].Key == "n" || doc[i].Key == "_v" {
-						doc[i].Value = int64(round)
+		one := db.Collection("raw_onecoll")
+		if _, err := one.InsertMany(b.Context(), append(docs, tombs...)); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			coll *mongo.Collection
+		}{{"raw", raw}, {"raw-onecoll", one}} {
+			b.Run(fmt.Sprintf("%s/tombstones=%d", c.name, dead), func(b *testing.B) {
+				for b.Loop() {
+					round++
+					doc := live[round%50]
+					for i := range doc { // the same change as the store's: the edit count and the version
+						if doc[i].Key == "n" || doc[i].Key == "_v" {
+							doc[i].Value = int64(round)
+						}
+					}
+					res, err := c.coll.ReplaceOne(b.Context(), bson.D{{Key: "_id", Value: doc[0].Value}}, doc)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.MatchedCount != 1 {
+						b.Fatalf("matched %d documents, want 1", res.MatchedCount)
 					}
 				}
-				res, err := raw.ReplaceOne(b.Context(), bson.D{{Key: "_id", Value: doc[0].Value}}, doc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.MatchedCount != 1 {
-					b.Fatalf("matched %d documents, want 1", res.MatchedCount)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -43,6 +43,23 @@ import (
 // on one database. Keeping it beside the instances lets one Apply lock,
 // write and commit a stream in a single ordered BulkWrite.
 //
+// Tombstones are kept apart, in the channel's tombstone collection
+// (TombstoneCollectionName: the collection's name and "_gone"), so that
+// the channel collection holds the live state only (issue 20): FerretDB
+// v1 on SQLite answers even a filter on a bare _id by reading the whole
+// table (its index on _id is on another expression than the one its
+// queries use, so SQLite never picks it), and a write cost ten times more
+// beside a thousand tombstones than beside none. A deletion removes the
+// instance document and inserts a tombstone whose _id is the instance's
+// and the version of the deletion (tombstoneID), so that a key deleted,
+// created again and deleted again has one tombstone per deletion, each
+// written with a plain insert, which FerretDB checks against the unique
+// index without reading the table. A tombstone of a key that lives again
+// stays, older than the live document; Since keeps the latest of each key,
+// and pruning counts it until it goes. Apply never reads the tombstone
+// collection: to Merge, a key without a live document and a deleted one
+// are the same.
+//
 // # Generations
 //
 // Fill writes the new content beside the old one under a new generation
@@ -60,10 +77,14 @@ import (
 // document whose _id names the stream and that version (one insert
 // command for the call), reads the claimed stream documents again to check
 // that they did not move meanwhile, and sends one ordered BulkWrite
-// (several, in order, beyond WriteBatchSize operations) holding, for each
-// claimed stream: the pending marker (the version being reached and a
-// writer token); the changed instance documents; and the commit of the new
-// version, which clears the marker. Of the writers that read a stream at
+// (several, in order, beyond WriteBatchSize operations) holding the
+// pending marker of each claimed stream (the version being reached and a
+// writer token) and then, for each, the changed instance documents and
+// the commit of the new version, which clears the marker. When the call
+// deletes instances, the markers go first in a command of their own, then
+// the tombstones to the tombstone collection (one insert command), then
+// the rest: a document leaves the channel collection only after its
+// tombstone is written, under a marker. Of the writers that read a stream at
 // one version, one only inserts the claim; the others, and a writer whose
 // check finds the stream moved on, read and write again. A Fill claims its
 // switch the same way. Only a duplicate _id being refused is relied on,
@@ -74,16 +95,23 @@ import (
 // committed versions are deleted in batches.
 //
 // Snapshot and Since read the stream document, then the instance documents
-// with one query streamed through a cursor, then the stream document again.
-// The query also returns every document changed after the version read
-// first, tombstones included. The read is kept only if no document is newer
-// than that version and the stream document did not change (same version,
-// generation and floor); otherwise it is retried after a short pause. A
-// document changed by a write in flight carries a version above the one
-// read and forces a retry; a document the write has not reached yet still
-// shows its state at the version read; and documents are only removed by
-// Fill, Expire and tombstone pruning, which change the stream document
-// first. So every accepted read is exactly the content at its version.
+// with one query streamed through a cursor, then (Since always, Snapshot
+// when the stream document showed a write in flight) the tombstones changed
+// after the version read, then the stream document again. The query of the
+// channel collection also returns every document changed after the version
+// read first. The read is kept only if no document is newer than that
+// version and the stream document did not change (same version, generation
+// and floor) and, for a Snapshot that did not read the tombstones, shows no
+// write in flight; otherwise it is retried after a short pause. A document
+// changed by a write in flight carries a version above the one read and
+// forces a retry; a document the write has not reached yet still shows its
+// state at the version read; a document the write deleted has its
+// tombstone, of a version above the one read, written before it went and
+// under the write's marker, which the read meets in the tombstones or in
+// the second read of the stream document; and documents are otherwise only
+// removed by Fill, Expire and tombstone pruning, which change the stream
+// document first. So every accepted read is exactly the content at its
+// version.
 //
 // # Failures
 //
@@ -133,10 +161,11 @@ type MongoOptions struct {
 
 	// MaxTombstones bounds the tombstones kept per stream for Since. When a
 	// stream exceeds it, the older half is dropped and Since refuses
-	// versions from before them. Zero means 1,000: on FerretDB v1 a write
-	// costs more the more documents the collection holds (issue 20,
-	// docs/BENCHMARKS.md), so tombstones are kept few; a client resuming
-	// from before the pruned ones gets a fresh snapshot.
+	// versions from before them. Zero means 1,000. Writes do not read the
+	// tombstones, which are in a collection of their own, but Since reads
+	// them, and FerretDB v1 reads every document of that collection to
+	// answer it (issue 20, docs/BENCHMARKS.md); a client resuming from
+	// before the pruned ones gets a fresh snapshot.
 	MaxTombstones int
 
 	// PendingTimeout is how long a write may stay unfinished before other
@@ -258,12 +287,37 @@ func (m *MongoStore) coll(channel string) *mongo.Collection {
 	return m.db.Collection(collectionName(m.prefix, channel))
 }
 
-// ensureIndexes creates the indexes of a channel collection once per store.
-// They are created one per command: FerretDB v1.24 drops the connection
-// when one createIndexes command names several indexes that all exist.
+// tombstoneSuffix ends the name of a channel's tombstone collection.
+// isChannelCollection does not take such a name for a channel collection.
+const tombstoneSuffix = "_gone"
+
+// TombstoneCollectionName returns the name of the collection that holds
+// the tombstones of the streams of channel: CollectionName and "_gone".
+func (m *MongoStore) TombstoneCollectionName(channel string) string {
+	return collectionName(m.prefix, channel) + tombstoneSuffix
+}
+
+// gone returns the tombstone collection of the channel collection coll.
+func (m *MongoStore) gone(coll *mongo.Collection) *mongo.Collection {
+	return m.db.Collection(coll.Name() + tombstoneSuffix)
+}
+
+// ensureIndexes creates the indexes of a channel collection and of its
+// tombstone collection once per store. They are created one per command:
+// FerretDB v1.24 drops the connection when one createIndexes command names
+// several indexes that all exist.
 func (m *MongoStore) ensureIndexes(ctx context.Context, coll *mongo.Collection) error {
 	if _, ok := m.ensured.Load(coll.Name()); ok {
 		return nil
+	}
+	// The tombstone collection: no unique key (a key deleted several times
+	// has several tombstones), the versions for Since and pruning.
+	gone := m.gone(coll)
+	if _, err := gone.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: keyAnchor, Value: 1}, {Key: keyGen, Value: 1}, {Key: keyVersion, Value: 1}},
+		Options: options.Index().SetName("stream_version"),
+	}); err != nil {
+		return fmt.Errorf("create indexes on %s: %w", gone.Name(), err)
 	}
 	for _, idx := range []mongo.IndexModel{
 		{
@@ -347,12 +401,15 @@ func (m *MongoStore) markCold(ctx context.Context, coll *mongo.Collection, s Str
 	return true, nil
 }
 
-// dropGenerations deletes the instance documents of anchor up to generation
-// gen. Errors are ignored: documents of other generations than the current
-// one are never read, and the next Fill or Expire deletes them.
+// dropGenerations deletes the instance documents and tombstones of anchor
+// up to generation gen. Errors are ignored: documents of other generations
+// than the current one are never read, and the next Fill or Expire deletes
+// them.
 func (m *MongoStore) dropGenerations(ctx context.Context, coll *mongo.Collection, anchor string, gen int64) {
-	_, _ = coll.DeleteMany(ctx, bson.D{{Key: keyAnchor, Value: anchor},
-		{Key: keyGen, Value: bson.D{{Key: "$gte", Value: int64(0)}, {Key: "$lte", Value: gen}}}})
+	filter := bson.D{{Key: keyAnchor, Value: anchor},
+		{Key: keyGen, Value: bson.D{{Key: "$gte", Value: int64(0)}, {Key: "$lte", Value: gen}}}}
+	_, _ = coll.DeleteMany(ctx, filter)
+	_, _ = m.gone(coll).DeleteMany(ctx, filter)
 }
 
 // Fill implements Store. The version comes from the stream's counter (the
@@ -538,6 +595,9 @@ func (m *MongoStore) ExpireChannel(ctx context.Context, channel string) error {
 	if _, err := coll.DeleteMany(ctx, bson.D{{Key: keyGen, Value: bson.D{{Key: "$gte", Value: int64(0)}}}}); err != nil {
 		return fmt.Errorf("cache: mongo: expire channel %q: %w", channel, err)
 	}
+	if _, err := m.gone(coll).DeleteMany(ctx, bson.D{}); err != nil {
+		return fmt.Errorf("cache: mongo: expire channel %q: tombstones: %w", channel, err)
+	}
 	return nil
 }
 
@@ -588,14 +648,19 @@ func isChannelCollection(prefix, name string) bool {
 
 // Snapshot implements Store.
 func (m *MongoStore) Snapshot(ctx context.Context, s Stream) (Snapshot, error) {
-	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) bson.D {
-		// Live documents, and every document changed after the version
-		// read, to detect writes in flight.
-		return bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen},
-			{Key: "$or", Value: bson.A{
+	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) readQuery {
+		stream := bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen}}
+		return readQuery{
+			// Live documents, and every document changed after the
+			// version read, to detect writes in flight.
+			live: append(stream, bson.E{Key: "$or", Value: bson.A{
 				bson.D{{Key: keyDeleted, Value: false}},
 				bson.D{{Key: keyVersion, Value: bson.D{{Key: "$gt", Value: sd.Version}}}},
-			}}}
+			}}),
+			// Tombstones of deletions in flight, read only while a write
+			// is pending.
+			gone: append(stream, bson.E{Key: keyVersion, Value: bson.D{{Key: "$gt", Value: sd.Version}}}),
+		}
 	})
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("cache: mongo: snapshot %s: %w", s, err)
@@ -615,13 +680,14 @@ func (m *MongoStore) Snapshot(ctx context.Context, s Stream) (Snapshot, error) {
 // Since implements Store.
 func (m *MongoStore) Since(ctx context.Context, s Stream, version uint64) ([]*Instance, uint64, bool, error) {
 	refused := false
-	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) bson.D {
+	sd, ins, err := m.read(ctx, s, func(sd *streamDoc) readQuery {
 		refused = version < uint64(sd.Floor) || version > uint64(sd.Version)
 		if refused || version == uint64(sd.Version) {
-			return nil
+			return readQuery{}
 		}
-		return bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen},
+		changed := bson.D{{Key: keyAnchor, Value: s.Anchor}, {Key: keyGen, Value: sd.Gen},
 			{Key: keyVersion, Value: bson.D{{Key: "$gt", Value: int64(version)}}}}
+		return readQuery{live: changed, gone: changed, goneAlways: true}
 	})
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("cache: mongo: since %s: %w", s, err)
@@ -632,18 +698,48 @@ func (m *MongoStore) Since(ctx context.Context, s Stream, version uint64) ([]*In
 	if refused {
 		return nil, uint64(sd.Version), false, nil
 	}
-	return ins, uint64(sd.Version), true, nil
+	return latest(ins), uint64(sd.Version), true, nil
+}
+
+// latest keeps, of the instances of one key, the one of the highest
+// version: a key deleted and created again has its live document and the
+// tombstone of the deletion, and one deleted several times has several
+// tombstones.
+func latest(ins []*Instance) []*Instance {
+	at := make(map[Key]int, len(ins))
+	out := ins[:0]
+	for _, in := range ins {
+		i, seen := at[in.Key()]
+		switch {
+		case !seen:
+			at[in.Key()] = len(out)
+			out = append(out, in)
+		case in.Version > out[i].Version:
+			out[i] = in
+		}
+	}
+	return out
 }
 
 // maxReadAttempts bounds the retries of a read that keeps meeting writes
 // while no write is pending.
 const maxReadAttempts = 1000
 
-// read reads the stream document of s and then the instance documents
-// selected by query (nil: none), retrying until both belong to the same
-// version (see MongoStore). It returns a nil stream document for a cold
-// stream.
-func (m *MongoStore) read(ctx context.Context, s Stream, query func(*streamDoc) bson.D) (*streamDoc, []*Instance, error) {
+// readQuery is what read reads besides the stream document: the documents
+// of the channel collection selected by live and the tombstones selected by
+// gone (nil: none). gone is read when goneAlways is set, or else when the
+// stream document shows a write in flight: a deletion removes the live
+// document after writing the tombstone, so a read that missed a document
+// finds its tombstone, of a version above the one read.
+type readQuery struct {
+	live, gone bson.D
+	goneAlways bool
+}
+
+// read reads the stream document of s and then the documents selected by
+// query, retrying until both belong to the same version (see MongoStore).
+// It returns a nil stream document for a cold stream.
+func (m *MongoStore) read(ctx context.Context, s Stream, query func(*streamDoc) readQuery) (*streamDoc, []*Instance, error) {
 	coll := m.coll(s.Channel)
 	for attempt := 0; ; attempt++ {
 		sd, err := m.loadStream(ctx, coll, s)
@@ -653,20 +749,36 @@ func (m *MongoStore) read(ctx context.Context, s Stream, query func(*streamDoc) 
 		if sd == nil || !sd.Hot {
 			return nil, nil, nil
 		}
-		filter := query(sd)
-		if filter == nil {
+		q := query(sd)
+		if q.live == nil && q.gone == nil {
 			return sd, nil, nil
 		}
-		ins, newer, err := m.scan(ctx, coll, filter, sd.Version)
-		if err != nil {
-			return nil, nil, err
+		var ins []*Instance
+		newer := false
+		if q.live != nil {
+			if ins, newer, err = m.scan(ctx, coll, q.live, sd.Version); err != nil {
+				return nil, nil, err
+			}
+		}
+		goneRead := false
+		if !newer && q.gone != nil && (q.goneAlways || sd.Pending != 0) {
+			var tomb []*Instance
+			if tomb, newer, err = m.scan(ctx, m.gone(coll), q.gone, sd.Version); err != nil {
+				return nil, nil, err
+			}
+			ins = append(ins, tomb...)
+			goneRead = true
 		}
 		if !newer {
 			sd2, err := m.loadStream(ctx, coll, s)
 			if err != nil {
 				return nil, nil, err
 			}
-			if sameState(sd, sd2) {
+			// A write that started after the first read of the stream
+			// document shows in the second one (its pending marker, or its
+			// version), and it may have deleted documents the scan missed:
+			// without the tombstones read after the scan, read again.
+			if sameState(sd, sd2) && (sd2.Pending == 0 || goneRead || q.gone == nil) {
 				return sd, ins, nil
 			}
 		} else if m.writerDead(s, sd) {
@@ -684,8 +796,8 @@ func (m *MongoStore) read(ctx context.Context, s Stream, query func(*streamDoc) 
 	}
 }
 
-// scan reads the instance documents of filter. It stops early, with newer
-// set, at a document whose version exceeds version.
+// scan reads the instance documents of filter in coll. It stops early,
+// with newer set, at a document whose version exceeds version.
 func (m *MongoStore) scan(ctx context.Context, coll *mongo.Collection, filter bson.D, version int64) (ins []*Instance, newer bool, err error) {
 	cur, err := coll.Find(ctx, filter, options.Find().SetBatchSize(m.batchSize).
 		SetProjection(bson.D{{Key: keyID, Value: 0}, {Key: keyAnchor, Value: 0}, {Key: keyGen, Value: 0}}))

@@ -25,9 +25,36 @@ type applyStream struct {
 	stored map[Key]*Instance // affected instances as stored
 	dirty  map[Key]*Instance // instances to write, merged
 	end    int64             // version after the call
-	dts    int64             // change of the tombstone count
-	docs   [][]byte          // encoded documents of dirty
-	docIDs []string          // their _id values
+	dts    int64             // tombstones written
+
+	// The writes, from merge: documents to insert into the channel
+	// collection (instances it does not hold), to replace there, the _id
+	// values of documents to delete there, and the tombstones to insert
+	// into the tombstone collection.
+	inserts  [][]byte
+	replaces [][]byte
+	replIDs  []string
+	deletes  []string
+	tombs    []any
+}
+
+// deleteManyFrom is the number of deletions of one stream from which Apply
+// deletes the live documents with one DeleteMany by a list of _id values
+// instead of a DeleteOne each. FerretDB v1 answers a list by decoding and
+// matching every document of the collection in Go (about 20 ms for 60
+// documents on the test machine), and a bare _id by a scan in SQLite
+// (about a millisecond), so the list pays only for large deletions, such
+// as those of a whole thread.
+const deleteManyFrom = 64
+
+// ops returns the number of operations of st's writes in the channel
+// collection, the commit excluded.
+func (st *applyStream) ops() int {
+	n := len(st.inserts) + len(st.replaces)
+	if len(st.deletes) >= deleteManyFrom {
+		return n + 1 // one DeleteMany
+	}
+	return n + len(st.deletes)
 }
 
 // duplicateKey is MongoDB's error code for a duplicate key.
@@ -141,9 +168,36 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	if len(changed) == 0 {
 		return retry, nil
 	}
-	models, first := writeModels(changed, token)
-	stop, dup, counted, err := m.writeOrdered(ctx, coll, models)
-	if err == nil && counted == int64(len(models)) {
+	markers, models, first, want := writeModels(changed, token)
+	var tombs []any
+	for _, st := range changed {
+		tombs = append(tombs, st.tombs...)
+	}
+	var (
+		stop    int
+		dup     bool
+		counted int64
+	)
+	if len(tombs) == 0 {
+		stop, dup, counted, err = m.writeOrdered(ctx, coll, append(markers, models...))
+	} else {
+		// The markers first, then the tombstones, then the live documents:
+		// a reader that misses a deleted document finds its tombstone.
+		stop, dup, counted, err = m.writeOrdered(ctx, coll, markers)
+		if err == nil {
+			if _, err = m.gone(coll).InsertMany(ctx, tombs, options.InsertMany().SetOrdered(true)); err != nil {
+				m.setDead(changed, token)
+				return nil, fmt.Errorf("cache: mongo: apply to %s: write tombstones: %w", changed[0].s, err)
+			}
+			var n int64
+			stop, dup, n, err = m.writeOrdered(ctx, coll, models)
+			counted += n
+			if stop >= 0 {
+				stop += len(markers)
+			}
+		}
+	}
+	if err == nil && counted == want {
 		m.committed(ctx, coll, changed)
 		return retry, nil
 	}
@@ -153,19 +207,20 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 	}
 
 	// Some stream did not take the write. The writes stopped at the first
-	// failed operation: the streams before it were written in full, the
-	// one it belongs to in part, and those after it not at all (they hold
-	// their claims, which go: they are read and written again).
+	// failed operation: the streams whose operations all come before it
+	// were written in full; those whose marker comes after it not at all
+	// (they hold their claims, which go: they are read and written again);
+	// the others in part.
 	var written, half []*applyStream
 	for i, st := range changed {
-		switch lo, hi := first[i], first[i]+len(st.docs)+1; {
-		case stop > hi:
+		switch {
+		case stop > first[i]+st.ops():
 			written = append(written, st)
-		case stop < lo:
+		case stop <= i:
 			m.dropClaim(ctx, coll, st.s.Anchor, st.sd.Version)
 			retry = append(retry, st)
 		default:
-			half = append(half, st) // part of its documents, or not its commit
+			half = append(half, st) // its marker, part of its documents, or not its commit
 		}
 	}
 	if len(half) > 0 {
@@ -214,14 +269,14 @@ func (m *MongoStore) committed(ctx context.Context, coll *mongo.Collection, stre
 // opsPerWrite operations, and stops at the first failed operation. It
 // returns the index of that operation (len(models) if none; -1 if it is
 // not known), whether it failed on a duplicate key, and the number of
-// operations that matched or upserted a document.
+// documents the operations matched, upserted, inserted or deleted.
 func (m *MongoStore) writeOrdered(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) (stop int, dup bool, counted int64, err error) {
 	batch := m.opsPerWrite(ctx)
 	for lo := 0; lo < len(models); lo += batch {
 		hi := min(lo+batch, len(models))
 		res, err := coll.BulkWrite(ctx, models[lo:hi], options.BulkWrite().SetOrdered(true))
 		if err == nil {
-			counted += res.MatchedCount + res.UpsertedCount
+			counted += res.MatchedCount + res.UpsertedCount + res.InsertedCount + res.DeletedCount
 			continue
 		}
 		var bwe mongo.BulkWriteException
@@ -234,42 +289,62 @@ func (m *MongoStore) writeOrdered(ctx context.Context, coll *mongo.Collection, m
 	return len(models), false, counted, nil
 }
 
-// writeModels returns the operations of one ordered BulkWrite that locks,
-// writes and commits each of streams, whose moves from the versions read
-// are claimed, and the index of the first operation of each stream. Every
-// filter is a bare _id: FerretDB v1 looks those up by key, while any other
-// filter scans the collection, tombstones and all (issue 20); the claims
-// make conditions unneeded.
-func writeModels(streams []*applyStream, token string) ([]mongo.WriteModel, []int) {
+// writeModels returns the operations in the channel collection that lock,
+// write and commit each of streams, whose moves from the versions read are
+// claimed: the pending markers of all streams (one per stream, in order),
+// and then for each stream its documents and its commit. first holds the
+// index of each stream's first operation after the markers, counted from
+// the first marker, and want the number of documents the operations must
+// match, insert or delete. The tombstones go to the tombstone collection
+// between the markers and the rest.
+//
+// Every filter is a bare _id (or a list of them for many deletions, see
+// deleteManyFrom):
+// FerretDB v1 pushes only a bare _id down to SQLite, where the lookup
+// still reads the whole table (issue 20, see MongoStore), so the
+// collection is kept to the live state; the claims make conditions
+// unneeded. New documents are inserted, which FerretDB checks against the
+// unique index on _id without reading the table.
+func writeModels(streams []*applyStream, token string) (markers, models []mongo.WriteModel, first []int, want int64) {
 	now := time.Now()
-	n := 0
-	for _, st := range streams {
-		n += len(st.docs) + 2
-	}
-	models := make([]mongo.WriteModel, 0, n)
-	first := make([]int, len(streams))
+	markers = make([]mongo.WriteModel, len(streams))
+	first = make([]int, len(streams))
 	for i, st := range streams {
-		first[i] = len(models)
 		sid := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}}
 		// The pending marker: readers meeting documents of the new
-		// version know a write is in flight.
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(sid).
+		// version, or a missing document, know a write is in flight.
+		markers[i] = mongo.NewUpdateOneModel().SetFilter(sid).
 			SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: "p", Value: st.end}, {Key: "pw", Value: token}, {Key: "pt", Value: now.UnixMilli()}}},
 				{Key: "$max", Value: bson.D{{Key: "hi", Value: st.end}}},
-			}))
-		for i, doc := range st.docs {
-			models = append(models, mongo.NewReplaceOneModel().
-				SetFilter(bson.D{{Key: keyID, Value: st.docIDs[i]}}).SetReplacement(bson.Raw(doc)).SetUpsert(true))
+			})
+		want++
+		first[i] = len(streams) + len(models)
+		for _, doc := range st.inserts {
+			models = append(models, mongo.NewInsertOneModel().SetDocument(bson.Raw(doc)))
 		}
+		for j, doc := range st.replaces {
+			models = append(models, mongo.NewReplaceOneModel().
+				SetFilter(bson.D{{Key: keyID, Value: st.replIDs[j]}}).SetReplacement(bson.Raw(doc)).SetUpsert(true))
+		}
+		if len(st.deletes) >= deleteManyFrom {
+			models = append(models, mongo.NewDeleteManyModel().
+				SetFilter(bson.D{{Key: keyID, Value: bson.D{{Key: "$in", Value: st.deletes}}}}))
+		} else {
+			for _, id := range st.deletes {
+				models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: keyID, Value: id}}))
+			}
+		}
+		want += int64(len(st.inserts) + len(st.replaces) + len(st.deletes))
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(sid).
 			SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: "v", Value: st.end}, {Key: "p", Value: int64(0)},
 					{Key: "pw", Value: ""}, {Key: "pt", Value: int64(0)}, {Key: "t", Value: now}}},
 				{Key: "$inc", Value: bson.D{{Key: "ts", Value: st.dts}}},
 			}))
+		want++
 	}
-	return models, first
+	return markers, models, first, want
 }
 
 // readState reads the stream documents of streams and the stored instances
@@ -408,7 +483,7 @@ func (m *MongoStore) merge(writes []Write, out []Delta, st *applyStream) error {
 		cur[k] = in
 	}
 	st.dirty = make(map[Key]*Instance)
-	st.docs, st.docIDs, st.dts = nil, nil, 0
+	st.dts = 0
 	v := st.sd.Version
 	for _, wi := range st.writes {
 		next := uint64(v) + 1
@@ -429,19 +504,35 @@ func (m *MongoStore) merge(writes []Write, out []Delta, st *applyStream) error {
 		out[wi] = Delta{Stream: st.s, Version: uint64(v), Instances: delta}
 	}
 	st.end = v
+	st.inserts, st.replaces, st.replIDs, st.deletes, st.tombs = nil, nil, nil, nil, nil
 	for k, in := range st.dirty {
-		if old := st.stored[k]; old != nil && old.Deleted {
-			st.dts--
+		old := st.stored[k]
+		if !in.Deleted {
+			doc, err := encodeDoc(nil, st.s, st.sd.Gen, in)
+			if err != nil {
+				return err
+			}
+			if old == nil {
+				st.inserts = append(st.inserts, doc)
+			} else {
+				st.replaces = append(st.replaces, doc)
+				st.replIDs = append(st.replIDs, docID(st.s.Anchor, st.sd.Gen, k))
+			}
+			continue
 		}
-		if in.Deleted {
-			st.dts++
-		}
-		doc, err := encodeDoc(nil, st.s, st.sd.Gen, in)
+		// A deletion: the tombstone goes to the tombstone collection,
+		// also for an instance created and deleted within the call, and
+		// the live document goes. A tombstone of an earlier deletion of
+		// the key stays there, older: Since keeps the latest.
+		doc, err := encodeDocID(nil, tombstoneID(st.s.Anchor, st.sd.Gen, k, in.Version), st.s, st.sd.Gen, in)
 		if err != nil {
 			return err
 		}
-		st.docs = append(st.docs, doc)
-		st.docIDs = append(st.docIDs, docID(st.s.Anchor, st.sd.Gen, k))
+		st.tombs = append(st.tombs, bson.Raw(doc))
+		st.dts++
+		if old != nil {
+			st.deletes = append(st.deletes, docID(st.s.Anchor, st.sd.Gen, k))
+		}
 	}
 	return nil
 }
@@ -457,14 +548,16 @@ func (m *MongoStore) pruneAll(ctx context.Context, coll *mongo.Collection, strea
 
 // prune drops the older half of the tombstones of st and raises its
 // resume floor above them, as MemoryStore does. The floor rises before the
-// tombstones go, so that a concurrent Since notices. It runs after the
+// tombstones go, so that a concurrent Since notices. Tombstones of keys
+// created again since count until they are pruned. It runs after the
 // commit: errors are ignored, and a later write tries again.
 func (m *MongoStore) prune(ctx context.Context, coll *mongo.Collection, st *applyStream) {
+	gone := m.gone(coll)
 	tombstones := func(upTo int64) bson.D {
-		return bson.D{{Key: keyAnchor, Value: st.s.Anchor}, {Key: keyGen, Value: st.sd.Gen}, {Key: keyDeleted, Value: true},
+		return bson.D{{Key: keyAnchor, Value: st.s.Anchor}, {Key: keyGen, Value: st.sd.Gen},
 			{Key: keyVersion, Value: bson.D{{Key: "$lte", Value: upTo}}}}
 	}
-	cur, err := coll.Find(ctx, tombstones(st.end),
+	cur, err := gone.Find(ctx, tombstones(st.end),
 		options.Find().SetProjection(bson.D{{Key: keyVersion, Value: 1}, {Key: keyID, Value: 0}}).SetBatchSize(m.batchSize))
 	if err != nil {
 		return
@@ -480,16 +573,22 @@ func (m *MongoStore) prune(ctx context.Context, coll *mongo.Collection, st *appl
 	if err != nil {
 		return
 	}
+	stream := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}, {Key: "g", Value: st.sd.Gen}}
 	n := len(versions) - m.maxTombstones/2
 	if n <= 0 {
+		// The count was above what the tombstone collection holds (it
+		// included tombstones kept beside the live documents before they
+		// had a collection of their own): correct it, or every write
+		// would read the tombstones again. A deletion another store
+		// commits meanwhile may go uncounted until the next prune.
+		_, _ = coll.UpdateOne(ctx, stream, bson.D{{Key: "$set", Value: bson.D{{Key: "ts", Value: int64(len(versions))}}}})
 		return
 	}
 	cut := int64(nthSmallest(versions, n-1))
-	stream := bson.D{{Key: keyID, Value: streamDocID(st.s.Anchor)}, {Key: "g", Value: st.sd.Gen}}
 	if _, err := coll.UpdateOne(ctx, stream, bson.D{{Key: "$max", Value: bson.D{{Key: "floor", Value: cut + 1}}}}); err != nil {
 		return
 	}
-	res, err := coll.DeleteMany(ctx, tombstones(cut))
+	res, err := gone.DeleteMany(ctx, tombstones(cut))
 	if err != nil {
 		return
 	}

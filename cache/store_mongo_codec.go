@@ -214,9 +214,23 @@ func (e *TooLargeError) Error() string {
 // encodeDoc appends the document of in, stored in stream s at generation
 // gen, to dst.
 func encodeDoc(dst []byte, s Stream, gen int64, in *Instance) ([]byte, error) {
+	return encodeDocID(dst, docID(s.Anchor, gen, in.Key()), s, gen, in)
+}
+
+// tombstoneID returns the _id of a tombstone in the tombstone collection:
+// the instance's docID, '@' and the version of the deletion. The version
+// is the text after the last '@', so that the tombstones of one key
+// deleted several times (deleted, created again, deleted again) never
+// share an _id, and each is written with a plain insert.
+func tombstoneID(anchor string, gen int64, k Key, version uint64) string {
+	return docID(anchor, gen, k) + "@" + strconv.FormatUint(version, 10)
+}
+
+// encodeDocID is encodeDoc with the document's _id given.
+func encodeDocID(dst []byte, id string, s Stream, gen int64, in *Instance) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	dst = appendStringElem(dst, keyID, docID(s.Anchor, gen, in.Key()))
+	dst = appendStringElem(dst, keyID, id)
 	dst = appendStringElem(dst, keyAnchor, s.Anchor)
 	dst = appendInt64Elem(dst, keyGen, gen)
 	dst = appendInt64Elem(dst, keyVersion, int64(in.Version))

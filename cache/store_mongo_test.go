@@ -601,8 +601,8 @@ func TestMongoTombstonePruning(t *testing.T) {
 	if len(changes) != 2 || !changes[0].Deleted || !changes[1].Deleted {
 		t.Errorf("Since(recent version): %+v, want the last 2 tombstones", changes)
 	}
-	coll := db.Collection(st.CollectionName(s.Channel))
-	if dead, err := coll.CountDocuments(t.Context(), bson.D{{Key: "_d", Value: true}}); err != nil || dead > limit {
+	gone := db.Collection(st.TombstoneCollectionName(s.Channel))
+	if dead, err := gone.CountDocuments(t.Context(), bson.D{}); err != nil || dead > limit {
 		t.Errorf("%d tombstones stored (err %v), want at most %d", dead, err, limit)
 	}
 	if snap := mustSnapshot(t, st, s); len(snap.Instances) != 1 {
@@ -770,5 +770,197 @@ func TestMongoClaims(t *testing.T) {
 	mustFill(t, st, s, inst("a", "n", `0`))
 	if n := claims(); n != 0 {
 		t.Errorf("%d claims left after Fill, want 0", n)
+	}
+}
+
+// TestMongoTombstoneCollection checks that tombstones are kept apart from
+// the live state (issue 20: on FerretDB v1 a write costs more the more
+// documents its collection holds), and that a key deleted, created again
+// and deleted again reads back once, at its latest state.
+func TestMongoTombstoneCollection(t *testing.T) {
+	db := freshDB(t, testClient(t))
+	st := newMongoStore(t, db, cache.MongoOptions{})
+	s := cache.Stream{Channel: "gone", Anchor: "1"}
+	v0 := mustFill(t, st, s, inst("keep"), inst("a", "n", `1`), inst("b", "n", `1`))
+	del := func(ids ...string) cache.Delta {
+		t.Helper()
+		var ch []*cache.Instance
+		for _, id := range ids {
+			ch = append(ch, &cache.Instance{Type: "T", ID: id, Deleted: true})
+		}
+		return mustApply(t, st, s, ch...)
+	}
+	del("a", "b")
+	v2 := mustApply(t, st, s, inst("a", "n", `2`)).Version
+	// Created and deleted in one call: a tombstone, no live document.
+	ds, err := st.Apply(t.Context(), []cache.Write{{Stream: s, Changes: []*cache.Instance{inst("c", "n", `1`)}},
+		{Stream: s, Changes: []*cache.Instance{{Type: "T", ID: "c", Deleted: true}}}})
+	if err != nil || len(ds) != 2 || !ds[1].Instances[0].Deleted {
+		t.Fatalf("create and delete in one call: %+v, %v", ds, err)
+	}
+	v4 := del("a").Version
+
+	live := db.Collection(st.CollectionName(s.Channel))
+	if n, err := live.CountDocuments(t.Context(), bson.D{{Key: "_d", Value: true}}); err != nil || n != 0 {
+		t.Errorf("%d tombstones in the channel collection (err %v), want none", n, err)
+	}
+	if n, err := live.CountDocuments(t.Context(), bson.D{{Key: "_g", Value: bson.D{{Key: "$gte", Value: 0}}}}); err != nil || n != 1 {
+		t.Errorf("%d instance documents in the channel collection (err %v), want the 1 live one", n, err)
+	}
+	gone := db.Collection(st.TombstoneCollectionName(s.Channel))
+	if n, err := gone.CountDocuments(t.Context(), bson.D{}); err != nil || n != 4 {
+		t.Errorf("%d tombstones stored (err %v), want 4 (a twice, b, c)", n, err)
+	}
+	if snap := mustSnapshot(t, st, s); len(snap.Instances) != 1 || snap.Instances[0].ID != "keep" || snap.Version != v4 {
+		t.Errorf("snapshot: version %d, %+v; want version %d with only keep", snap.Version, snap.Instances, v4)
+	}
+	for _, c := range []struct {
+		from uint64
+		want map[string]bool // id → deleted
+	}{
+		{v0, map[string]bool{"a": true, "b": true, "c": true}},
+		{v2, map[string]bool{"a": true, "c": true}},
+		{v4 - 1, map[string]bool{"a": true}},
+		{v4, map[string]bool{}},
+	} {
+		changes, cur, ok, err := st.Since(t.Context(), s, c.from)
+		if err != nil || !ok || cur != v4 {
+			t.Fatalf("Since(%d): current %d, ok %v, err %v", c.from, cur, ok, err)
+		}
+		got := map[string]bool{}
+		for _, in := range changes {
+			if _, dup := got[in.ID]; dup {
+				t.Errorf("Since(%d): %s twice: %+v", c.from, in.ID, changes)
+			}
+			got[in.ID] = in.Deleted
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("Since(%d): %v (id: deleted), want %v", c.from, got, c.want)
+		}
+	}
+	if err := st.Expire(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := gone.CountDocuments(t.Context(), bson.D{}); err != nil || n != 0 {
+		t.Errorf("%d tombstones after Expire (err %v), want none", n, err)
+	}
+}
+
+// TestMongoConcurrentDeletes reads a stream while another store deletes
+// and creates instances in it again: a deletion removes the live document
+// of the channel collection after writing the tombstone to the tombstone
+// collection, and no Snapshot or Since may see the stream between the two.
+func TestMongoConcurrentDeletes(t *testing.T) {
+	db := freshDB(t, testClient(t))
+	writer := newMongoStore(t, db, cache.MongoOptions{MaxTombstones: 8})
+	reader := newMongoStore(t, db, cache.MongoOptions{})
+	s := cache.Stream{Channel: "toggle", Anchor: "1"}
+	const keys = 3
+	var initial []*cache.Instance
+	for i := range keys {
+		initial = append(initial, inst("k"+strconv.Itoa(i), "w", `0`))
+	}
+	v0 := mustFill(t, writer, s, append(initial, inst("static"))...)
+	writes := 150
+	if testing.Short() {
+		writes = 40
+	}
+	// Write w (from 1) deletes every key when odd, and creates them again
+	// with w when even, so that at version v0+w the keys are there, with
+	// w, exactly when w is even.
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	for r := range 2 {
+		wg.Go(func() {
+			for i := 0; !done.Load() && !t.Failed(); i++ {
+				if r == 1 && i%2 == 1 {
+					changes, cur, ok, err := reader.Since(t.Context(), s, v0)
+					if err != nil {
+						t.Errorf("Since: %v", err)
+						return
+					}
+					if !ok {
+						continue // pruned: the floor rose past v0
+					}
+					w := cur - v0
+					if w == 0 {
+						continue
+					}
+					if len(changes) != keys {
+						t.Errorf("Since(v0) at w=%d: %d changes, want %d: %+v", w, len(changes), keys, changes)
+						return
+					}
+					for _, in := range changes {
+						if in.Deleted != (w%2 == 1) || (!in.Deleted && string(in.Fields["w"]) != strconv.FormatUint(w, 10)) {
+							t.Errorf("Since(v0) at w=%d: %+v (inconsistent read)", w, in)
+							return
+						}
+					}
+				} else {
+					snap, err := reader.Snapshot(t.Context(), s)
+					if err != nil {
+						t.Errorf("Snapshot: %v", err)
+						return
+					}
+					w := snap.Version - v0
+					want := 1
+					if w%2 == 0 {
+						want += keys
+					}
+					if len(snap.Instances) != want {
+						t.Errorf("Snapshot at w=%d: %d instances, want %d (inconsistent read)", w, len(snap.Instances), want)
+						return
+					}
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	for w := 1; w <= writes && !t.Failed(); w++ {
+		var ch []*cache.Instance
+		for i := range keys {
+			if w%2 == 1 {
+				ch = append(ch, &cache.Instance{Type: "T", ID: "k" + strconv.Itoa(i), Deleted: true})
+			} else {
+				ch = append(ch, inst("k"+strconv.Itoa(i), "w", strconv.Itoa(w)))
+			}
+		}
+		if d := mustApply(t, writer, s, ch...); d.Cold || d.Version != v0+uint64(w) {
+			t.Fatalf("write %d: %+v, want version %d", w, d, v0+uint64(w))
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	t.Logf("%d writes, %d concurrent reads", writes, reads.Load())
+}
+
+// TestMongoTombstoneCountCorrected checks that a stream whose tombstone
+// count exceeds what its tombstone collection holds (tombstones kept
+// beside the live documents by an earlier version of the store) gets the
+// count corrected by its next prune instead of pruning on every write.
+func TestMongoTombstoneCountCorrected(t *testing.T) {
+	const limit = 4
+	db := freshDB(t, testClient(t))
+	st := newMongoStore(t, db, cache.MongoOptions{MaxTombstones: limit})
+	s := cache.Stream{Channel: "count", Anchor: "1"}
+	mustFill(t, st, s, inst("a"), inst("b"))
+	coll := db.Collection(st.CollectionName(s.Channel))
+	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: "s:" + s.Anchor}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "ts", Value: int64(900)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, st, s, &cache.Instance{Type: "T", ID: "a", Deleted: true})
+	var sd struct {
+		Tombstones int64 `bson:"ts"`
+	}
+	if err := coll.FindOne(t.Context(), bson.D{{Key: "_id", Value: "s:" + s.Anchor}}).Decode(&sd); err != nil {
+		t.Fatal(err)
+	}
+	if sd.Tombstones != 1 {
+		t.Errorf("tombstone count %d after the prune, want 1 (the one stored)", sd.Tombstones)
+	}
+	if changes, _, ok, err := st.Since(t.Context(), s, mustSnapshot(t, st, s).Version-1); err != nil || !ok || len(changes) != 1 || !changes[0].Deleted {
+		t.Errorf("Since before the delete: %+v, ok %v, err %v; want its tombstone", changes, ok, err)
 	}
 }
