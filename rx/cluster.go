@@ -568,8 +568,9 @@ func (e *engine) rehome(s *hotStream) {
 	}
 	ev.Initial = false
 	ev.memo = &memo{}
-	if ns.remote != nil && ev.Version > ns.version {
-		// The owner's deltas up to ev.Version are in ev.
+	if (ns.remote != nil || ns == s) && ev.Version > ns.version {
+		// The owner's deltas up to ev.Version are in ev (or, for a
+		// stream whose anchor is gone, the deletion bury wrote).
 		ns.version = ev.Version
 	}
 	for sub := range subs {
@@ -612,9 +613,22 @@ func (e *engine) bury(ctx context.Context, k cache.Stream) {
 // the stream is reloaded and reconciled with the database (or followed, if
 // the other node holds the lease now), and its subscribers get every change
 // in the store after the version they hold.
-func (e *engine) foreignWrite(s *hotStream, v uint64) bool {
+//
+// changed says whether this node's write changed the store. A write that
+// changed nothing gets the store's current version, which is this node's
+// own unless another node wrote since: one that also took itself for the
+// owner and applied the same commit first (each node applies every commit,
+// its own and, from their touches, the others'). The other node's versions
+// then reach this node's subscribers only through this check: the owner
+// does not listen to its stream's deltas, and nothing else tells it (issue
+// 20: a subscriber of the new owner missed the stale owner's last deltas).
+func (e *engine) foreignWrite(s *hotStream, v uint64, changed bool) bool {
 	c := e.h.cluster
-	if c == nil || c.lease == nil || s.remote != nil || e.degraded || v == s.version+1 {
+	own := s.version
+	if changed {
+		own++
+	}
+	if c == nil || c.lease == nil || s.remote != nil || e.degraded || v == own {
 		return false
 	}
 	c.foreign.Add(1)

@@ -250,8 +250,10 @@ func (o *outageRun) check(live []int) {
 	t.Logf("commits: node0 %d, node1 %d", o.commits[0], o.commits[1])
 }
 
-// diagnose logs, for a watcher that does not converge, whether fresh
-// subscriptions on each node are right: a wrong store, or lost deltas.
+// diagnose logs, for a watcher that does not converge, each node's view
+// of its stream (the version the engine holds, the store's, the role, the
+// lease's holder, the broker's state) and whether fresh subscriptions on
+// each node are right: a wrong store, or lost deltas.
 func (o *outageRun) diagnose(ref *gorm.DB) {
 	deadline := time.Now().Add(convergeWithin)
 	for _, wt := range o.watchers {
@@ -263,6 +265,7 @@ func (o *outageRun) diagnose(ref *gorm.DB) {
 				break
 			}
 			if time.Now().After(deadline) {
+				o.views(wt)
 				for i, n := range o.c.nodes {
 					f := &watcher{name: "probe", channel: wt.channel, params: wt.params, user: wt.user, chatID: wt.chatID}
 					f.start(o.t, n.hub, false)
@@ -278,6 +281,24 @@ func (o *outageRun) diagnose(ref *gorm.DB) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// views logs each node's view of wt's stream, and the versions wt holds.
+func (o *outageRun) views(wt *watcher) {
+	wt.mu.Lock()
+	held := wt.state.Versions()
+	wt.mu.Unlock()
+	o.t.Logf("%s (on node%d) holds versions %v", wt.name, o.on[wt], held)
+	anchor := strconv.Itoa(int(wt.chatID))
+	for i, n := range o.c.nodes {
+		v := rx.ViewStream(n.hub, wt.channel, anchor)
+		holder := "?"
+		if hs, err := n.broker.Holders(context.Background(), []string{v.Lease}); err == nil {
+			holder = hs[0]
+		}
+		o.t.Logf("node%d: hot %v owned %v parked %v subscribers %d; engine version %d, store version %d (%v); lease holder %q; broker down %v; outbox %+v",
+			i, v.Hot, v.Owned, v.Parked, v.Subs, v.Version, v.Store, v.StoreErr, holder, rx.BrokerDown(n.broker), n.hub.BrokerStats())
 	}
 }
 

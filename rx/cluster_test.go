@@ -43,6 +43,8 @@ type testCluster struct {
 	nodes    []*clusterNode
 	// reconcile is the nodes' Config.ReconcileInterval (0: the default).
 	reconcile time.Duration
+	// leaseTTL is the nodes' Config.LeaseTTL (0: 1 s).
+	leaseTTL time.Duration
 	// wrap, if set, wraps node i's store (fault injection).
 	wrap func(i int, s *cache.MongoStore) cache.Store
 	// logger, if set, receives node i's log.
@@ -83,7 +85,11 @@ func (c *testCluster) start(t *testing.T, i int) *clusterNode {
 	if c.wrap != nil {
 		st = c.wrap(i, store)
 	}
-	cfg := rx.Config{Store: st, Broker: b, NodeID: n.name, LeaseTTL: time.Second, ReconcileInterval: c.reconcile, ProbeInterval: 200 * time.Millisecond}
+	ttl := c.leaseTTL
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	cfg := rx.Config{Store: st, Broker: b, NodeID: n.name, LeaseTTL: ttl, ReconcileInterval: c.reconcile, ProbeInterval: 200 * time.Millisecond}
 	if c.logger != nil {
 		cfg.Logger = c.logger(i)
 	}

@@ -328,9 +328,12 @@ func (e *engine) store(ctx context.Context, writes []cache.Write, order []*hotSt
 			continue
 		}
 		if len(d.Instances) == 0 {
+			// Nothing changed here, but the store may have moved past
+			// this node's version: another node wrote the same change.
+			e.foreignWrite(s, d.Version, false)
 			continue
 		}
-		if e.foreignWrite(s, d.Version) {
+		if e.foreignWrite(s, d.Version, true) {
 			continue
 		}
 		from := s.version

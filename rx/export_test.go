@@ -16,3 +16,54 @@ func HoldRetries(h *Hub) <-chan func() {
 	})
 	return ch
 }
+
+// StreamView is a node's view of one of its streams, for the diagnostics
+// of a test whose subscriber did not converge.
+type StreamView struct {
+	// Hot: the engine holds the stream; Owned: as its owner (else it
+	// follows it); Parked: waiting for a reload to succeed.
+	Hot, Owned, Parked bool
+	// Version is the last version the engine handed to the stream's
+	// subscribers; Store the stream's version in the store.
+	Version, Store uint64
+	// Subs is the number of subscribers.
+	Subs int
+	// Lease is the stream's lease key (under the broker's prefix).
+	Lease string
+	// StoreErr is the error reading the store's version, if any.
+	StoreErr error
+}
+
+// ViewStream returns h's view of the stream of channel's anchor.
+func ViewStream(h *Hub, channel, anchor string) StreamView {
+	var v StreamView
+	_ = h.engine.call(context.Background(), func() {
+		e := h.engine
+		h.mu.RLock()
+		def := h.channels[channel]
+		h.mu.RUnlock()
+		if def == nil {
+			return
+		}
+		k := storeKey(def, anchor)
+		v.Lease = leaseKey(k)
+		if s := e.streams[k]; s != nil {
+			v.Hot, v.Owned, v.Version, v.Subs = true, s.remote == nil, s.version, len(s.subs)
+		}
+		for s := range e.parked {
+			if s.key == k {
+				v.Parked, v.Version, v.Subs = true, s.version, len(s.subs)
+			}
+		}
+		v.Store, v.StoreErr = e.storeVersion(context.Background(), k)
+	})
+	return v
+}
+
+// BrokerDown reports whether b takes Redis for unreachable (its
+// subscription connection failed and has not been confirmed since).
+func BrokerDown(b *RedisBroker) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.down
+}
