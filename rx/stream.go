@@ -480,6 +480,13 @@ func (e *engine) resync(s *hotStream) {
 	if err == nil {
 		var snap cache.Snapshot
 		snap, err = e.snapshot(ctx, ns.key)
+		if e.streams[ns.key] != ns {
+			// The store failed reading the snapshot and the fallback
+			// (storeFailed) dropped ns, which had no subscribers yet:
+			// reload s again, from the private cache.
+			e.resync(s)
+			return
+		}
 		if err == nil {
 			if ns.remote != nil && snap.Version > ns.version {
 				ns.version = snap.Version // the owner's deltas up to it are in snap
