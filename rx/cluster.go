@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,10 +84,19 @@ type cluster struct {
 	foreign atomic.Int64
 }
 
-// touchMsg carries one commit's touches to the other nodes.
+// touchMsg carries one commit's touches to the other nodes, or a resync:
+// the WAL consumer decoded a change with no row in it (TRUNCATE, ALTER
+// TABLE, a recreated slot) and every node reloads the streams of the
+// layers concerned. Both travel on one topic, through one outbox, so a
+// resync reaches each node after the touches decoded before it.
 type touchMsg struct {
 	Node    string      `json:"n"`
-	Touches [][3]string `json:"t"` // layer, id, relation ("" for the row)
+	Touches [][3]string `json:"t,omitempty"` // layer, id, relation ("" for the row)
+	// Resync names the layers whose streams to reload; ResyncAll reloads
+	// every stream. Nodes that predate them ignore the message (it has no
+	// touches).
+	Resync    []string `json:"r,omitempty"`
+	ResyncAll bool     `json:"ra,omitempty"`
 }
 
 // deltaMsg is what an owner publishes on a stream's topic.
@@ -170,14 +180,41 @@ func (c *cluster) sendTouches(ts []touch) {
 	c.publish(topicTouches, m)
 }
 
-// remoteTouches queues another node's commit. Layers this node does not
-// know (channels it did not register) are skipped.
+// sendResync tells the other nodes to reload the streams whose channel
+// includes one of layers (every stream for nil), as this node does.
+func (c *cluster) sendResync(layers map[*layer]bool) {
+	m := touchMsg{Node: c.node, ResyncAll: layers == nil}
+	for l := range layers {
+		m.Resync = append(m.Resync, l.name)
+	}
+	slices.Sort(m.Resync)
+	c.publish(topicTouches, m)
+}
+
+// remoteTouches queues another node's commit, or its resync. Layers this
+// node does not know (channels it did not register) are skipped.
 func (c *cluster) remoteTouches(b []byte) {
 	var m touchMsg
 	if err := json.Unmarshal(b, &m); err != nil || m.Node == c.node {
 		return
 	}
 	mdl := c.h.model
+	if m.ResyncAll || len(m.Resync) > 0 {
+		var layers map[*layer]bool
+		if !m.ResyncAll {
+			layers = map[*layer]bool{}
+			mdl.mu.Lock()
+			for _, name := range m.Resync {
+				if l := mdl.byName[name]; l != nil {
+					layers[l] = true
+				}
+			}
+			mdl.mu.Unlock()
+		}
+		e := c.h.engine
+		e.do(func() { e.resyncLayers(layers) })
+		return
+	}
 	mdl.mu.Lock()
 	ts := make([]touch, 0, len(m.Touches))
 	for _, t := range m.Touches {

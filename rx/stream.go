@@ -480,6 +480,13 @@ func (e *engine) resync(s *hotStream) {
 	if err == nil {
 		var snap cache.Snapshot
 		snap, err = e.snapshot(ctx, ns.key)
+		if e.streams[ns.key] != ns {
+			// The store failed reading the snapshot and the fallback
+			// (storeFailed) dropped ns, which had no subscribers yet:
+			// reload s again, from the private cache.
+			e.resync(s)
+			return
+		}
 		if err == nil {
 			if ns.remote != nil && snap.Version > ns.version {
 				ns.version = snap.Version // the owner's deltas up to it are in snap
@@ -503,6 +510,38 @@ func (e *engine) resync(s *hotStream) {
 		e.logf("rx: reloading %s failed; its subscribers wait for a retry every %v: %v", s.key, e.h.cfg.ProbeInterval, err)
 	}
 	e.park(s)
+}
+
+// resyncLayers reloads the hot streams whose channel includes one of
+// layers (every one for nil) and refreshes the list subscriptions: the
+// database changed with no row to tell which (a WAL TRUNCATE, ALTER TABLE
+// or recreated slot, here or on the node consuming the slot). Subscribers
+// get a fresh snapshot. An owned stream without subscribers here is let go
+// (evict) instead of being dropped with its lease: the nodes following it
+// take it over at once and reload it, rather than keep the stale state
+// until the lease runs out.
+func (e *engine) resyncLayers(layers map[*layer]bool) {
+	var ss []*hotStream
+	for _, s := range e.hotStreams() {
+		if layers == nil {
+			ss = append(ss, s)
+			continue
+		}
+		for l := range layers {
+			if s.def.hasLayer[l] {
+				ss = append(ss, s)
+				break
+			}
+		}
+	}
+	for _, s := range ss {
+		if len(s.subs) == 0 && s.remote == nil {
+			e.evict(s)
+			continue
+		}
+		e.resync(s)
+	}
+	e.refreshLists()
 }
 
 // park keeps a stream that could not be reloaded, with its subscribers,

@@ -327,16 +327,31 @@ func (h *Hub) Subscribe(ctx context.Context, channel string, params any, user Us
 // attach adds sub to the stream of anchor a and delivers its first event.
 // On list channels a vanished anchor is skipped.
 func (e *engine) attach(ctx context.Context, sub *Subscription, a string, since map[string]uint64) error {
-	s, err := e.hot(ctx, sub.def, a)
-	if err != nil {
-		if sub.def.many && isNotFound(err) {
-			return nil
+	var s *hotStream
+	var ev *Event
+	for try := 0; ; try++ {
+		var err error
+		s, err = e.hot(ctx, sub.def, a)
+		if err != nil {
+			if sub.def.many && isNotFound(err) {
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	ev, err := e.h.initialEvent(ctx, s, since)
-	if err != nil {
-		return err
+		ev, err = e.h.initialEvent(ctx, s, since)
+		if e.streams[s.key] != s && try < 3 {
+			// The store failed while the first event was read, and the
+			// fallback (storeFailed) replaced every hot stream, s too:
+			// attached to s, the subscriber would hear nothing more, even
+			// after the rejoin (TestClusterStoreTimeoutOnResume; one way
+			// TestWALKill9's list client could stay stale). Attach to the
+			// stream that replaced it.
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	s.subs[sub] = struct{}{}
 	sub.streams = append(sub.streams, s)

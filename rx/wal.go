@@ -598,29 +598,15 @@ func (w *walSource) confirmLoop(ctx context.Context, done chan struct{}) {
 
 // resyncAll reloads every stream whose channel includes one of layers (all
 // of them for nil) and the list subscriptions, on the engine goroutine
-// after everything queued before.
+// after everything queued before. In a cluster every node does: the
+// streams other nodes own or follow, and their lists, were changed too.
 func (w *walSource) resyncAll(layers map[*layer]bool) {
 	w.resyncs.Add(1)
 	e := w.h.engine
-	e.do(func() {
-		var ss []*hotStream
-		for _, s := range e.streams {
-			if layers == nil {
-				ss = append(ss, s)
-				continue
-			}
-			for l := range layers {
-				if s.def.hasLayer[l] {
-					ss = append(ss, s)
-					break
-				}
-			}
-		}
-		for _, s := range ss {
-			e.resync(s)
-		}
-		e.refreshLists()
-	})
+	e.do(func() { e.resyncLayers(layers) })
+	if c := w.h.cluster; c != nil {
+		c.sendResync(layers)
+	}
 }
 
 // walDecoder turns pgoutput messages into engine batches.
