@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/rx"
 )
@@ -152,22 +151,18 @@ func (s *session) sent(size int, rest []outItem) {
 	}
 }
 
-// delta is a stream's delta frame, prepared once for every socket.
+// delta is a stream's delta frame, framed once for every socket.
 type delta struct {
-	pm   *websocket.PreparedMessage
-	size int
+	frame []byte // a textFrame
+	size  int    // bytes of the message
 }
 
 // deltaMessage returns the prepared delta frame of ev, encoding it on
 // first use.
 func deltaMessage(channel string, ev *rx.Event) *delta {
 	d, _ := ev.Memo(func(ev *rx.Event) any {
-		frame := deltaFrame(channel, ev.Anchor, ev.Version, ev.From, ev.Instances)
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
-		if err != nil {
-			return (*delta)(nil)
-		}
-		return &delta{pm, len(frame)}
+		msg := deltaFrame(channel, ev.Anchor, ev.Version, ev.From, ev.Instances)
+		return &delta{textFrame(msg), len(msg)}
 	}).(*delta)
 	return d
 }

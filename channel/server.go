@@ -266,14 +266,11 @@ func (s *Server) each(f func(*session)) {
 
 // system forwards a hub broadcast to every authenticated socket.
 func (s *Server) system(msg json.RawMessage) {
-	frame := systemFrame(msg)
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
-	if err != nil {
-		return
-	}
+	m := systemFrame(msg)
+	f := textFrame(m)
 	s.each(func(x *session) {
 		if x.ready() {
-			x.enqueue(outItem{pm: pm, size: len(frame)})
+			x.enqueue(outItem{frame: f, size: len(m)})
 		}
 	})
 }

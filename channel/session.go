@@ -69,17 +69,17 @@ type subState struct {
 	rs      *rx.Subscription
 }
 
-// outItem is one frame to write: ready bytes, a shared prepared frame (a
-// delta, encoded once per stream and version, or a system message), or a
-// snapshot the writer encodes in batches. size is its bytes on the wire
+// outItem is one frame to write: ready bytes, a shared frame (a delta,
+// encoded and framed once per stream and version, or a system message: see
+// frame.go), or a snapshot the writer encodes in batches. size is its bytes on the wire
 // (estimated for snapshots), counted against Options.SendBudget.
 type outItem struct {
-	data []byte
-	pm   *websocket.PreparedMessage
-	ev   *rx.Event
-	sub  *subState
-	size int
-	at   time.Time // a delta's rx.Event.Committed, for Observer
+	data  []byte
+	frame []byte // a textFrame
+	ev    *rx.Event
+	sub   *subState
+	size  int
+	at    time.Time // a delta's rx.Event.Committed, for Observer
 }
 
 // dataItem is a frame of ready bytes.
@@ -453,7 +453,7 @@ func (s *session) deliver(st *subState, ev *rx.Event) bool {
 				s.kill(CloseSlowClient, "internal error; resume")
 				return true
 			}
-			s.enqueue(outItem{pm: d.pm, size: d.size, at: ev.Committed})
+			s.enqueue(outItem{frame: d.frame, size: d.size, at: ev.Committed})
 		}
 	}
 	return true
@@ -583,9 +583,9 @@ func (s *session) write(it outItem) error {
 	now := time.Now()
 	_ = s.conn.SetWriteDeadline(now.Add(s.srv.opts.WriteTimeout))
 	switch {
-	case it.pm != nil:
+	case it.frame != nil:
 		s.srv.sentFrame(it.size, it.at, now)
-		return s.conn.WritePreparedMessage(it.pm)
+		return s.writeFrame(it.frame, now.Add(s.srv.opts.WriteTimeout))
 	case it.data != nil:
 		s.srv.sentFrame(len(it.data), time.Time{}, now)
 		return s.conn.WriteMessage(websocket.TextMessage, it.data)
@@ -598,13 +598,9 @@ func (s *session) write(it outItem) error {
 			frame := snapshotFrame(it.sub.id, ev.Anchor, ev.Version, ev.Snapshot && first, len(insts) > 0, batch)
 			// A batch is tens of KB: WriteMessage would send it as
 			// fragments of the 4 KiB write buffer, one syscall each; a
-			// prepared message goes out in one.
-			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, frame)
-			if err != nil {
-				return err
-			}
+			// frame goes out in one.
 			s.srv.sentFrame(len(frame), time.Time{}, now)
-			if err := s.conn.WritePreparedMessage(pm); err != nil {
+			if err := s.writeFrame(textFrame(frame), now.Add(s.srv.opts.WriteTimeout)); err != nil {
 				return err
 			}
 		}
