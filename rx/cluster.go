@@ -73,16 +73,54 @@ type cluster struct {
 	out *outbox
 
 	mu sync.Mutex
-	// roles of the streams hot here: true owned, false followed. Kept
-	// apart from the engine so that renewing leases never waits for it.
-	roles map[cache.Stream]bool // guarded by mu
+	// roles of the streams hot here, or being loaded here under their
+	// lease. Kept apart from the engine so that renewing leases never
+	// waits for it.
+	roles map[cache.Stream]role // guarded by mu
+	// moves counts each stream's recent changes of owner seen here, for
+	// the warning of noteMove.
+	moves map[cache.Stream]*moveCount // guarded by mu
 
 	unsub func()
 
 	// foreign counts the writes of other nodes found on streams owned here
 	// (foreignWrite).
 	foreign atomic.Int64
+	// moved counts the changes of owner of streams hot here that the
+	// renewal rounds found (noteMove).
+	moved atomic.Int64
 }
+
+// role is what a node does with a stream.
+type role uint8
+
+const (
+	// roleFollowed: another node owns the stream; this one follows it.
+	roleFollowed role = iota
+	// roleOwned: this node holds the lease and has loaded the stream.
+	roleOwned
+	// roleLoading: this node took the lease and is loading the stream.
+	// The renewal rounds renew its lease, so that a load that outlasts
+	// LeaseTTL keeps it (issue 20: before, nothing renewed it, another
+	// node took it over, and the stream bounced between the nodes), but
+	// not its ready mark: followers wait until the load ends.
+	roleLoading
+)
+
+// moveCount is a stream's count of owner changes since start.
+type moveCount struct {
+	start  time.Time
+	n      int
+	warned bool
+}
+
+// A stream whose owner changes more than moveWarn times within
+// moveWindow leases is logged once per window: each change stalls the
+// engines of the nodes involved while they load or wait for the stream.
+const (
+	moveWarn   = 5
+	moveWindow = 20
+)
 
 // touchMsg carries one commit's touches to the other nodes, or a resync:
 // the WAL consumer decoded a change with no row in it (TRUNCATE, ALTER
@@ -119,7 +157,7 @@ func newCluster(h *Hub) (*cluster, error) {
 		_, _ = rand.Read(b[:])
 		node = hex.EncodeToString(b[:])
 	}
-	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, out: newOutbox(h.broker, h.log, "commits", h.cfg.BrokerQueue), roles: map[cache.Stream]bool{}}
+	c := &cluster{h: h, node: node, ttl: h.cfg.LeaseTTL, out: newOutbox(h.broker, h.log, "commits", h.cfg.BrokerQueue), roles: map[cache.Stream]role{}, moves: map[cache.Stream]*moveCount{}}
 	if l, ok := h.broker.(Leaser); ok {
 		if s, ok := h.store.(SharedStore); ok && s.SharedAcrossNodes() {
 			c.lease = l
@@ -303,8 +341,14 @@ func (c *cluster) ready(ctx context.Context, s *hotStream) {
 	c.publish(deltaTopic(s.key), deltaMsg{Version: s.version, Reset: true})
 }
 
-// renew renews the leases of owned streams and tries to take over the
-// followed ones whose owner is gone, every third of the lease time.
+// renew renews the leases of owned streams and of those being loaded, and
+// looks for followed streams whose owner is gone, every third of the
+// lease time. It takes no lease of a followed stream itself: the engine
+// does, right before it loads the stream (takeOver). A lease taken here
+// would be held, and renewed, while the engine may be busy elsewhere, for
+// example waiting for another node to load a stream whose lease that node
+// took the same way: both engines then waited for each other until
+// ownerWait ran out (issue 20's hang under CPU starvation).
 func (c *cluster) renew() {
 	t := time.NewTicker(c.ttl / 3)
 	defer t.Stop()
@@ -315,33 +359,51 @@ func (c *cluster) renew() {
 			return
 		case <-t.C:
 		}
-		owned, followed := c.streams()
-		keys := make([]string, 0, 2*len(owned)+len(followed))
+		owned, loading, followed := c.streams()
+		keys := make([]string, 0, 2*len(owned)+len(loading))
 		for _, k := range owned {
 			keys = append(keys, leaseKey(k), readyKey(k, c.node))
 		}
-		for _, k := range followed {
+		for _, k := range loading {
 			keys = append(keys, leaseKey(k))
 		}
 		ctx, cancel := context.WithTimeout(c.h.ctx, c.ttl/3)
 		hs, err := c.lease.Lease(ctx, c.node, c.ttl, keys)
+		var free []string
+		if err == nil && len(followed) > 0 {
+			fkeys := make([]string, len(followed))
+			for i, k := range followed {
+				fkeys[i] = leaseKey(k)
+			}
+			free, err = c.lease.Holders(ctx, fkeys)
+		}
 		cancel()
 		if err != nil {
 			continue // the broker reports the outage; recovery rehomes
 		}
-		var moved []cache.Stream
+		// A stream still loading whose lease was lost all the same (the
+		// rounds failed for a lease time) is seen once it is owned.
+		var lost, orphans []cache.Stream
 		for i, k := range owned {
 			if hs[2*i] != c.node {
-				moved = append(moved, k) // lost: follow the new owner
+				lost = append(lost, k) // follow the new owner
 			}
 		}
 		for i, k := range followed {
-			if hs[2*len(owned)+i] == c.node {
-				moved = append(moved, k) // the owner is gone: take over
+			if free[i] == "" {
+				orphans = append(orphans, k) // the owner is gone
 			}
 		}
+		for _, k := range lost {
+			c.noteMove(k)
+		}
 		e.do(func() {
-			for _, k := range moved {
+			// Orphans first: a node that takes a stream over loads it
+			// before it waits for any other node.
+			for _, k := range orphans {
+				e.takeOver(k)
+			}
+			for _, k := range lost {
 				if s := e.streams[k]; s != nil {
 					e.rehome(s)
 				}
@@ -351,10 +413,68 @@ func (c *cluster) renew() {
 	}
 }
 
+// takeOver re-establishes the followed stream k, whose lease was free at
+// the last renewal round, if this node now gets its lease.
+func (e *engine) takeOver(k cache.Stream) {
+	c := e.h.cluster
+	s := e.streams[k]
+	if s == nil || s.remote == nil || e.degraded {
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx(), c.ttl/3)
+	own, err := c.acquire(ctx, k)
+	cancel()
+	if err != nil || !own {
+		return // another node took it: its reset reaches the followers
+	}
+	c.noteMove(k)
+	e.rehome(s) // hot renews the lease just taken, and loads
+}
+
+// noteMove counts a change of k's owner and logs a warning when k has
+// changed owner more than moveWarn times within moveWindow lease times.
+func (c *cluster) noteMove(k cache.Stream) {
+	c.moved.Add(1)
+	now := time.Now()
+	window := moveWindow * c.ttl
+	c.mu.Lock()
+	m := c.moves[k]
+	if m == nil || now.Sub(m.start) > window {
+		m = &moveCount{start: now}
+		c.moves[k] = m
+	}
+	m.n++
+	warn := m.n > moveWarn && !m.warned
+	if warn {
+		m.warned = true
+	}
+	for x, o := range c.moves {
+		if now.Sub(o.start) > window {
+			delete(c.moves, x)
+		}
+	}
+	c.mu.Unlock()
+	if warn {
+		c.h.log.Warn("rx: a stream keeps changing owner; each move stalls the nodes' engines while they load it or wait for it (loads slower than LeaseTTL? an overloaded broker?)", "stream", k, "moves", m.n, "within", window)
+	}
+}
+
 // setRole records that k is hot here, owned or followed.
 func (c *cluster) setRole(k cache.Stream, owned bool) {
+	r := roleFollowed
+	if owned {
+		r = roleOwned
+	}
 	c.mu.Lock()
-	c.roles[k] = owned
+	c.roles[k] = r
+	c.mu.Unlock()
+}
+
+// loading records that this node took k's lease and is loading k: the
+// renewal rounds renew the lease until setRole or forget.
+func (c *cluster) loading(k cache.Stream) {
+	c.mu.Lock()
+	c.roles[k] = roleLoading
 	c.mu.Unlock()
 }
 
@@ -365,25 +485,38 @@ func (c *cluster) forget(k cache.Stream) {
 	c.mu.Unlock()
 }
 
-// streams lists the streams hot here by role.
-func (c *cluster) streams() (owned, followed []cache.Stream) {
+// forgetLoading forgets k if it is still marked as loading: its load
+// failed.
+func (c *cluster) forgetLoading(k cache.Stream) {
+	c.mu.Lock()
+	if c.roles[k] == roleLoading {
+		delete(c.roles, k)
+	}
+	c.mu.Unlock()
+}
+
+// streams lists the streams hot or loading here by role.
+func (c *cluster) streams() (owned, loading, followed []cache.Stream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, o := range c.roles {
-		if o {
+	for k, r := range c.roles {
+		switch r {
+		case roleOwned:
 			owned = append(owned, k)
-		} else {
+		case roleLoading:
+			loading = append(loading, k)
+		default:
 			followed = append(followed, k)
 		}
 	}
-	return owned, followed
+	return owned, loading, followed
 }
 
 // close releases the owned streams so that followers take them over at
 // once, and stops the publisher.
 func (c *cluster) close() {
 	c.unsub()
-	owned, _ := c.streams()
+	owned, _, _ := c.streams()
 	if c.lease != nil && len(owned) > 0 {
 		keys := make([]string, 0, 2*len(owned))
 		for _, k := range owned {
@@ -408,7 +541,7 @@ func (c *cluster) close() {
 // followers, who take the streams over at once, and forgets every role, so
 // that the renewal loop holds nothing until the node rejoins.
 func (c *cluster) leave() {
-	owned, _ := c.streams()
+	owned, _, _ := c.streams()
 	c.mu.Lock()
 	clear(c.roles)
 	c.mu.Unlock()
@@ -480,6 +613,9 @@ func (e *engine) follow(ctx context.Context, def *channelDef, anchorID string, k
 	if err != nil {
 		unsub()
 		return nil, err
+	}
+	if silent {
+		e.h.log.Warn("rx: the owner of a stream did not mark it ready in time; following it from the store as it is", "stream", k, "waited", c.ownerWait())
 	}
 	s.version = v
 	s.used = time.Now()

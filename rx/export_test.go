@@ -67,3 +67,28 @@ func BrokerDown(b *RedisBroker) bool {
 	defer b.mu.Unlock()
 	return b.down
 }
+
+// Rehome re-establishes h's stream of channel's anchor on h's engine, as
+// a renewal round or a reconcile does, and returns when it is done.
+func Rehome(h *Hub, channel, anchor string) {
+	_ = h.engine.call(context.Background(), func() {
+		h.mu.RLock()
+		def := h.channels[channel]
+		h.mu.RUnlock()
+		if def == nil {
+			return
+		}
+		if s := h.engine.streams[storeKey(def, anchor)]; s != nil {
+			h.engine.rehome(s)
+		}
+	})
+}
+
+// LeaseMoves returns how many changes of a stream's owner h's renewal
+// rounds have found.
+func LeaseMoves(h *Hub) int64 {
+	if h.cluster == nil {
+		return 0
+	}
+	return h.cluster.moved.Load()
+}

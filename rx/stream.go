@@ -312,7 +312,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		s.used = time.Now()
 		return s, nil
 	}
-	unowned := false
+	unowned, leased := false, false
 	if c := e.h.cluster; c != nil && c.lease != nil && !e.degraded {
 		// The wait for an owner is bounded as a whole (issue 20): past
 		// it, the stream is served from here, unowned, as during a
@@ -321,6 +321,13 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		deadline := time.Now().Add(c.ownerWait())
 		for {
 			own, err := c.acquire(ctx, key)
+			if own {
+				// The renewal rounds keep the lease while the stream
+				// loads, however long that takes (issue 20).
+				c.loading(key)
+				defer c.forgetLoading(key)
+				leased = true
+			}
 			if err != nil || own {
 				// Owned, or the broker is unreachable: serve it from here;
 				// once the broker is back, rehomeAll settles the owner.
@@ -338,6 +345,7 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 		}
 	}
 	s := newHotStream(key, def, anchorID)
+	start := time.Now()
 	insts, err := e.expand(ctx, s, []ikey{s.anchor})
 	if err != nil {
 		e.dropGraph(s)
@@ -362,6 +370,9 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 	s.version = v
 	s.used = time.Now()
 	s.loaded = s.used
+	if c := e.h.cluster; leased && s.used.Sub(start) > c.ttl {
+		e.h.log.Warn("rx: loading a stream took longer than LeaseTTL; its lease was renewed meanwhile, and other nodes waited for it", "stream", key, "took", s.used.Sub(start).Round(time.Millisecond), "lease", c.ttl)
+	}
 	e.streams[key] = s
 	e.h.stats.coldLoads.Add(1)
 	for _, l := range def.layers {
