@@ -324,13 +324,26 @@ func installProbe(t testing.TB, db *gorm.DB) *readProbe {
 		if !p.on {
 			return
 		}
-		r := probeRead{table: tx.Statement.Table, sql: strings.NewReplacer("`", "", `"`, "").Replace(tx.Statement.SQL.String())}
-		for _, v := range tx.Statement.Vars {
-			r.vars = append(r.vars, fmt.Sprint(v))
-		}
-		p.reads = append(p.reads, r)
+		p.record(tx.Statement.Table, tx.Statement.SQL.String(), tx.Statement.Vars)
 	}))
+	rx.OnRowRead(t, db, func(_ context.Context, table, sql string, vars []any) string {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.on {
+			p.record(table, sql, vars)
+		}
+		return sql
+	})
 	return p
+}
+
+// record notes one read; p.mu is held.
+func (p *readProbe) record(table, sql string, vars []any) {
+	r := probeRead{table: table, sql: strings.NewReplacer("`", "", `"`, "").Replace(sql)}
+	for _, v := range vars {
+		r.vars = append(r.vars, fmt.Sprint(v))
+	}
+	p.reads = append(p.reads, r)
 }
 
 // start clears the record and starts recording.

@@ -280,7 +280,7 @@ func TestClusterColdLoadOnce(t *testing.T) {
 	c := newTestCluster(t, base, redisAddr(), 2)
 	var counts []interface{ Load() int64 }
 	for _, n := range c.nodes {
-		counts = append(counts, countQueries(n.db, "messages"))
+		counts = append(counts, countQueries(t, n.db, "messages"))
 	}
 	var wg sync.WaitGroup
 	subs := make([]*rx.Subscription, 2)

@@ -235,25 +235,22 @@ func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) (faults, dr
 	// The read names a table that does not exist, so the database itself
 	// fails it.
 	var failing, failed atomic.Int64
-	err := db.Callback().Query().Before("gorm:query").Register("conv:fault", func(tx *gorm.DB) {
-		if tx.Statement.Context.Done() == nil || tx.Statement.Table == "" {
-			return
+	onQuery(t, db, "conv:fault", func(ctx context.Context, table string) string {
+		if ctx.Done() == nil || table == "" {
+			return table
 		}
 		for {
 			n := failing.Load()
 			if n <= 0 {
-				return
+				return table
 			}
 			if failing.CompareAndSwap(n, n-1) {
 				break
 			}
 		}
 		failed.Add(1)
-		tx.Statement.Table += "_gone"
+		return table + "_gone"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The engine logs each failed read; the test counts them instead.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h, err := rx.New(db, rx.Config{ProbeInterval: 20 * time.Millisecond, Logger: quiet})

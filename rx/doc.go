@@ -101,7 +101,10 @@
 //
 // # Routing
 //
-// After a commit the engine re-reads the touched rows in bulk. For each row
+// After a commit the engine re-reads the touched rows in bulk (through the
+// Hub's *gorm.DB with hooks skipped; a single row by a query built once per
+// model and sent to the connection pool directly, which GORM's logger sees
+// but callback-based plugins such as tracers do not). For each row
 // the state model knows every path from an anchor layer to the row's layer,
 // so it finds every hot stream (channel and anchor) that holds the row, or
 // now should (a foreign key that moved touches the old and the new parent;

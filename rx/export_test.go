@@ -2,7 +2,12 @@ package rx
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"testing"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // HoldRetries makes h's engine hand each retry of a failed batch to the
@@ -92,3 +97,20 @@ func LeaseMoves(h *Hub) int64 {
 	}
 	return h.cluster.moved.Load()
 }
+
+// OnRowRead calls f for each one-row read the engine makes on db (or a
+// session of it) straight through the connection pool, which GORM's
+// callbacks do not see, until the test ends: f gets the read's context,
+// table, SQL and arguments, and returns the SQL to run instead.
+func OnRowRead(t testing.TB, db *gorm.DB, f func(ctx context.Context, table, sql string, vars []any) string) {
+	rowReadMu.Lock()
+	defer rowReadMu.Unlock()
+	var hooks []rowReadHook
+	if v, ok := rowReadHooks.Load(db.Dialector); ok {
+		hooks = v.([]rowReadHook)
+	}
+	rowReadHooks.Store(db.Dialector, append(slices.Clip(hooks), f))
+	t.Cleanup(func() { rowReadHooks.Delete(db.Dialector) })
+}
+
+var rowReadMu sync.Mutex

@@ -38,9 +38,9 @@ type relTableFault struct {
 
 func relFault(t *testing.T, db *gorm.DB, table string, failAt, healAt int64) *relTableFault {
 	f := &relTableFault{table: table, plain: reopen(t, db), failAt: failAt, healAt: healAt}
-	err := db.Callback().Query().Before("gorm:query").Register("rel:fault:"+table, func(tx *gorm.DB) {
-		if !f.armed.Load() || tx.Statement.Table != table {
-			return
+	onQuery(t, db, "rel:fault:"+table, func(_ context.Context, tb string) string {
+		if !f.armed.Load() || tb != table {
+			return tb
 		}
 		switch n := f.reads.Add(1); {
 		case n == f.failAt:
@@ -48,10 +48,8 @@ func relFault(t *testing.T, db *gorm.DB, table string, failAt, healAt int64) *re
 		case n == f.healAt:
 			f.rename(false)
 		}
+		return tb
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return f
 }
 

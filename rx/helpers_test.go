@@ -3,6 +3,7 @@ package rx_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,4 +144,24 @@ func dump(ev *rx.Event) string {
 	}
 	b, _ := json.Marshal(map[string]any{"anchor": ev.Anchor, "version": ev.Version, "snapshot": ev.Snapshot, "instances": out})
 	return string(b)
+}
+
+// onQuery registers f on db as a GORM query callback named name (before
+// gorm:query) and as a hook of the engine's one-row reads, which pass
+// GORM's callbacks: f gets each query's context and table and returns the
+// table to query, another name making the database fail the query.
+func onQuery(t testing.TB, db *gorm.DB, name string, f func(ctx context.Context, table string) string) {
+	t.Helper()
+	err := db.Callback().Query().Before("gorm:query").Register(name, func(tx *gorm.DB) {
+		tx.Statement.Table = f(tx.Statement.Context, tx.Statement.Table)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx.OnRowRead(t, db, func(ctx context.Context, table, sql string, _ []any) string {
+		if to := f(ctx, table); to != table {
+			return strings.ReplaceAll(sql, table, to)
+		}
+		return sql
+	})
 }

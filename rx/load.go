@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync"
+	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/schema"
 )
 
@@ -35,6 +38,11 @@ type member struct {
 // readRows reads rows of l by primary key. Missing ids are absent from the
 // result (deleted, soft-deleted or never existed).
 func readRows(ctx context.Context, db *gorm.DB, l *layer, ids []string) (map[string]*row, error) {
+	if len(ids) == 1 {
+		if q := l.oneRowSQL(db); q != "" {
+			return readOneRow(ctx, db, l, q, ids[0])
+		}
+	}
 	out := make(map[string]*row, len(ids))
 	for start := 0; start < len(ids); start += chunkSize {
 		end := min(start+chunkSize, len(ids))
@@ -54,6 +62,109 @@ func readRows(ctx context.Context, db *gorm.DB, l *layer, ids []string) (map[str
 	}
 	return out, nil
 }
+
+// oneRowSQL returns the query that reads one row of l by primary key, as
+// GORM builds it for readRows (soft-delete conditions included), or "" when
+// it has other arguments than the key. It is built once per layer: the
+// engine re-reads one row per commit, and building the statement through
+// GORM each time made most of a commit's garbage, whose collections were
+// the latency tail under load (docs/BENCHMARKS.md).
+func (l *layer) oneRowSQL(db *gorm.DB) string {
+	l.one.Do(func() {
+		// Built as GORM's query callback builds it, without running the
+		// callbacks (which would see a query that never runs).
+		tx := db.Session(&gorm.Session{DryRun: true}).Where(map[string]any{l.pk.DBName: keyArgs(l.pk, []string{"0"})[0]})
+		dest := reflect.New(reflect.SliceOf(l.typ)).Interface()
+		tx.Statement.Model, tx.Statement.Dest = dest, dest
+		tx.Statement.BuildClauses = db.Callback().Query().Clauses
+		if err := tx.Statement.Parse(dest); err != nil {
+			return
+		}
+		callbacks.BuildQuerySQL(tx)
+		if tx.Error == nil && len(tx.Statement.Vars) == 1 {
+			l.oneSQL = tx.Statement.SQL.String()
+		}
+	})
+	return l.oneSQL
+}
+
+// readOneRow reads row id of l with query q (from oneRowSQL), scanning it
+// the way GORM's Find does: each column into the schema field of its name
+// through the field's own value pool and setter.
+//
+// The query goes to the connection pool past GORM's callbacks (so plugins
+// that trace queries through callbacks do not see it), but GORM's logger
+// is told of it as of any query: slow ones are logged.
+func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map[string]*row, err error) {
+	args := keyArgs(l.pk, []string{id})
+	start := time.Now()
+	defer func() {
+		db.Logger.Trace(ctx, start, func() (string, int64) { return db.Dialector.Explain(q, args...), 1 }, err)
+	}()
+	if hooks, ok := rowReadHooks.Load(db.Dialector); ok {
+		for _, hook := range hooks.([]rowReadHook) {
+			q = hook(ctx, l.schema.Table, q, args)
+		}
+	}
+	rows, err := db.Statement.ConnPool.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+	}
+	fields := make([]*schema.Field, len(cols))
+	values := make([]any, len(cols))
+	for i, c := range cols {
+		if f := l.schema.LookUpField(c); f != nil && f.Readable {
+			fields[i] = f
+		}
+	}
+	out := make(map[string]*row, 1)
+	for rows.Next() {
+		v := reflect.New(l.typ).Elem()
+		for i, f := range fields {
+			if f != nil {
+				values[i] = f.NewValuePool.Get()
+			} else {
+				values[i] = new(any)
+			}
+		}
+		if err := rows.Scan(values...); err != nil {
+			return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+		}
+		for i, f := range fields {
+			if f == nil {
+				continue
+			}
+			err := f.Set(ctx, v, values[i])
+			f.NewValuePool.Put(values[i])
+			if err != nil {
+				return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+			}
+		}
+		r, rid, err := encodeRow(ctx, l, v)
+		if err != nil {
+			return nil, err
+		}
+		out[rid] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+	}
+	return out, nil
+}
+
+// rowReadHooks holds, by a database's Dialector (which its sessions
+// share), the []rowReadHook a test installs to see, and change,
+// readOneRow's queries, which GORM's callbacks do not see.
+var rowReadHooks sync.Map
+
+// rowReadHook is a test's view of a one-row read (export_test.go): it gets
+// the query's context, table, SQL and arguments, and returns the SQL to run.
+type rowReadHook = func(ctx context.Context, table, sql string, vars []any) string
 
 // keyArgs converts canonical ids back to values of the key's Go type, so
 // that drivers compare them with the right type.

@@ -44,6 +44,9 @@ type layer struct {
 	// whose foreign key lives on this layer (has-many, has-one): a change of
 	// a row here can change those parents' lists.
 	parents []*relation
+	// one builds oneSQL, the query reading one row by key (load.go).
+	one    sync.Once
+	oneSQL string
 }
 
 type scalarField struct {

@@ -38,12 +38,13 @@ func mongoStore(t *testing.T, uri string) (*cache.MongoStore, *mongo.Database) {
 }
 
 // countQueries counts SELECTs on a table through db.
-func countQueries(db *gorm.DB, table string) *atomic.Int64 {
+func countQueries(t testing.TB, db *gorm.DB, table string) *atomic.Int64 {
 	var n atomic.Int64
-	db.Callback().Query().Before("gorm:query").Register("test:count_"+table, func(tx *gorm.DB) {
-		if tx.Statement.Table == table {
+	onQuery(t, db, "test:count_"+table, func(_ context.Context, tb string) string {
+		if tb == table {
 			n.Add(1)
 		}
+		return tb
 	})
 	return &n
 }
@@ -71,8 +72,8 @@ func TestConcurrentColdLoads(t *testing.T) {
 					db.Create(&Message{ChatID: c, Text: "m"})
 				}
 			}
-			chats := countQueries(db, "chats")
-			messages := countQueries(db, "messages")
+			chats := countQueries(t, db, "chats")
+			messages := countQueries(t, db, "messages")
 			ctx := context.Background()
 			// What one load of a cold stream costs (chat 2, same shape).
 			one, err := h.Subscribe(ctx, "ChatChannel", ChatParams{ChatID: 2}, rx.User{}, rx.SubscribeOptions{})

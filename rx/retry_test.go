@@ -43,8 +43,8 @@ func TestRetryDoesNotBlockOtherStreams(t *testing.T) {
 			f := &relTableFault{table: "drafts", plain: reopen(t, db)}
 			var step atomic.Int32 // 1 armed, 2 failed and B committed, 3 healed
 			var failedReads atomic.Int32
-			err = db.Callback().Query().Before("gorm:query").Register("retry:fault", func(tx *gorm.DB) {
-				switch tx.Statement.Table {
+			onQuery(t, db, "retry:fault", func(_ context.Context, table string) string {
+				switch table {
 				case "drafts":
 					if step.CompareAndSwap(1, 0) {
 						f.rename(true)
@@ -63,10 +63,8 @@ func TestRetryDoesNotBlockOtherStreams(t *testing.T) {
 						f.rename(false)
 					}
 				}
+				return table
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			step.Store(1)
 			if err := db.Model(&Draft{ID: 1}).Update("text", "A").Error; err != nil {
 				t.Fatal(err)
@@ -106,15 +104,13 @@ func TestRetryReloadOfDeletedAnchor(t *testing.T) {
 	db := openSQLite(t)
 	relChatFixture(t, db)
 	var failing atomic.Int32
-	err := db.Callback().Query().Before("gorm:query").Register("retry:gone", func(tx *gorm.DB) {
+	onQuery(t, db, "retry:gone", func(ctx context.Context, table string) string {
 		// Engine reads run on the hub's (cancellable) context.
-		if tx.Statement.Context.Done() != nil && tx.Statement.Table != "" && failing.Add(-1) >= 0 {
-			tx.Statement.Table += "_gone"
+		if ctx.Done() != nil && table != "" && failing.Add(-1) >= 0 {
+			return table + "_gone"
 		}
+		return table
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHub(t, db)
 	ctx := context.Background()
 	sub, err := h.Subscribe(ctx, "ChatChannel", ChatParams{ChatID: 1}, rx.User{ID: "1"}, rx.SubscribeOptions{})
@@ -168,15 +164,13 @@ func TestRetryAfterLoadOfItsRow(t *testing.T) {
 	db.Create(&User{Name: "bob"})
 	db.Create(&Chat{Title: "x", Members: []User{{ID: 1}}})
 	var failing atomic.Int32
-	err := db.Callback().Query().Before("gorm:query").Register("retry:load", func(tx *gorm.DB) {
+	onQuery(t, db, "retry:load", func(ctx context.Context, table string) string {
 		// Engine reads run on the hub's (cancellable) context.
-		if tx.Statement.Context.Done() != nil && tx.Statement.Table != "" && failing.Add(-1) >= 0 {
-			tx.Statement.Table += "_gone"
+		if ctx.Done() != nil && table != "" && failing.Add(-1) >= 0 {
+			return table + "_gone"
 		}
+		return table
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHub(t, db)
 	retries := rx.HoldRetries(h)
 	ctx := context.Background()

@@ -996,6 +996,9 @@ func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, 
 // batchImages returns, for each row touched in a batch only with images,
 // its last image.
 func batchImages(ts []touch) map[ikey]*walImage {
+	if !slices.ContainsFunc(ts, func(t touch) bool { return t.img != nil }) {
+		return nil // the plugin's touches: no images
+	}
 	var imgs map[ikey]*walImage
 	var without map[ikey]bool
 	for _, t := range ts {

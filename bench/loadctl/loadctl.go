@@ -177,7 +177,10 @@ func RaiseNoFile() (uint64, error) {
 
 // Pace calls write(i) for i in [0, count), one after the other: back to
 // back when rate is 0, else on a fixed schedule of rate calls per second
-// (a late call is not followed by a burst: the schedule restarts from it).
+// (a late call is made at once, and the calls after it follow one another
+// until the schedule is caught up: the clients of a service keep coming
+// whatever its delays, and a pause that shifted the rest of the schedule
+// would show in every later call's latency from Due).
 // It returns the send times (Unix ns) taken just before each call, and the
 // commit times write returns (0 for "the send time"), and for a paced run
 // when each call was due.
@@ -199,8 +202,6 @@ func Pace(ctx context.Context, count int, rate float64, write func(i int, sent i
 					res.Error = ctx.Err().Error()
 					return res
 				}
-			} else if d < -period {
-				next = time.Now()
 			}
 			next = next.Add(period)
 		}
