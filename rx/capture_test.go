@@ -416,24 +416,11 @@ func (f *chatFx) countMessages(where string, args ...any) int64 {
 	return n
 }
 
-type chatCase struct {
-	name string
-	run  func(t *testing.T, f *chatFx)
-}
+// chatCase is a scenario on a chat fixture.
+type chatCase = fxCase[*chatFx]
 
-func runChatCases(t *testing.T, cases []chatCase) {
-	for _, d := range capDialects {
-		t.Run(d.name, func(t *testing.T) {
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					f := newChatFx(t, d.open(t))
-					c.run(t, f)
-					f.finish()
-				})
-			}
-		})
-	}
-}
+// runChatCases runs the cases on a chat fixture (newChatFx).
+func runChatCases(t *testing.T, cases []chatCase) { runFxCases(t, newChatFx, cases) }
 
 // ---------------------------------------------------------------------------
 // Create.
@@ -732,10 +719,7 @@ func (f *boardFx) exists(id uint) (live, stored bool) {
 }
 
 func TestCaptureSoftDelete(t *testing.T) {
-	cases := []struct {
-		name string
-		run  func(t *testing.T, f *boardFx)
-	}{
+	runFxCases(t, newBoardFx, []fxCase[*boardFx]{
 		{"by value", func(t *testing.T, f *boardFx) {
 			n := f.n1
 			noErr(t, f.db.Delete(&n).Error)
@@ -775,18 +759,7 @@ func TestCaptureSoftDelete(t *testing.T) {
 			noErr(t, f.db.Unscoped().Model(&SoftNote{}).Where("id = ?", f.n1.ID).Update("text", "ghost").Error)
 			f.quiet()
 		}},
-	}
-	for _, d := range capDialects {
-		t.Run(d.name, func(t *testing.T) {
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					f := newBoardFx(t, d.open(t))
-					c.run(t, f)
-					f.finish()
-				})
-			}
-		})
-	}
+	})
 }
 
 // ---------------------------------------------------------------------------
