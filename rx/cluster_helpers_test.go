@@ -115,6 +115,25 @@ func seededWriter(t *testing.T, base *gorm.DB, r *rand.Rand, users, chats int) *
 	return w
 }
 
+// newWALSpec names a fresh slot and publication on base's schema, a fresh
+// MongoDB database of the test's FerretDB and a fresh Redis prefix, for
+// walNode and the WAL child; the slot and publication are dropped at
+// cleanup.
+func newWALSpec(t *testing.T, base *gorm.DB) walChildSpec {
+	t.Helper()
+	slot, pub := walNamesFor()
+	spec := walChildSpec{
+		Schema:   currentSchema(t, base),
+		MongoURI: mongotest.Start(t),
+		MongoDB:  fmt.Sprintf("rxwal_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
+		Prefix:   fmt.Sprintf("rxwal:%d:", time.Now().UnixNano()),
+		Slot:     slot,
+		Pub:      pub,
+	}
+	t.Cleanup(func() { dropWAL(t, base, slot, pub) })
+	return spec
+}
+
 // stopAtCleanup stops, at the test's cleanup, the watchers *ws holds then
 // (those appended after this call too).
 func stopAtCleanup(t *testing.T, ws *[]*watcher) {
