@@ -1,6 +1,7 @@
 package rx_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/gorm"
 )
 
@@ -36,15 +39,33 @@ func clusterDB(t *testing.T, users, titles []string) *gorm.DB {
 }
 
 // newCluster describes a cluster on base, a fresh MongoDB database of the
-// test's FerretDB and a fresh prefix on the shared Redis, both named after
-// name; no node is started. The caller sets the other fields before
+// test's FerretDB and a fresh prefix on the Redis at redisAddr, both named
+// after name; no node is started. The caller sets the other fields before
 // starting nodes.
-func newCluster(t *testing.T, base *gorm.DB, name string) *testCluster {
+func newCluster(t *testing.T, base *gorm.DB, redisAddr, name string) *testCluster {
 	t.Helper()
-	return &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
+	return &testCluster{base: base, mongoURI: mongotest.Start(t),
 		mongoDB: fmt.Sprintf("%s_%d_%d", name, time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
+		redis:   redisAddr,
 		prefix:  fmt.Sprintf("%s:%d:", name, time.Now().UnixNano()),
 	}
+}
+
+// openMongoStore connects to the MongoDB at uri (2 s to select a server,
+// 5 s an operation), disconnecting at the test's cleanup, and opens the
+// cache store on its database name.
+func openMongoStore(t testing.TB, uri, name string) *cache.MongoStore {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second).SetTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	store, err := cache.NewMongo(context.Background(), client.Database(name), cache.MongoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // wrapNode is a testCluster.wrap that hands node n's store to set, which
@@ -77,7 +98,7 @@ func timeoutCluster(t *testing.T, base *gorm.DB) (ts *timeoutStore, logs *nodeLo
 	t.Helper()
 	ts = &timeoutStore{}
 	logs = &nodeLog{}
-	c := newCluster(t, base, "rxtimeout")
+	c := newCluster(t, base, redisAddr(), "rxtimeout")
 	c.reconcile = -1
 	c.wrap = wrapNode(0, func(s *cache.MongoStore) cache.Store {
 		ts.MongoStore = s

@@ -60,7 +60,7 @@ func (s *fillGate) hold() (release func()) {
 func TestClusterLeaseHeldThroughSlowLoad(t *testing.T) {
 	base := clusterDB(t, []string{"a", "b"}, []string{"x", "y"})
 	gate := &fillGate{}
-	c := newCluster(t, base, "rxlease")
+	c := newCluster(t, base, redisAddr(), "rxlease")
 	// leaseTTL: 1 s; a held load lasts 3 of them.
 	c.wrap = wrapNode(0, func(s *cache.MongoStore) cache.Store {
 		gate.MongoStore = s

@@ -38,7 +38,7 @@ func (s *gateStore) Apply(ctx context.Context, ws []cache.Write) ([]cache.Delta,
 func TestClusterSameWriteOfTwoOwners(t *testing.T) {
 	base := clusterDB(t, []string{"a", "b"}, []string{"x"})
 	gate := &gateStore{}
-	c := newCluster(t, base, "rxowners")
+	c := newCluster(t, base, redisAddr(), "rxowners")
 	// No renewal within the test: the stale owner does not notice.
 	c.leaseTTL = time.Minute
 	c.wrap = wrapNode(1, func(s *cache.MongoStore) cache.Store {

@@ -109,7 +109,7 @@ func faultCluster(t *testing.T) (*testCluster, *nodeFaultStore, *nodeLog, []*wat
 	base := clusterDB(t, []string{"a", "b"}, []string{"x"})
 	fs := &nodeFaultStore{}
 	logs := &nodeLog{}
-	c := newCluster(t, base, "rxfault")
+	c := newCluster(t, base, redisAddr(), "rxfault")
 	c.wrap = wrapNode(0, func(s *cache.MongoStore) cache.Store {
 		fs.MongoStore = s
 		return fs
@@ -214,7 +214,7 @@ func TestClusterStoreOutageRejoins(t *testing.T) {
 func TestClusterSilentOwnerBounded(t *testing.T) {
 	base := clusterDB(t, []string{"a"}, []string{"known", "ghosted"})
 	logs := &nodeLog{}
-	c := newCluster(t, base, "rxsilent")
+	c := newCluster(t, base, redisAddr(), "rxsilent")
 	c.logger = func(int) *slog.Logger { return slog.New(slog.NewTextHandler(logs, nil)) }
 	n := c.start(t, 0)
 	ref := reopen(t, base)

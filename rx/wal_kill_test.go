@@ -18,11 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rxgorm/rxgorm/cache"
 	"github.com/rxgorm/rxgorm/rx"
 	"github.com/rxgorm/rxgorm/rx/rxtest"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -52,15 +49,7 @@ func walNode(t testing.TB, spec walChildSpec, node string, wal bool) (*gorm.DB, 
 		sqlDB.SetMaxOpenConns(8)
 		t.Cleanup(func() { sqlDB.Close() })
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(spec.MongoURI).SetServerSelectionTimeout(2 * time.Second).SetTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	store, err := cache.NewMongo(context.Background(), client.Database(spec.MongoDB), cache.MongoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openMongoStore(t, spec.MongoURI, spec.MongoDB)
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr(), DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: spec.Prefix})
 	var broker rx.Broker = b
