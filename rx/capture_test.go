@@ -429,24 +429,48 @@ func (f *chatFx) countMessages(where string, args ...any) int64 {
 	return n
 }
 
-type chatCase struct {
-	name string
-	run  func(t *testing.T, f *chatFx)
+// expectM2Moved expects the deltas of m2 (dave's only message in chat A)
+// moving to chat B: gone from chat A with dave, in chat B with him.
+func (f *chatFx) expectM2Moved() {
+	f.t.Helper()
+	moved := f.m2
+	moved.ChatID = f.chatB.ID
+	f.expect(f.a,
+		tomb("Message", f.m2.ID),
+		chatField(f.chatA.ID, "messages", idList(f.m1.ID)),
+		tomb("User", f.dave.ID), // dave was only m2's sender
+	)
+	f.expect(f.b,
+		chatField(f.chatB.ID, "messages", idList(f.m2.ID, f.m3.ID)),
+		msgFull(moved), userFull(f.dave),
+	)
 }
 
-func runChatCases(t *testing.T, cases []chatCase) {
-	for _, d := range capDialects {
-		t.Run(d.name, func(t *testing.T) {
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					f := newChatFx(t, d.open(t))
-					c.run(t, f)
-					f.finish()
-				})
+// savepointRollbackThenCommit runs on db a transaction whose nested
+// transaction (a savepoint) writes m1's text and rolls back, and which then
+// writes m2's text "outer" and commits; the engine must re-read m2 only.
+func (f *chatFx) savepointRollbackThenCommit(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	f.probe.start()
+	noErr(t, db.Transaction(func(tx *gorm.DB) error {
+		_ = tx.Transaction(func(tx2 *gorm.DB) error {
+			if err := tx2.Model(&Message{}).Where("id = ?", f.m1.ID).Update("text", "inner").Error; err != nil {
+				return err
 			}
+			return errAbort
 		})
+		return tx.Model(&Message{}).Where("id = ?", f.m2.ID).Update("text", "outer").Error
+	}))
+	if read := rowsRead(f.probe.stop(t, f.h), "messages"); !reflect.DeepEqual(read, map[string]bool{fmt.Sprint(f.m2.ID): true}) {
+		t.Errorf("the engine re-read messages %v, want m2 only", read)
 	}
 }
+
+// chatCase is a scenario on a chat fixture.
+type chatCase = fxCase[*chatFx]
+
+// runChatCases runs the cases on a chat fixture (newChatFx).
+func runChatCases(t *testing.T, cases []chatCase) { runFxCases(t, newChatFx, cases) }
 
 // ---------------------------------------------------------------------------
 // Create.
@@ -745,10 +769,7 @@ func (f *boardFx) exists(id uint) (live, stored bool) {
 }
 
 func TestCaptureSoftDelete(t *testing.T) {
-	cases := []struct {
-		name string
-		run  func(t *testing.T, f *boardFx)
-	}{
+	runFxCases(t, newBoardFx, []fxCase[*boardFx]{
 		{"by value", func(t *testing.T, f *boardFx) {
 			n := f.n1
 			noErr(t, f.db.Delete(&n).Error)
@@ -788,18 +809,7 @@ func TestCaptureSoftDelete(t *testing.T) {
 			noErr(t, f.db.Unscoped().Model(&SoftNote{}).Where("id = ?", f.n1.ID).Update("text", "ghost").Error)
 			f.quiet()
 		}},
-	}
-	for _, d := range capDialects {
-		t.Run(d.name, func(t *testing.T) {
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					f := newBoardFx(t, d.open(t))
-					c.run(t, f)
-					f.finish()
-				})
-			}
-		})
-	}
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -900,17 +910,7 @@ func TestCaptureAssociations(t *testing.T) {
 			c := f.chatB
 			m := f.m2
 			noErr(t, f.db.Model(&c).Association("Messages").Append(&m))
-			moved := f.m2
-			moved.ChatID = f.chatB.ID
-			f.expect(f.a,
-				tomb("Message", f.m2.ID),
-				chatField(f.chatA.ID, "messages", idList(f.m1.ID)),
-				tomb("User", f.dave.ID),
-			)
-			f.expect(f.b,
-				chatField(f.chatB.ID, "messages", idList(f.m2.ID, f.m3.ID)),
-				msgFull(moved), userFull(f.dave),
-			)
+			f.expectM2Moved()
 		}},
 		{"has-many Replace", func(t *testing.T, f *chatFx) {
 			c := f.chatA
@@ -948,18 +948,7 @@ func TestCaptureFKMove(t *testing.T) {
 		{"sender new to the target chat", func(t *testing.T, f *chatFx) {
 			m := f.m2
 			noErr(t, f.db.Model(&m).Update("chat_id", f.chatB.ID).Error)
-			moved := f.m2
-			moved.ChatID = f.chatB.ID
-			f.expect(f.a,
-				tomb("Message", f.m2.ID),
-				chatField(f.chatA.ID, "messages", idList(f.m1.ID)),
-				tomb("User", f.dave.ID), // dave was only m2's sender
-			)
-			f.expect(f.b,
-				chatField(f.chatB.ID, "messages", idList(f.m2.ID, f.m3.ID)),
-				msgFull(moved),
-				userFull(f.dave),
-			)
+			f.expectM2Moved()
 		}},
 		{"sender staying in the source chat", func(t *testing.T, f *chatFx) {
 			noErr(t, f.db.Model(&Message{}).Where("id = ?", f.m1.ID).Updates(map[string]any{"chat_id": f.chatB.ID, "text": "moved"}).Error)
@@ -1205,19 +1194,7 @@ func TestCaptureTransactions(t *testing.T) {
 			f.expect(f.a, live("Message", f.m1.ID, Fld{"text": "plain"}))
 		}},
 		{"RxDjango bug: savepoint rollback then outer commit", func(t *testing.T, f *chatFx) {
-			f.probe.start()
-			noErr(t, f.db.Transaction(func(tx *gorm.DB) error {
-				_ = tx.Transaction(func(tx2 *gorm.DB) error {
-					if err := tx2.Model(&Message{}).Where("id = ?", f.m1.ID).Update("text", "inner").Error; err != nil {
-						return err
-					}
-					return errAbort
-				})
-				return tx.Model(&Message{}).Where("id = ?", f.m2.ID).Update("text", "outer").Error
-			}))
-			if read := rowsRead(f.probe.stop(t, f.h), "messages"); !reflect.DeepEqual(read, map[string]bool{fmt.Sprint(f.m2.ID): true}) {
-				t.Errorf("the engine re-read messages %v, want m2 only", read)
-			}
+			f.savepointRollbackThenCommit(t, f.db)
 			f.expect(f.a, live("Message", f.m2.ID, Fld{"text": "outer"}))
 			// The next transaction is delivered too.
 			noErr(t, f.db.Transaction(func(tx *gorm.DB) error {
@@ -1317,20 +1294,7 @@ func TestCaptureSessions(t *testing.T) {
 			f.quiet()
 		}},
 		{"PrepareStmt session: nested transaction rolled back", func(t *testing.T, f *chatFx) {
-			s := f.db.Session(&gorm.Session{PrepareStmt: true})
-			f.probe.start()
-			noErr(t, s.Transaction(func(tx *gorm.DB) error {
-				_ = tx.Transaction(func(tx2 *gorm.DB) error {
-					if err := tx2.Model(&Message{}).Where("id = ?", f.m1.ID).Update("text", "inner").Error; err != nil {
-						return err
-					}
-					return errAbort
-				})
-				return tx.Model(&Message{}).Where("id = ?", f.m2.ID).Update("text", "outer").Error
-			}))
-			if read := rowsRead(f.probe.stop(t, f.h), "messages"); !reflect.DeepEqual(read, map[string]bool{fmt.Sprint(f.m2.ID): true}) {
-				t.Errorf("the engine re-read messages %v, want m2 only", read)
-			}
+			f.savepointRollbackThenCommit(t, f.db.Session(&gorm.Session{PrepareStmt: true}))
 			if m := f.msg(f.m1.ID); m.Text != "hello" {
 				t.Fatalf("inner write committed: %+v", m)
 			}
@@ -1368,17 +1332,7 @@ func TestCaptureUnowned(t *testing.T) {
 			noErr(t, f.db.Exec("UPDATE messages SET chat_id = ? WHERE id = ?", f.chatB.ID, f.m2.ID).Error)
 			f.quiet()
 			noErr(t, f.h.Touch(f.ctx, &Message{}, f.m2.ID))
-			moved := f.m2
-			moved.ChatID = f.chatB.ID
-			f.expect(f.a,
-				tomb("Message", f.m2.ID),
-				chatField(f.chatA.ID, "messages", idList(f.m1.ID)),
-				tomb("User", f.dave.ID),
-			)
-			f.expect(f.b,
-				chatField(f.chatB.ID, "messages", idList(f.m2.ID, f.m3.ID)),
-				msgFull(moved), userFull(f.dave),
-			)
+			f.expectM2Moved()
 		}},
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
 )
 
@@ -59,31 +58,14 @@ func (s *fillGate) hold() (release func()) {
 // and the stream bounced between the nodes; under starvation each move
 // held both engines for up to 2 × LeaseTTL + 5 s, without a log line.
 func TestClusterLeaseHeldThroughSlowLoad(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	for _, n := range []string{"a", "b"} {
-		if err := base.Create(&User{Name: n}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, title := range []string{"x", "y"} {
-		if err := base.Create(&Chat{Title: title, Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := clusterDB(t, []string{"a", "b"}, []string{"x", "y"})
 	gate := &fillGate{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB: fmt.Sprintf("rxlease_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:  fmt.Sprintf("rxlease:%d:", time.Now().UnixNano()),
-		// leaseTTL: 1 s; a held load lasts 3 of them.
-		wrap: func(i int, s *cache.MongoStore) cache.Store {
-			if i != 0 {
-				return s
-			}
-			gate.MongoStore = s
-			return gate
-		},
-	}
+	c := newCluster(t, base, redisAddr(), "rxlease")
+	// leaseTTL: 1 s; a held load lasts 3 of them.
+	c.wrap = wrapNode(0, func(s *cache.MongoStore) cache.Store {
+		gate.MongoStore = s
+		return gate
+	})
 	c.start(t, 0)
 	c.start(t, 1)
 	const ttl, holdFor = time.Second, 3 * time.Second
@@ -162,13 +144,8 @@ func TestClusterLeaseHeldThroughSlowLoad(t *testing.T) {
 
 	// A reload (a renewal round's or a reconcile's rehome) of a stream
 	// both nodes' subscribers hold.
-	watch := func(node int) *watcher {
-		wt := &watcher{name: fmt.Sprintf("chat1(u1)@node%d", node), channel: "ChatChannel", params: ChatParams{ChatID: 1}, user: rx.User{ID: "1"}, chatID: 1}
-		wt.start(t, c.nodes[node].hub, false)
-		return wt
-	}
-	w0 := watch(0) // node 0 owns the chat
-	w1 := watch(1)
+	w0 := watchChat1(t, c, 0) // node 0 owns the chat
+	w1 := watchChat1(t, c, 1)
 	roles("before the reload", 1)
 	lease1 := leaseOf(1)
 	release = gate.hold()

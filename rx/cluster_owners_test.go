@@ -2,15 +2,12 @@ package rx_test
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
-	"github.com/rxgorm/rxgorm/rx"
 )
 
 // gateStore holds a node's store writes while the test says so.
@@ -39,37 +36,17 @@ func (s *gateStore) Apply(ctx context.Context, ws []cache.Write) ([]cache.Delta,
 // the stream again: TestClusterRedisOutageConcurrentWrites's subscriber on
 // node 0 that missed the last deltas, seed 8480564525035404179).
 func TestClusterSameWriteOfTwoOwners(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	for _, n := range []string{"a", "b"} {
-		if err := base.Create(&User{Name: n}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := base.Create(&Chat{Title: "x", Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
-		t.Fatal(err)
-	}
+	base := clusterDB(t, []string{"a", "b"}, []string{"x"})
 	gate := &gateStore{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB: fmt.Sprintf("rxowners_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:  fmt.Sprintf("rxowners:%d:", time.Now().UnixNano()),
-		// No renewal within the test: the stale owner does not notice.
-		leaseTTL: time.Minute,
-		wrap: func(i int, s *cache.MongoStore) cache.Store {
-			if i != 1 {
-				return s
-			}
-			gate.MongoStore = s
-			return gate
-		},
-	}
-	watch := func(node int) *watcher {
-		wt := &watcher{name: fmt.Sprintf("chat1(u1)@node%d", node), channel: "ChatChannel", params: ChatParams{ChatID: 1}, user: rx.User{ID: "1"}, chatID: 1}
-		wt.start(t, c.nodes[node].hub, false)
-		return wt
-	}
+	c := newCluster(t, base, redisAddr(), "rxowners")
+	// No renewal within the test: the stale owner does not notice.
+	c.leaseTTL = time.Minute
+	c.wrap = wrapNode(1, func(s *cache.MongoStore) cache.Store {
+		gate.MongoStore = s
+		return gate
+	})
 	c.start(t, 0)
-	w0 := watch(0) // node 0 owns the chat
+	w0 := watchChat1(t, c, 0) // node 0 owns the chat
 	c.start(t, 1)
 	// The lease goes, as with Redis's data; node 1's subscriber makes it
 	// take the stream.
@@ -83,7 +60,7 @@ func TestClusterSameWriteOfTwoOwners(t *testing.T) {
 	if err := rc.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	w1 := watch(1)
+	w1 := watchChat1(t, c, 1)
 	if h, err := rc.Get(ctx, keys[0]).Result(); err != nil || h != "node1" {
 		t.Fatalf("lease held by %q (%v), want node1", h, err)
 	}

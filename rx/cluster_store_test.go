@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
 )
 
@@ -107,35 +106,15 @@ func (l *nodeLog) String() string {
 // node 0's store faulty, with one chat watched by two users on each node,
 // node 0 subscribing first (it owns the chat).
 func faultCluster(t *testing.T) (*testCluster, *nodeFaultStore, *nodeLog, []*watcher) {
-	base := openSQLite(t)
-	migrate(t, base)
-	for _, n := range []string{"a", "b"} {
-		if err := base.Create(&User{Name: n}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := base.Create(&Chat{Title: "x", Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
-		t.Fatal(err)
-	}
+	base := clusterDB(t, []string{"a", "b"}, []string{"x"})
 	fs := &nodeFaultStore{}
 	logs := &nodeLog{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB: fmt.Sprintf("rxfault_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:  fmt.Sprintf("rxfault:%d:", time.Now().UnixNano()),
-		wrap: func(i int, s *cache.MongoStore) cache.Store {
-			if i != 0 {
-				return s
-			}
-			fs.MongoStore = s
-			return fs
-		},
-		logger: func(i int) *slog.Logger {
-			if i != 0 {
-				return slog.Default()
-			}
-			return slog.New(slog.NewTextHandler(logs, nil))
-		},
-	}
+	c := newCluster(t, base, redisAddr(), "rxfault")
+	c.wrap = wrapNode(0, func(s *cache.MongoStore) cache.Store {
+		fs.MongoStore = s
+		return fs
+	})
+	c.logger = logNode(0, logs)
 	var ws []*watcher
 	for i := 0; i < 2; i++ {
 		c.start(t, i)
@@ -233,22 +212,10 @@ func TestClusterStoreOutageRejoins(t *testing.T) {
 // commits reach the subscriber (issue 20: a Subscribe waiting on an owner
 // must not wait forever). Before, Subscribe failed with a cold-stream error.
 func TestClusterSilentOwnerBounded(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	if err := base.Create(&User{Name: "a"}).Error; err != nil {
-		t.Fatal(err)
-	}
-	for _, title := range []string{"known", "ghosted"} {
-		if err := base.Create(&Chat{Title: title, Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := clusterDB(t, []string{"a"}, []string{"known", "ghosted"})
 	logs := &nodeLog{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB: fmt.Sprintf("rxsilent_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:  fmt.Sprintf("rxsilent:%d:", time.Now().UnixNano()),
-		logger:  func(int) *slog.Logger { return slog.New(slog.NewTextHandler(logs, nil)) },
-	}
+	c := newCluster(t, base, redisAddr(), "rxsilent")
+	c.logger = func(int) *slog.Logger { return slog.New(slog.NewTextHandler(logs, nil)) }
 	n := c.start(t, 0)
 	ref := reopen(t, base)
 	// Chat 1's lease names the channel's stream key; a ghost takes chat

@@ -14,10 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/gorm"
 )
 
@@ -53,13 +50,7 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, base *gorm.DB, redisAddr string, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{
-		base:     base,
-		mongoURI: mongotest.Start(t),
-		mongoDB:  fmt.Sprintf("rxcluster_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		redis:    redisAddr,
-		prefix:   fmt.Sprintf("rxcluster:%d:", time.Now().UnixNano()),
-	}
+	c := newCluster(t, base, redisAddr, "rxcluster")
 	for i := 0; i < n; i++ {
 		c.start(t, i)
 	}
@@ -69,15 +60,7 @@ func newTestCluster(t *testing.T, base *gorm.DB, redisAddr string, n int) *testC
 // start (re)starts node i.
 func (c *testCluster) start(t *testing.T, i int) *clusterNode {
 	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(c.mongoURI).SetServerSelectionTimeout(2 * time.Second).SetTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	store, err := cache.NewMongo(context.Background(), client.Database(c.mongoDB), cache.MongoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openMongoStore(t, c.mongoURI, c.mongoDB)
 	rc := redis.NewClient(&redis.Options{Addr: c.redis, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: c.prefix})
 	n := &clusterNode{name: fmt.Sprint("node", i), db: reopen(t, c.base), redis: rc, broker: b}
@@ -93,10 +76,11 @@ func (c *testCluster) start(t *testing.T, i int) *clusterNode {
 	if c.logger != nil {
 		cfg.Logger = c.logger(i)
 	}
-	n.hub, err = rx.New(n.db, cfg)
+	hub, err := rx.New(n.db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.hub = hub
 	if err := n.hub.Register(&ChatChannel{}, &ChatList{}); err != nil {
 		t.Fatal(err)
 	}
@@ -377,10 +361,8 @@ func TestClusterReconcile(t *testing.T) {
 	migrate(t, base)
 	base.Create(&User{Name: "u"})
 	base.Create(&Chat{Title: "x"})
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB:   fmt.Sprintf("rxrecon_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:    fmt.Sprintf("rxrecon:%d:", time.Now().UnixNano()),
-		reconcile: 500 * time.Millisecond}
+	c := newCluster(t, base, redisAddr(), "rxrecon")
+	c.reconcile = 500 * time.Millisecond
 	var ws []*watcher
 	for i := 0; i < 2; i++ {
 		c.start(t, i)

@@ -3,7 +3,6 @@ package rx_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
 )
 
@@ -77,39 +75,9 @@ func TestClusterStoreTimeoutConverges(t *testing.T) {
 	base := openSQLite(t)
 	migrate(t, base)
 	sd := seed(t)
-	setup := &writer{db: base, r: rand.New(rand.NewPCG(sd, 1))}
-	for i := 0; i < 5; i++ {
-		if err := setup.newUser(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 8; i++ {
-		if err := setup.newChat(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts := &timeoutStore{}
-	logs := &nodeLog{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB:   fmt.Sprintf("rxtimeout_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:    fmt.Sprintf("rxtimeout:%d:", time.Now().UnixNano()),
-		reconcile: -1,
-		wrap: func(i int, s *cache.MongoStore) cache.Store {
-			if i != 0 {
-				return s
-			}
-			ts.MongoStore = s
-			return ts
-		},
-		logger: func(i int) *slog.Logger {
-			if i != 0 {
-				return slog.Default()
-			}
-			return slog.New(slog.NewTextHandler(logs, nil))
-		},
-	}
-	watch := c.start(t, 0).hub
-	writerNode := c.start(t, 1)
+	setup := seededWriter(t, base, rand.New(rand.NewPCG(sd, 1)), 5, 8)
+	ts, logs, node0, writerNode := timeoutCluster(t, base)
+	watch := node0.hub
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("seed %d; node0 logged:\n%s", sd, logs.String())
@@ -126,11 +94,7 @@ func TestClusterStoreTimeoutConverges(t *testing.T) {
 	for _, wt := range watchers {
 		wt.start(t, watch, false)
 	}
-	t.Cleanup(func() {
-		for _, wt := range watchers {
-			wt.stop()
-		}
-	})
+	stopAtCleanup(t, &watchers)
 	ref := reopen(t, base)
 	r := rand.New(rand.NewPCG(sd, 2))
 	// The fallback's rejoin reloads every stream into the store, one at a
@@ -186,49 +150,16 @@ func TestClusterStoreTimeoutConverges(t *testing.T) {
 // was attached to the stream the fallback had just replaced, and heard
 // nothing more), after the node rejoins too.
 func TestClusterStoreTimeoutOnResume(t *testing.T) {
-	base := openSQLite(t)
-	migrate(t, base)
-	if err := base.Create(&User{Name: "a"}).Error; err != nil {
-		t.Fatal(err)
-	}
-	for _, title := range []string{"one", "two", "three"} {
-		if err := base.Create(&Chat{Title: title, Messages: []Message{{SenderID: 1, Text: "hi"}}}).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts := &timeoutStore{}
-	logs := &nodeLog{}
-	c := &testCluster{base: base, mongoURI: mongotest.Start(t), redis: redisAddr(),
-		mongoDB:   fmt.Sprintf("rxtimeout_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		prefix:    fmt.Sprintf("rxtimeout:%d:", time.Now().UnixNano()),
-		reconcile: -1,
-		wrap: func(i int, s *cache.MongoStore) cache.Store {
-			if i != 0 {
-				return s
-			}
-			ts.MongoStore = s
-			return ts
-		},
-		logger: func(i int) *slog.Logger {
-			if i != 0 {
-				return slog.Default()
-			}
-			return slog.New(slog.NewTextHandler(logs, nil))
-		},
-	}
-	watch := c.start(t, 0).hub
-	other := c.start(t, 1)
+	base := clusterDB(t, []string{"a"}, []string{"one", "two", "three"})
+	ts, logs, node0, other := timeoutCluster(t, base)
+	watch := node0.hub
 	var watchers []*watcher
 	for _, name := range []string{"list1", "list2"} {
 		wt := &watcher{name: name, channel: "ChatList", params: rx.NoParams{}, user: rx.User{ID: "1"}}
 		wt.start(t, watch, false)
 		watchers = append(watchers, wt)
 	}
-	t.Cleanup(func() {
-		for _, wt := range watchers {
-			wt.stop()
-		}
-	})
+	stopAtCleanup(t, &watchers)
 	ref := reopen(t, base)
 	write := func(text string) {
 		t.Helper()

@@ -165,3 +165,26 @@ func onQuery(t testing.TB, db *gorm.DB, name string, f func(ctx context.Context,
 		return sql
 	})
 }
+
+// fxCase is one named scenario of a capture test, run on a fixture F.
+type fxCase[F any] struct {
+	name string
+	run  func(t *testing.T, f F)
+}
+
+// runFxCases runs every case on each of capDialects, as subtests
+// dialect/case, each on a fresh fixture from newFx whose end state is
+// checked (finish) after the case.
+func runFxCases[F interface{ finish() }](t *testing.T, newFx func(*testing.T, *gorm.DB) F, cases []fxCase[F]) {
+	for _, d := range capDialects {
+		t.Run(d.name, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					f := newFx(t, d.open(t))
+					c.run(t, f)
+					f.finish()
+				})
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
 )
 
@@ -21,27 +20,8 @@ import (
 func TestWALClusterResync(t *testing.T) {
 	base := openPostgres(t)
 	migrate(t, base)
-	setup := &writer{db: base, r: rand.New(rand.NewPCG(seed(t), 2))}
-	for i := 0; i < 3; i++ {
-		if err := setup.newUser(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 2; i++ {
-		if err := setup.newChat(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slot, pub := walNamesFor()
-	spec := walChildSpec{
-		Schema:   currentSchema(t, base),
-		MongoURI: mongotest.Start(t),
-		MongoDB:  fmt.Sprintf("rxwal_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		Prefix:   fmt.Sprintf("rxwal:%d:", time.Now().UnixNano()),
-		Slot:     slot,
-		Pub:      pub,
-	}
-	t.Cleanup(func() { dropWAL(t, base, slot, pub) })
+	setup := seededWriter(t, base, rand.New(rand.NewPCG(seed(t), 2)), 3, 2)
+	spec := newWALSpec(t, base)
 	var hubs [2]*rx.Hub
 	for i := range hubs {
 		_, hubs[i], _ = walNode(t, spec, fmt.Sprint("n", i), true)
@@ -65,11 +45,7 @@ func TestWALClusterResync(t *testing.T) {
 	for _, wt := range watchers {
 		wt.start(t, other, false)
 	}
-	t.Cleanup(func() {
-		for _, wt := range watchers {
-			wt.stop()
-		}
-	})
+	stopAtCleanup(t, &watchers)
 	insert := func(text string) {
 		t.Helper()
 		for _, cid := range setup.chats {

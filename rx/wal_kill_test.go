@@ -18,12 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rxgorm/rxgorm/cache"
-	"github.com/rxgorm/rxgorm/cache/mongotest"
 	"github.com/rxgorm/rxgorm/rx"
 	"github.com/rxgorm/rxgorm/rx/rxtest"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -53,15 +49,7 @@ func walNode(t testing.TB, spec walChildSpec, node string, wal bool) (*gorm.DB, 
 		sqlDB.SetMaxOpenConns(8)
 		t.Cleanup(func() { sqlDB.Close() })
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(spec.MongoURI).SetServerSelectionTimeout(2 * time.Second).SetTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	store, err := cache.NewMongo(context.Background(), client.Database(spec.MongoDB), cache.MongoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openMongoStore(t, spec.MongoURI, spec.MongoDB)
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr(), DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	b := rx.NewRedisBroker(rc, rx.RedisOptions{Prefix: spec.Prefix})
 	var broker rx.Broker = b
@@ -258,27 +246,8 @@ func TestWALKill9(t *testing.T) {
 	migrate(t, base)
 	sd := seed(t)
 	r := rand.New(rand.NewPCG(sd, 1))
-	setup := &writer{db: base, r: rand.New(rand.NewPCG(sd, 2))}
-	for i := 0; i < 6; i++ {
-		if err := setup.newUser(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 4; i++ {
-		if err := setup.newChat(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slot, pub := walNamesFor()
-	spec := walChildSpec{
-		Schema:   currentSchema(t, base),
-		MongoURI: mongotest.Start(t),
-		MongoDB:  fmt.Sprintf("rxwal_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		Prefix:   fmt.Sprintf("rxwal:%d:", time.Now().UnixNano()),
-		Slot:     slot,
-		Pub:      pub,
-	}
-	t.Cleanup(func() { dropWAL(t, base, slot, pub) })
+	setup := seededWriter(t, base, rand.New(rand.NewPCG(sd, 2)), 6, 4)
+	spec := newWALSpec(t, base)
 	_, watch, _ := walNode(t, spec, "watch", false)
 	var watchers []*watcher
 	for i, cid := range setup.chats {
@@ -293,11 +262,7 @@ func TestWALKill9(t *testing.T) {
 		wt.start(t, watch, false)
 		watchers = append(watchers, wt)
 	}
-	t.Cleanup(func() {
-		for _, wt := range watchers {
-			wt.stop()
-		}
-	})
+	stopAtCleanup(t, &watchers)
 	kills := walKills(t)
 	var psqlWrites, sqlWrites atomic.Int64
 	spec.Seed = sd
@@ -337,7 +302,7 @@ func TestWALKill9(t *testing.T) {
 		wg.Wait()
 		child.kill()
 		var pos struct{ Confirmed, Current string }
-		base.Raw("SELECT confirmed_flush_lsn::text AS confirmed, pg_current_wal_lsn()::text AS current FROM pg_replication_slots WHERE slot_name = ?", slot).Scan(&pos)
+		base.Raw("SELECT confirmed_flush_lsn::text AS confirmed, pg_current_wal_lsn()::text AS current FROM pg_replication_slots WHERE slot_name = ?", spec.Slot).Scan(&pos)
 		t.Logf("killed: slot confirmed at %s, WAL at %s", pos.Confirmed, pos.Current)
 		// The next child resumes from the slot; the clients resume from
 		// the versions they hold and must equal the database.
@@ -383,25 +348,8 @@ func walWaitFor(t *testing.T, within time.Duration, what string, cond func() boo
 func TestWALFailover(t *testing.T) {
 	base := openPostgres(t)
 	migrate(t, base)
-	setup := &writer{db: base, r: rand.New(rand.NewPCG(seed(t), 2))}
-	for i := 0; i < 3; i++ {
-		if err := setup.newUser(base); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := setup.newChat(base); err != nil {
-		t.Fatal(err)
-	}
-	slot, pub := walNamesFor()
-	spec := walChildSpec{
-		Schema:   currentSchema(t, base),
-		MongoURI: mongotest.Start(t),
-		MongoDB:  fmt.Sprintf("rxwal_%d_%d", time.Now().UnixNano()%1e9, mongoDBs.Add(1)),
-		Prefix:   fmt.Sprintf("rxwal:%d:", time.Now().UnixNano()),
-		Slot:     slot,
-		Pub:      pub,
-	}
-	t.Cleanup(func() { dropWAL(t, base, slot, pub) })
+	setup := seededWriter(t, base, rand.New(rand.NewPCG(seed(t), 2)), 3, 1)
+	spec := newWALSpec(t, base)
 	type node struct {
 		hub   *rx.Hub
 		redis *redis.Client
