@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
-	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
 
@@ -283,6 +282,12 @@ type WALStats struct {
 	// describe fully (TOAST values left out, types or scopes rx does not
 	// decode, transactions replayed after a restart): they are re-read.
 	Rereads int64
+	// VisibilityReads counts the snapshots the engine read to learn that
+	// WAL transactions handed to it are visible, which it does only before
+	// reading the database for them (a re-read, a list, a list channel's
+	// query, Authorize): commits whose rows all come with their images and
+	// move no list read none. In a cluster each node counts its own.
+	VisibilityReads int64
 }
 
 // WALStats returns the counters of the WAL capture; the zero value without
@@ -293,13 +298,14 @@ func (h *Hub) WALStats() WALStats {
 		return WALStats{}
 	}
 	return WALStats{
-		Consuming:    w.consuming.Load(),
-		Sessions:     w.restarts.Load(),
-		SlotsCreated: w.recreated.Load(),
-		Resyncs:      w.resyncs.Load(),
-		Confirmed:    w.confirmed.Load(),
-		Images:       w.images.Load(),
-		Rereads:      w.rereads.Load(),
+		Consuming:       w.consuming.Load(),
+		Sessions:        w.restarts.Load(),
+		SlotsCreated:    w.recreated.Load(),
+		Resyncs:         w.resyncs.Load(),
+		Confirmed:       w.confirmed.Load(),
+		Images:          w.images.Load(),
+		Rereads:         w.rereads.Load(),
+		VisibilityReads: h.engine.vis.reads.Load(),
 	}
 }
 
@@ -618,63 +624,147 @@ type walDecoder struct {
 	final      pglogrepl.LSN // the open transaction's commit position
 	xid        uint32        // the open transaction's id
 	ts         []touch
-	// snap is the last snapshot read by visible: a transaction visible in
-	// it stays visible.
-	snapXmax uint64
-	snapXip  map[uint64]bool
-	types    *pgtype.Map
+	types      *pgtype.Map
 }
 
-// visible returns once transaction xid is visible to new snapshots, so
-// that the engine's reads (lists, re-reads) see it. The WAL can deliver a
-// commit a moment before that: the commit record is flushed (and decoded)
-// before the transaction leaves the server's list of running ones.
-func (d *walDecoder) visible(ctx context.Context, xid uint32) error {
+// The WAL can deliver a commit a moment before the transaction is visible
+// to new snapshots: the commit record is flushed (and decoded) before the
+// transaction leaves the server's list of running ones. The decoder hands
+// a commit's touches to the engine at once, each carrying its transaction
+// id; the engine waits for the transactions to be visible only before it
+// next reads the database (engine.ready): a batch whose rows all come with
+// their WAL image, moving no list and re-checking no permission, reads
+// nothing, so it neither waits nor asks the server.
+
+// visibility is the engine's record of WAL transactions handed over but not
+// yet known visible, with the last snapshot read (engine goroutine).
+type visibility struct {
+	unseen []uint32 // transaction ids, oldest first
+	// snap is the last snapshot read: a transaction visible in it stays
+	// visible.
+	snapXmax uint64
+	snapXip  map[uint64]bool
+	reads    atomic.Int64 // snapshots read (WALStats.VisibilityReads)
+}
+
+// unseenPrune is the length of the list of transactions not known visible
+// past which a commit that reads nothing still reads a snapshot, without
+// waiting, to forget the visible ones.
+const unseenPrune = 512
+
+// add records the transactions of a batch of touches.
+func (v *visibility) add(ts []touch) {
+	for _, t := range ts {
+		if t.xid != 0 && (len(v.unseen) == 0 || v.unseen[len(v.unseen)-1] != t.xid) {
+			v.unseen = append(v.unseen, t.xid)
+		}
+	}
+}
+
+// known reports whether transaction xid is visible in the last snapshot.
+func (v *visibility) known(xid uint32) bool {
+	if v.snapXmax == 0 {
+		return false
+	}
+	// The 64-bit id of xid, in the epoch of the snapshot.
+	x := v.snapXmax&^0xffffffff | uint64(xid)
+	if x >= v.snapXmax && x >= 1<<32 {
+		x -= 1 << 32
+	}
+	return x < v.snapXmax && !v.snapXip[x]
+}
+
+// forget drops the transactions visible in the last snapshot and reports
+// whether none is left.
+func (v *visibility) forget() bool {
+	keep := v.unseen[:0]
+	for _, x := range v.unseen {
+		if !v.known(x) {
+			keep = append(keep, x)
+		}
+	}
+	clear(v.unseen[len(keep):])
+	v.unseen = keep
+	return len(keep) == 0
+}
+
+// Backoff between snapshot reads while a transaction is still running.
+const (
+	visibleBackoffMin = 50 * time.Microsecond
+	visibleBackoffMax = time.Millisecond
+)
+
+// ready returns once every WAL transaction handed to the engine is visible
+// to new snapshots, so that a database read sees it; at once when all are
+// known visible already. Every engine read of the database (rows, lists,
+// list channels' queries, Authorize) calls it first (engine goroutine).
+func (e *engine) ready(ctx context.Context) error {
+	v := &e.vis
+	if len(v.unseen) == 0 || v.forget() {
+		return nil
+	}
+	wait := visibleBackoffMin
 	for {
-		if d.snapXmax != 0 {
-			// The 64-bit id of xid, in the epoch of the snapshot.
-			x := d.snapXmax&^0xffffffff | uint64(xid)
-			if x >= d.snapXmax && x >= 1<<32 {
-				x -= 1 << 32
-			}
-			if x < d.snapXmax && !d.snapXip[x] {
-				return nil
-			}
+		if err := e.readSnapshot(ctx); err != nil {
+			return err
 		}
-		var snap string
-		if err := d.w.h.db.Session(&gormSession).WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
-			return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+		if v.forget() {
+			return nil
 		}
-		parts := strings.Split(snap, ":")
-		if len(parts) != 3 {
-			return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+		// Still running: let it finish.
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
-		xmax, err := strconv.ParseUint(parts[1], 10, 64)
+		wait = min(2*wait, visibleBackoffMax)
+	}
+}
+
+// pruneUnseen keeps the list of transactions not known visible short when
+// no read asks for them: past unseenPrune it reads a snapshot (without
+// waiting) and forgets the visible ones.
+func (e *engine) pruneUnseen(ctx context.Context) {
+	v := &e.vis
+	if len(v.unseen) < unseenPrune || v.forget() || len(v.unseen) < unseenPrune {
+		return
+	}
+	if e.readSnapshot(ctx) == nil {
+		v.forget()
+	}
+}
+
+// readSnapshot reads the server's current snapshot into e.vis.
+func (e *engine) readSnapshot(ctx context.Context) error {
+	v := &e.vis
+	v.reads.Add(1)
+	var snap string
+	if err := e.db.WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
+		return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+	}
+	parts := strings.Split(snap, ":")
+	if len(parts) != 3 {
+		return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+	}
+	xmax, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil {
+		return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+	}
+	xip := map[uint64]bool{}
+	for _, f := range strings.Split(parts[2], ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
 		}
-		xip := map[uint64]bool{}
-		for _, f := range strings.Split(parts[2], ",") {
-			if f == "" {
-				continue
-			}
-			n, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
-			}
-			xip[n] = true
-		}
-		fresh := xmax != d.snapXmax || len(xip) != len(d.snapXip)
-		d.snapXmax, d.snapXip = xmax, xip
-		if !fresh {
-			// Still running in a snapshot like the last: let it finish.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
-		}
+		xip[n] = true
 	}
+	v.snapXmax, v.snapXip = xmax, xip
+	return nil
 }
 
 // imageOIDs are the column types whose text form decodes to the value the
@@ -753,9 +843,13 @@ func (d *walDecoder) resyncRel(r *walRel) {
 }
 
 // flush hands the touches decoded so far to the engine, so that a resync
-// queued next runs after them.
+// queued next runs after them. They carry the transaction's id: the engine
+// waits for it to be visible before it reads the database (engine.ready).
 func (d *walDecoder) flush() {
 	if len(d.ts) > 0 {
+		for i := range d.ts {
+			d.ts[i].xid = d.xid
+		}
 		d.w.h.engine.enqueue(d.ts)
 		d.ts = nil
 	}
@@ -858,6 +952,13 @@ func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogr
 			i := r.column(p.rel.References[0].ForeignKey.DBName)
 			if v, ok, err := r.value(d.types, oldT, i); err == nil && ok {
 				if pid, ok := idString(reflect.ValueOf(v)); ok {
+					if newT != nil && sameKey(r, d.types, newT, i, pid) {
+						// The row stays under its parent: the engine
+						// recomputes the list if the row's new image moves
+						// it (commit.go, moveParents), and otherwise
+						// reads nothing.
+						continue
+					}
 					d.ts = append(d.ts, touch{l: p.from, id: pid, rel: p})
 				}
 			}
@@ -875,6 +976,16 @@ func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogr
 			d.ts = append(d.ts, t)
 		}
 	}
+}
+
+// sameKey reports whether column i of tuple holds the key id.
+func sameKey(r *walRel, types *pgtype.Map, tuple *pglogrepl.TupleData, i int, id string) bool {
+	v, ok, err := r.value(types, tuple, i)
+	if err != nil || !ok {
+		return false
+	}
+	nid, ok := idString(reflect.ValueOf(v))
+	return ok && nid == id
 }
 
 // joinTouch records a changed join-table row as touches of the lists on
@@ -934,11 +1045,6 @@ func (d *walDecoder) decode(ctx context.Context, data []byte) error {
 			}
 		}
 	case *pglogrepl.CommitMessage:
-		if len(d.ts) > 0 {
-			if err := d.visible(ctx, d.xid); err != nil {
-				return err
-			}
-		}
 		d.flush()
 		d.inTx = false
 		d.w.advance(uint64(m.TransactionEndLSN))
@@ -966,9 +1072,15 @@ type walImage struct {
 // readRowsOrImages reads rows of l by primary key, except those whose
 // every touch in the batch carries a WAL image: the last image stands for
 // them (deleted rows are absent from the result, as with readRows).
-func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
+//
+// Only a re-read waits for the WAL transactions handed over to be visible
+// (engine.ready): rows taken from their images read nothing.
+func readRowsOrImages(ctx context.Context, e *engine, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
 	if len(imgs) == 0 {
-		return readRows(ctx, db, l, ids)
+		if err := e.ready(ctx); err != nil {
+			return nil, err
+		}
+		return readRows(ctx, e.db, l, ids)
 	}
 	var reread []string
 	out := map[string]*row{}
@@ -982,7 +1094,10 @@ func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, 
 		}
 	}
 	if len(reread) > 0 {
-		rows, err := readRows(ctx, db, l, reread)
+		if err := e.ready(ctx); err != nil {
+			return nil, err
+		}
+		rows, err := readRows(ctx, e.db, l, reread)
 		if err != nil {
 			return nil, err
 		}
