@@ -23,7 +23,9 @@ import (
 // from the WAL"). A walSource reads the logical replication stream of a
 // durable slot with the pgoutput plugin, over a publication of the tables of
 // the registered models. Each committed transaction becomes one batch of
-// touches for the engine, carrying the new row images the WAL holds; the
+// touches for the engine, carrying the new row images the WAL holds and
+// the transaction's id (the engine waits for the transaction to be
+// visible only before it reads the database for it: engine.ready); the
 // slot's confirmed position advances to a transaction's end only after the
 // engine has stored (and, in a cluster, handed to the broker) every batch
 // up to it, so a process killed at any point resumes from the slot without
@@ -48,7 +50,10 @@ type WALConfig struct {
 	// or extended when channels are registered. Empty means "rxgorm".
 	Publication string
 	// StatusInterval is how often the confirmed position is reported to
-	// the server. Zero means 1 s.
+	// the server when it did not move; a position that moved is reported
+	// at most every StatusInterval/4, and a keepalive asking for a reply
+	// is answered at once. The consumer also wakes up at least every
+	// StatusInterval (at most 200 ms) without WAL to read. Zero means 1 s.
 	StatusInterval time.Duration
 	// KeepReplicaIdentity leaves the tables' REPLICA IDENTITY as it is.
 	// By default rx sets FULL on join tables and on tables with foreign
@@ -74,11 +79,12 @@ type walSource struct {
 	consuming atomic.Bool // this node streams the slot now
 
 	// Counters for tests and operators.
-	restarts  atomic.Int64 // streaming sessions started
-	recreated atomic.Int64 // slots created because they were missing
-	resyncs   atomic.Int64 // resyncs for TRUNCATE, schema changes and new slots
-	images    atomic.Int64 // rows handed over with their WAL image
-	rereads   atomic.Int64 // rows handed over to be re-read
+	restarts   atomic.Int64 // streaming sessions started
+	recreated  atomic.Int64 // slots created because they were missing
+	resyncs    atomic.Int64 // resyncs for TRUNCATE, schema changes and new slots
+	images     atomic.Int64 // rows handed over with their WAL image
+	rereads    atomic.Int64 // rows handed over to be re-read
+	statusSent atomic.Int64 // standby status updates sent
 
 	wmu     sync.Mutex
 	waitSeq uint64
@@ -288,6 +294,11 @@ type WALStats struct {
 	// query, Authorize): commits whose rows all come with their images and
 	// move no list read none. In a cluster each node counts its own.
 	VisibilityReads int64
+	// StatusUpdates counts the standby status updates sent to the server:
+	// one when the confirmed position moved, at most every
+	// StatusInterval/4, one every StatusInterval, and one whenever the
+	// server asks.
+	StatusUpdates int64
 }
 
 // WALStats returns the counters of the WAL capture; the zero value without
@@ -306,6 +317,7 @@ func (h *Hub) WALStats() WALStats {
 		Images:          w.images.Load(),
 		Rereads:         w.rereads.Load(),
 		VisibilityReads: h.engine.vis.reads.Load(),
+		StatusUpdates:   w.statusSent.Load(),
 	}
 }
 
@@ -507,20 +519,57 @@ func (w *walSource) stream(ctx context.Context) error {
 	go w.confirmLoop(cctx, confirmDone)
 
 	d := walDecoder{w: w, rels: map[uint32]*walRel{}, imagesFrom: imagesFrom, types: pgtype.NewMap()}
+	// Status updates report the confirmed position when it moved, at most
+	// every StatusInterval/4 (the confirmer's pace), and every
+	// StatusInterval regardless; at once when the server asks for one.
+	minGap := max(w.cfg.StatusInterval/4, 10*time.Millisecond)
+	var lastStatus time.Time
 	nextStatus := time.Now().Add(w.cfg.StatusInterval)
 	sent := uint64(0)
+	replyNow := false
+
+	// The receive wakes up at least every wake for the status updates. It
+	// does through a read deadline on the socket, not a context per call:
+	// pgconn watches a context other than Background with a goroutine per
+	// call, while a read timing out leaves the connection usable (pgconn
+	// does not close it for a net timeout, and pgproto3 keeps a message
+	// read in part for the next call). Cancelling ctx sets a deadline in
+	// the past, which wakes a receive at once; the loop checks ctx after
+	// every deadline it sets, so that it cannot push that one back.
+	wake := min(w.cfg.StatusInterval, 200*time.Millisecond)
+	nc := conn.Conn()
+	var readBy time.Time
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-ctx.Done():
+			_ = nc.SetReadDeadline(time.Unix(1, 0))
+		case <-stopWatch:
+		}
+	}()
+	defer func() { close(stopWatch); <-watchDone }()
+
 	for {
-		if c := w.confirmed.Load(); time.Now().After(nextStatus) || c != sent {
+		now := time.Now()
+		if c := w.confirmed.Load(); replyNow || !now.Before(nextStatus) || (c != sent && now.Sub(lastStatus) >= minGap) {
 			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(c)})
 			if err != nil {
 				return fmt.Errorf("rx: WAL: report position: %w", err)
 			}
-			sent = c
-			nextStatus = time.Now().Add(w.cfg.StatusInterval)
+			w.statusSent.Add(1)
+			sent, lastStatus, nextStatus, replyNow = c, now, now.Add(w.cfg.StatusInterval), false
 		}
-		rctx, cancel := context.WithTimeout(ctx, min(w.cfg.StatusInterval, 200*time.Millisecond))
-		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
+		if readBy.Sub(now) < wake/2 {
+			readBy = now.Add(wake)
+			if err := nc.SetReadDeadline(readBy); err != nil {
+				return fmt.Errorf("rx: WAL: set a read deadline: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		raw, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -549,7 +598,7 @@ func (w *walSource) stream(ctx context.Context) error {
 					w.advance(uint64(ka.ServerWALEnd))
 				}
 				if ka.ReplyRequested {
-					nextStatus = time.Time{}
+					replyNow = true
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
