@@ -407,3 +407,30 @@ func TestWALVisibilityOnlyForReads(t *testing.T) {
 		t.Fatalf("snapshot reads %d→%d: the move did not wait for its transaction", moved.VisibilityReads, got)
 	}
 }
+
+// Closing the hub stops the replication session at once: the receive
+// waits on a read deadline (up to 200 ms ahead), which the session's end
+// moves to the past, rather than on a context per message.
+func TestWALClosePrompt(t *testing.T) {
+	db, _ := walFixture(t)
+	slot, pub := walNamesFor()
+	h, err := rx.New(db, rx.Config{WAL: &rx.WALConfig{DSN: rxtest.PostgresDSN(), Slot: slot, Publication: pub, StatusInterval: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropWAL(t, db, slot, pub) })
+	if err := h.Register(&ChatChannel{}); err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	if err := h.Wait(context.Background()); err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the receive waits on its deadline
+	start := time.Now()
+	h.Close() // returns once the replication connection is closed
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("Close took %v; want it well before the 100-200 ms read deadline", took)
+	}
+}
