@@ -30,6 +30,10 @@ type touch struct {
 	// img is the row as the WAL describes it (wal.go): the engine uses it
 	// instead of a re-read. Nil from the plugin and Touch.
 	img *walImage
+	// xid is the id of the WAL transaction that made the change, 0 from
+	// the plugin and Touch: the engine's first database read after it
+	// waits until the transaction is visible (engine.ready, wal.go).
+	xid uint32
 }
 
 type capture struct {

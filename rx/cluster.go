@@ -135,6 +135,12 @@ type touchMsg struct {
 	// touches).
 	Resync    []string `json:"r,omitempty"`
 	ResyncAll bool     `json:"ra,omitempty"`
+	// Xid is the WAL transaction of the touches (0 from the GORM plugin):
+	// the WAL consumer sends them before the transaction may be visible,
+	// and the receiving engine waits for it before it reads the database
+	// (engine.ready). A node that predates it reads at once and may miss
+	// the commit for a moment: upgrade the nodes before they share a slot.
+	Xid uint32 `json:"x,omitempty"`
 }
 
 // deltaMsg is what an owner publishes on a stream's topic.
@@ -210,6 +216,7 @@ func (c *cluster) publish(topic string, v any) {
 func (c *cluster) sendTouches(ts []touch) {
 	m := touchMsg{Node: c.node, Touches: make([][3]string, len(ts))}
 	for i, t := range ts {
+		m.Xid = max(m.Xid, t.xid) // one transaction per enqueue
 		m.Touches[i] = [3]string{t.l.name, t.id, ""}
 		if t.rel != nil {
 			m.Touches[i][2] = t.rel.name
@@ -260,7 +267,7 @@ func (c *cluster) remoteTouches(b []byte) {
 		if l == nil {
 			continue
 		}
-		tc := touch{l: l, id: t[1]}
+		tc := touch{l: l, id: t[1], xid: m.Xid}
 		if t[2] != "" {
 			for _, r := range l.rels {
 				if r.name == t[2] {

@@ -120,7 +120,7 @@ func (b *batch) addList(r *relation, id string) {
 // readRows re-reads the batch's rows (or takes the WAL's images of them) and notes the lists they may move.
 func (b *batch) readRows(ctx context.Context) error {
 	for l, ids := range b.rowIDs {
-		rows, err := readRowsOrImages(ctx, b.e.db, l, ids, b.imgs)
+		rows, err := readRowsOrImages(ctx, b.e, l, ids, b.imgs)
 		if err != nil {
 			return err
 		}
@@ -175,6 +175,11 @@ func (b *batch) moveParents(k ikey, r *row, known bool) {
 
 // readLists recomputes the batch's lists.
 func (b *batch) readLists(ctx context.Context) error {
+	if len(b.listIDs) > 0 {
+		if err := b.e.ready(ctx); err != nil {
+			return err
+		}
+	}
 	for r, set := range b.listIDs {
 		ids := make([]string, 0, len(set))
 		for id := range set {

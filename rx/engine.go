@@ -48,6 +48,9 @@ type engine struct {
 	barriers     []barrierWait
 	// retryAfter schedules a retry (time.AfterFunc; tests hold retries).
 	retryAfter func(time.Duration, func())
+	// vis tracks the WAL transactions handed over but not yet known
+	// visible to new snapshots (wal.go, engine.ready).
+	vis visibility
 }
 
 func newEngine(h *Hub, db *gorm.DB) *engine {
@@ -199,6 +202,8 @@ var retryDelays = []time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
 
 // process turns one commit's touches into deltas for every hot stream.
 func (e *engine) process(ts []touch) {
+	e.vis.add(ts)
+	e.pruneUnseen(e.ctx())
 	e.bumpEpochs(ts) // once per commit, not per attempt
 	e.attempt(ts, 0, 0)
 }

@@ -142,6 +142,9 @@ func (e *engine) reauthorize(ctx context.Context, subs map[*Subscription]bool) {
 	if len(checks) == 0 {
 		return
 	}
+	// Authorize reads the database: it must see the commits handed over
+	// (if telling fails, so does the database, and Authorize meets it).
+	_ = e.ready(ctx)
 	hubCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, reauthTimeout)
 	defer cancel()
@@ -409,9 +412,18 @@ func (e *engine) bumpEpochs(ts []touch) {
 					bumped = map[*channelDef]bool{}
 				}
 				bumped[def] = true
-				def.depEpoch.Add(1)
 			}
 		}
+	}
+	if len(bumped) == 0 {
+		return
+	}
+	// A Subscribe whose Authorize starts after the bump must see the
+	// commit: wait until its WAL transactions are visible (a failure to
+	// tell is the database failing, which Authorize will meet too).
+	_ = e.ready(e.ctx())
+	for def := range bumped {
+		def.depEpoch.Add(1)
 	}
 }
 
@@ -434,6 +446,9 @@ func (h *Hub) depEpoch(channel string) uint64 {
 func (h *Hub) recheckSubscribe(ctx context.Context, def *channelDef, user User, p any, epoch uint64) error {
 	if def.depEpoch.Load() == epoch {
 		return nil
+	}
+	if err := h.engine.ready(ctx); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, reauthTimeout)
 	defer cancel()

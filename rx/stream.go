@@ -390,6 +390,9 @@ func (e *engine) hot(ctx context.Context, def *channelDef, anchorID string) (*ho
 // fixed number of queries per layer and round: one for the rows, one per
 // relation.
 func (e *engine) expand(ctx context.Context, s *hotStream, frontier []ikey) ([]*cache.Instance, error) {
+	if err := e.ready(ctx); err != nil {
+		return nil, err
+	}
 	var out []*cache.Instance
 	for len(frontier) > 0 {
 		byLayer := map[*layer][]string{}

@@ -367,6 +367,9 @@ func (e *engine) attach(ctx context.Context, sub *Subscription, a string, since 
 
 // listAnchors runs a list channel's Anchors query.
 func (h *Hub) listAnchors(ctx context.Context, def *channelDef, user User, p any) ([]string, error) {
+	if err := h.engine.ready(ctx); err != nil {
+		return nil, err
+	}
 	q := def.list(ctx, h.db.Session(&gormSession).WithContext(ctx), user, p)
 	if q == nil {
 		return nil, fmt.Errorf("rx: %s.Anchors returned nil", def.name)

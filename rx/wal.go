@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
-	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
 
@@ -24,7 +23,9 @@ import (
 // from the WAL"). A walSource reads the logical replication stream of a
 // durable slot with the pgoutput plugin, over a publication of the tables of
 // the registered models. Each committed transaction becomes one batch of
-// touches for the engine, carrying the new row images the WAL holds; the
+// touches for the engine, carrying the new row images the WAL holds and
+// the transaction's id (the engine waits for the transaction to be
+// visible only before it reads the database for it: engine.ready); the
 // slot's confirmed position advances to a transaction's end only after the
 // engine has stored (and, in a cluster, handed to the broker) every batch
 // up to it, so a process killed at any point resumes from the slot without
@@ -49,7 +50,10 @@ type WALConfig struct {
 	// or extended when channels are registered. Empty means "rxgorm".
 	Publication string
 	// StatusInterval is how often the confirmed position is reported to
-	// the server. Zero means 1 s.
+	// the server when it did not move; a position that moved is reported
+	// at most every StatusInterval/4, and a keepalive asking for a reply
+	// is answered at once. The consumer also wakes up at least every
+	// StatusInterval (at most 200 ms) without WAL to read. Zero means 1 s.
 	StatusInterval time.Duration
 	// KeepReplicaIdentity leaves the tables' REPLICA IDENTITY as it is.
 	// By default rx sets FULL on join tables and on tables with foreign
@@ -75,11 +79,12 @@ type walSource struct {
 	consuming atomic.Bool // this node streams the slot now
 
 	// Counters for tests and operators.
-	restarts  atomic.Int64 // streaming sessions started
-	recreated atomic.Int64 // slots created because they were missing
-	resyncs   atomic.Int64 // resyncs for TRUNCATE, schema changes and new slots
-	images    atomic.Int64 // rows handed over with their WAL image
-	rereads   atomic.Int64 // rows handed over to be re-read
+	restarts   atomic.Int64 // streaming sessions started
+	recreated  atomic.Int64 // slots created because they were missing
+	resyncs    atomic.Int64 // resyncs for TRUNCATE, schema changes and new slots
+	images     atomic.Int64 // rows handed over with their WAL image
+	rereads    atomic.Int64 // rows handed over to be re-read
+	statusSent atomic.Int64 // standby status updates sent
 
 	wmu     sync.Mutex
 	waitSeq uint64
@@ -283,6 +288,17 @@ type WALStats struct {
 	// describe fully (TOAST values left out, types or scopes rx does not
 	// decode, transactions replayed after a restart): they are re-read.
 	Rereads int64
+	// VisibilityReads counts the snapshots the engine read to learn that
+	// WAL transactions handed to it are visible, which it does only before
+	// reading the database for them (a re-read, a list, a list channel's
+	// query, Authorize): commits whose rows all come with their images and
+	// move no list read none. In a cluster each node counts its own.
+	VisibilityReads int64
+	// StatusUpdates counts the standby status updates sent to the server:
+	// one when the confirmed position moved, at most every
+	// StatusInterval/4, one every StatusInterval, and one whenever the
+	// server asks.
+	StatusUpdates int64
 }
 
 // WALStats returns the counters of the WAL capture; the zero value without
@@ -293,13 +309,15 @@ func (h *Hub) WALStats() WALStats {
 		return WALStats{}
 	}
 	return WALStats{
-		Consuming:    w.consuming.Load(),
-		Sessions:     w.restarts.Load(),
-		SlotsCreated: w.recreated.Load(),
-		Resyncs:      w.resyncs.Load(),
-		Confirmed:    w.confirmed.Load(),
-		Images:       w.images.Load(),
-		Rereads:      w.rereads.Load(),
+		Consuming:       w.consuming.Load(),
+		Sessions:        w.restarts.Load(),
+		SlotsCreated:    w.recreated.Load(),
+		Resyncs:         w.resyncs.Load(),
+		Confirmed:       w.confirmed.Load(),
+		Images:          w.images.Load(),
+		Rereads:         w.rereads.Load(),
+		VisibilityReads: h.engine.vis.reads.Load(),
+		StatusUpdates:   w.statusSent.Load(),
 	}
 }
 
@@ -501,20 +519,57 @@ func (w *walSource) stream(ctx context.Context) error {
 	go w.confirmLoop(cctx, confirmDone)
 
 	d := walDecoder{w: w, rels: map[uint32]*walRel{}, imagesFrom: imagesFrom, types: pgtype.NewMap()}
+	// Status updates report the confirmed position when it moved, at most
+	// every StatusInterval/4 (the confirmer's pace), and every
+	// StatusInterval regardless; at once when the server asks for one.
+	minGap := max(w.cfg.StatusInterval/4, 10*time.Millisecond)
+	var lastStatus time.Time
 	nextStatus := time.Now().Add(w.cfg.StatusInterval)
 	sent := uint64(0)
+	replyNow := false
+
+	// The receive wakes up at least every wake for the status updates. It
+	// does through a read deadline on the socket, not a context per call:
+	// pgconn watches a context other than Background with a goroutine per
+	// call, while a read timing out leaves the connection usable (pgconn
+	// does not close it for a net timeout, and pgproto3 keeps a message
+	// read in part for the next call). Cancelling ctx sets a deadline in
+	// the past, which wakes a receive at once; the loop checks ctx after
+	// every deadline it sets, so that it cannot push that one back.
+	wake := min(w.cfg.StatusInterval, 200*time.Millisecond)
+	nc := conn.Conn()
+	var readBy time.Time
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-ctx.Done():
+			_ = nc.SetReadDeadline(time.Unix(1, 0))
+		case <-stopWatch:
+		}
+	}()
+	defer func() { close(stopWatch); <-watchDone }()
+
 	for {
-		if c := w.confirmed.Load(); time.Now().After(nextStatus) || c != sent {
+		now := time.Now()
+		if c := w.confirmed.Load(); replyNow || !now.Before(nextStatus) || (c != sent && now.Sub(lastStatus) >= minGap) {
 			err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(c)})
 			if err != nil {
 				return fmt.Errorf("rx: WAL: report position: %w", err)
 			}
-			sent = c
-			nextStatus = time.Now().Add(w.cfg.StatusInterval)
+			w.statusSent.Add(1)
+			sent, lastStatus, nextStatus, replyNow = c, now, now.Add(w.cfg.StatusInterval), false
 		}
-		rctx, cancel := context.WithTimeout(ctx, min(w.cfg.StatusInterval, 200*time.Millisecond))
-		raw, err := conn.ReceiveMessage(rctx)
-		cancel()
+		if readBy.Sub(now) < wake/2 {
+			readBy = now.Add(wake)
+			if err := nc.SetReadDeadline(readBy); err != nil {
+				return fmt.Errorf("rx: WAL: set a read deadline: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		raw, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -543,7 +598,7 @@ func (w *walSource) stream(ctx context.Context) error {
 					w.advance(uint64(ka.ServerWALEnd))
 				}
 				if ka.ReplyRequested {
-					nextStatus = time.Time{}
+					replyNow = true
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
@@ -618,63 +673,147 @@ type walDecoder struct {
 	final      pglogrepl.LSN // the open transaction's commit position
 	xid        uint32        // the open transaction's id
 	ts         []touch
-	// snap is the last snapshot read by visible: a transaction visible in
-	// it stays visible.
-	snapXmax uint64
-	snapXip  map[uint64]bool
-	types    *pgtype.Map
+	types      *pgtype.Map
 }
 
-// visible returns once transaction xid is visible to new snapshots, so
-// that the engine's reads (lists, re-reads) see it. The WAL can deliver a
-// commit a moment before that: the commit record is flushed (and decoded)
-// before the transaction leaves the server's list of running ones.
-func (d *walDecoder) visible(ctx context.Context, xid uint32) error {
+// The WAL can deliver a commit a moment before the transaction is visible
+// to new snapshots: the commit record is flushed (and decoded) before the
+// transaction leaves the server's list of running ones. The decoder hands
+// a commit's touches to the engine at once, each carrying its transaction
+// id; the engine waits for the transactions to be visible only before it
+// next reads the database (engine.ready): a batch whose rows all come with
+// their WAL image, moving no list and re-checking no permission, reads
+// nothing, so it neither waits nor asks the server.
+
+// visibility is the engine's record of WAL transactions handed over but not
+// yet known visible, with the last snapshot read (engine goroutine).
+type visibility struct {
+	unseen []uint32 // transaction ids, oldest first
+	// snap is the last snapshot read: a transaction visible in it stays
+	// visible.
+	snapXmax uint64
+	snapXip  map[uint64]bool
+	reads    atomic.Int64 // snapshots read (WALStats.VisibilityReads)
+}
+
+// unseenPrune is the length of the list of transactions not known visible
+// past which a commit that reads nothing still reads a snapshot, without
+// waiting, to forget the visible ones.
+const unseenPrune = 512
+
+// add records the transactions of a batch of touches.
+func (v *visibility) add(ts []touch) {
+	for _, t := range ts {
+		if t.xid != 0 && (len(v.unseen) == 0 || v.unseen[len(v.unseen)-1] != t.xid) {
+			v.unseen = append(v.unseen, t.xid)
+		}
+	}
+}
+
+// known reports whether transaction xid is visible in the last snapshot.
+func (v *visibility) known(xid uint32) bool {
+	if v.snapXmax == 0 {
+		return false
+	}
+	// The 64-bit id of xid, in the epoch of the snapshot.
+	x := v.snapXmax&^0xffffffff | uint64(xid)
+	if x >= v.snapXmax && x >= 1<<32 {
+		x -= 1 << 32
+	}
+	return x < v.snapXmax && !v.snapXip[x]
+}
+
+// forget drops the transactions visible in the last snapshot and reports
+// whether none is left.
+func (v *visibility) forget() bool {
+	keep := v.unseen[:0]
+	for _, x := range v.unseen {
+		if !v.known(x) {
+			keep = append(keep, x)
+		}
+	}
+	clear(v.unseen[len(keep):])
+	v.unseen = keep
+	return len(keep) == 0
+}
+
+// Backoff between snapshot reads while a transaction is still running.
+const (
+	visibleBackoffMin = 50 * time.Microsecond
+	visibleBackoffMax = time.Millisecond
+)
+
+// ready returns once every WAL transaction handed to the engine is visible
+// to new snapshots, so that a database read sees it; at once when all are
+// known visible already. Every engine read of the database (rows, lists,
+// list channels' queries, Authorize) calls it first (engine goroutine).
+func (e *engine) ready(ctx context.Context) error {
+	v := &e.vis
+	if len(v.unseen) == 0 || v.forget() {
+		return nil
+	}
+	wait := visibleBackoffMin
 	for {
-		if d.snapXmax != 0 {
-			// The 64-bit id of xid, in the epoch of the snapshot.
-			x := d.snapXmax&^0xffffffff | uint64(xid)
-			if x >= d.snapXmax && x >= 1<<32 {
-				x -= 1 << 32
-			}
-			if x < d.snapXmax && !d.snapXip[x] {
-				return nil
-			}
+		if err := e.readSnapshot(ctx); err != nil {
+			return err
 		}
-		var snap string
-		if err := d.w.h.db.Session(&gormSession).WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
-			return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+		if v.forget() {
+			return nil
 		}
-		parts := strings.Split(snap, ":")
-		if len(parts) != 3 {
-			return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+		// Still running: let it finish.
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
-		xmax, err := strconv.ParseUint(parts[1], 10, 64)
+		wait = min(2*wait, visibleBackoffMax)
+	}
+}
+
+// pruneUnseen keeps the list of transactions not known visible short when
+// no read asks for them: past unseenPrune it reads a snapshot (without
+// waiting) and forgets the visible ones.
+func (e *engine) pruneUnseen(ctx context.Context) {
+	v := &e.vis
+	if len(v.unseen) < unseenPrune || v.forget() || len(v.unseen) < unseenPrune {
+		return
+	}
+	if e.readSnapshot(ctx) == nil {
+		v.forget()
+	}
+}
+
+// readSnapshot reads the server's current snapshot into e.vis.
+func (e *engine) readSnapshot(ctx context.Context) error {
+	v := &e.vis
+	v.reads.Add(1)
+	var snap string
+	if err := e.db.WithContext(ctx).Raw("SELECT pg_current_snapshot()::text").Scan(&snap).Error; err != nil {
+		return fmt.Errorf("rx: WAL: read a snapshot: %w", err)
+	}
+	parts := strings.Split(snap, ":")
+	if len(parts) != 3 {
+		return fmt.Errorf("rx: WAL: unexpected snapshot %q", snap)
+	}
+	xmax, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil {
+		return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
+	}
+	xip := map[uint64]bool{}
+	for _, f := range strings.Split(parts[2], ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
 		}
-		xip := map[uint64]bool{}
-		for _, f := range strings.Split(parts[2], ",") {
-			if f == "" {
-				continue
-			}
-			n, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return fmt.Errorf("rx: WAL: unexpected snapshot %q: %w", snap, err)
-			}
-			xip[n] = true
-		}
-		fresh := xmax != d.snapXmax || len(xip) != len(d.snapXip)
-		d.snapXmax, d.snapXip = xmax, xip
-		if !fresh {
-			// Still running in a snapshot like the last: let it finish.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
-		}
+		xip[n] = true
 	}
+	v.snapXmax, v.snapXip = xmax, xip
+	return nil
 }
 
 // imageOIDs are the column types whose text form decodes to the value the
@@ -753,9 +892,13 @@ func (d *walDecoder) resyncRel(r *walRel) {
 }
 
 // flush hands the touches decoded so far to the engine, so that a resync
-// queued next runs after them.
+// queued next runs after them. They carry the transaction's id: the engine
+// waits for it to be visible before it reads the database (engine.ready).
 func (d *walDecoder) flush() {
 	if len(d.ts) > 0 {
+		for i := range d.ts {
+			d.ts[i].xid = d.xid
+		}
 		d.w.h.engine.enqueue(d.ts)
 		d.ts = nil
 	}
@@ -858,6 +1001,13 @@ func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogr
 			i := r.column(p.rel.References[0].ForeignKey.DBName)
 			if v, ok, err := r.value(d.types, oldT, i); err == nil && ok {
 				if pid, ok := idString(reflect.ValueOf(v)); ok {
+					if newT != nil && sameKey(r, d.types, newT, i, pid) {
+						// The row stays under its parent: the engine
+						// recomputes the list if the row's new image moves
+						// it (commit.go, moveParents), and otherwise
+						// reads nothing.
+						continue
+					}
 					d.ts = append(d.ts, touch{l: p.from, id: pid, rel: p})
 				}
 			}
@@ -875,6 +1025,16 @@ func (d *walDecoder) rowTouch(ctx context.Context, r *walRel, oldT, newT *pglogr
 			d.ts = append(d.ts, t)
 		}
 	}
+}
+
+// sameKey reports whether column i of tuple holds the key id.
+func sameKey(r *walRel, types *pgtype.Map, tuple *pglogrepl.TupleData, i int, id string) bool {
+	v, ok, err := r.value(types, tuple, i)
+	if err != nil || !ok {
+		return false
+	}
+	nid, ok := idString(reflect.ValueOf(v))
+	return ok && nid == id
 }
 
 // joinTouch records a changed join-table row as touches of the lists on
@@ -934,11 +1094,6 @@ func (d *walDecoder) decode(ctx context.Context, data []byte) error {
 			}
 		}
 	case *pglogrepl.CommitMessage:
-		if len(d.ts) > 0 {
-			if err := d.visible(ctx, d.xid); err != nil {
-				return err
-			}
-		}
 		d.flush()
 		d.inTx = false
 		d.w.advance(uint64(m.TransactionEndLSN))
@@ -966,9 +1121,15 @@ type walImage struct {
 // readRowsOrImages reads rows of l by primary key, except those whose
 // every touch in the batch carries a WAL image: the last image stands for
 // them (deleted rows are absent from the result, as with readRows).
-func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
+//
+// Only a re-read waits for the WAL transactions handed over to be visible
+// (engine.ready): rows taken from their images read nothing.
+func readRowsOrImages(ctx context.Context, e *engine, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
 	if len(imgs) == 0 {
-		return readRows(ctx, db, l, ids)
+		if err := e.ready(ctx); err != nil {
+			return nil, err
+		}
+		return readRows(ctx, e.db, l, ids)
 	}
 	var reread []string
 	out := map[string]*row{}
@@ -982,7 +1143,10 @@ func readRowsOrImages(ctx context.Context, db *gorm.DB, l *layer, ids []string, 
 		}
 	}
 	if len(reread) > 0 {
-		rows, err := readRows(ctx, db, l, reread)
+		if err := e.ready(ctx); err != nil {
+			return nil, err
+		}
+		rows, err := readRows(ctx, e.db, l, reread)
 		if err != nil {
 			return nil, err
 		}

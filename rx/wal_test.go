@@ -338,3 +338,99 @@ func TestWALToastRereads(t *testing.T) {
 	}
 	none(t, h, sub)
 }
+
+// Plain updates of a row whose WAL image is complete move no list and read
+// nothing: the engine neither waits for their transactions to be visible
+// nor reads a snapshot for it. A write that needs a read (a new row
+// entering a list, a row moving to another parent) still waits, and its
+// read sees the committed row.
+func TestWALVisibilityOnlyForReads(t *testing.T) {
+	db, schema := walFixture(t)
+	if err := db.Create(&Message{ID: 10, ChatID: 1, SenderID: 1, Text: "first"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	h, _ := walHub(t, db, rx.Config{})
+	sub := subscribeChat(t, h, 1)
+	// The session has started: the updates come with their images.
+	if err := h.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := h.WALStats()
+	const n = 24
+	for i := range n {
+		text := fmt.Sprintf("edit %d", i)
+		if i%6 == 5 {
+			psql(t, schema, "UPDATE messages SET text = '"+text+"' WHERE id = 10")
+		} else if err := db.Model(&Message{ID: 10}).Update("text", text).Error; err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, sub); !hasText(ev, text) {
+			t.Fatalf("update %d: want %q, got %s", i, text, dump(ev))
+		}
+	}
+	after := h.WALStats()
+	if got := after.Images - before.Images; got != n || after.Rereads != before.Rereads {
+		t.Fatalf("images %d, re-reads %d→%d: want %d images and no re-read", got, before.Rereads, after.Rereads, n)
+	}
+	t.Logf("%d plain updates: %d snapshot reads", n, after.VisibilityReads-before.VisibilityReads)
+	if got := after.VisibilityReads - before.VisibilityReads; got > 1 {
+		t.Fatalf("%d snapshot reads for %d plain updates; want none", got, n)
+	}
+
+	// A new row enters chat 1's list: the list is read again, after the
+	// transaction is visible.
+	psql(t, schema, "INSERT INTO messages (id, chat_id, sender_id, text) VALUES (11, 1, 1, 'new')")
+	if ev := next(t, sub); !hasText(ev, "new") {
+		t.Fatalf("want the new row, got %s", dump(ev))
+	}
+	moved := h.WALStats()
+	if moved.VisibilityReads <= after.VisibilityReads {
+		t.Fatalf("snapshot reads %d→%d: the list read did not wait for the transaction", after.VisibilityReads, moved.VisibilityReads)
+	}
+
+	// A row moves to another chat (a foreign key change): both lists are
+	// read again and see it.
+	if err := db.Create(&Chat{ID: 2, Title: "c2"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	sub2 := subscribeChat(t, h, 2)
+	psql(t, schema, "UPDATE messages SET chat_id = 2, text = 'moved' WHERE id = 11")
+	if ev := next(t, sub2); !hasText(ev, "moved") {
+		t.Fatalf("chat 2 wants the moved row, got %s", dump(ev))
+	}
+	if ev := next(t, sub); hasText(ev, "moved") || hasText(ev, "new") {
+		t.Fatalf("chat 1 wants the row gone, got %s", dump(ev))
+	}
+	none(t, h, sub)
+	none(t, h, sub2)
+	if got := h.WALStats().VisibilityReads; got <= moved.VisibilityReads {
+		t.Fatalf("snapshot reads %d→%d: the move did not wait for its transaction", moved.VisibilityReads, got)
+	}
+}
+
+// Closing the hub stops the replication session at once: the receive
+// waits on a read deadline (up to 200 ms ahead), which the session's end
+// moves to the past, rather than on a context per message.
+func TestWALClosePrompt(t *testing.T) {
+	db, _ := walFixture(t)
+	slot, pub := walNamesFor()
+	h, err := rx.New(db, rx.Config{WAL: &rx.WALConfig{DSN: rxtest.PostgresDSN(), Slot: slot, Publication: pub, StatusInterval: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropWAL(t, db, slot, pub) })
+	if err := h.Register(&ChatChannel{}); err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	if err := h.Wait(context.Background()); err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the receive waits on its deadline
+	start := time.Now()
+	h.Close() // returns once the replication connection is closed
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("Close took %v; want it well before the 100-200 ms read deadline", took)
+	}
+}
