@@ -114,3 +114,11 @@ func OnRowRead(t testing.TB, db *gorm.DB, f func(ctx context.Context, table, sql
 }
 
 var rowReadMu sync.Mutex
+
+// SetWALWakeMax makes the WAL receive wait up to d before it looks at the
+// status updates (200 ms), until the test ends.
+func SetWALWakeMax(t testing.TB, d time.Duration) {
+	old := walWakeMax
+	walWakeMax = d
+	t.Cleanup(func() { walWakeMax = old })
+}

@@ -536,7 +536,7 @@ func (w *walSource) stream(ctx context.Context) error {
 	// read in part for the next call). Cancelling ctx sets a deadline in
 	// the past, which wakes a receive at once; the loop checks ctx after
 	// every deadline it sets, so that it cannot push that one back.
-	wake := min(w.cfg.StatusInterval, 200*time.Millisecond)
+	wake := min(w.cfg.StatusInterval, walWakeMax)
 	nc := conn.Conn()
 	var readBy time.Time
 	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
@@ -663,6 +663,10 @@ func (w *walSource) resyncAll(layers map[*layer]bool) {
 		c.sendResync(layers)
 	}
 }
+
+// walWakeMax bounds how long the receive waits before it looks at the
+// status updates (a test lengthens it).
+var walWakeMax = 200 * time.Millisecond
 
 // walDecoder turns pgoutput messages into engine batches.
 type walDecoder struct {
