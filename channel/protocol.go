@@ -71,6 +71,9 @@ type ClientMessage struct {
 	// hello
 	V     int    `json:"v,omitempty"`
 	Token string `json:"token,omitempty"`
+	// Batch: the client accepts several server messages in one frame,
+	// separated by "\n" (docs/PROTOCOL.md).
+	Batch bool `json:"batch,omitempty"`
 	// sub, unsub, call
 	ID ID `json:"id"`
 	// sub

@@ -32,6 +32,9 @@ type session struct {
 	// ended is set when the session starts closing, before ctx ends: the
 	// hot paths read it instead of ctx.Err, which takes a lock.
 	ended atomic.Bool
+	// joinFrames: the client's hello announced batch, so the writer may
+	// join queued messages into one frame (frame.go).
+	joinFrames atomic.Bool
 
 	qmu     sync.Mutex
 	queue   []outItem // guarded by qmu: frames waiting for the writer
@@ -309,6 +312,7 @@ func (s *session) hello(m *ClientMessage) error {
 		return nil
 	}
 	s.signedIn(token, until)
+	s.joinFrames.Store(m.Batch)
 	s.mu.Lock()
 	s.user, s.authed = u, true
 	s.mu.Unlock()
@@ -542,13 +546,26 @@ func (s *session) writer() {
 		if bc != nil {
 			bc.begin()
 		}
-		for i, it := range batch {
-			err := s.write(it)
-			if err == nil && i == len(batch)-1 && bc != nil {
+		for i := 0; i < len(batch); {
+			// A client that announced batch in hello gets the messages
+			// in a run of ready frames as one frame, joined by "\n".
+			n := 1
+			if s.joinFrames.Load() {
+				n = joinable(batch[i:])
+			}
+			var err error
+			if n > 1 {
+				err = s.writeJoined(batch[i : i+n])
+			} else {
+				err = s.write(batch[i])
+			}
+			if err == nil && i+n == len(batch) && bc != nil {
 				err = bc.end() // the whole batch in one write
 			}
 			s.qmu.Lock()
-			s.sent(it.size, batch[i+1:])
+			for k := i; k < i+n; k++ {
+				s.sent(batch[k].size, batch[k+1:])
+			}
 			s.qmu.Unlock()
 			if err != nil {
 				if bc != nil {
@@ -561,7 +578,8 @@ func (s *session) writer() {
 				s.qmu.Unlock()
 				return // writing stays set: nothing is written after a failure
 			}
-			batch[i] = outItem{}
+			clear(batch[i : i+n])
+			i += n
 		}
 	}
 }

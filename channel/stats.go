@@ -14,8 +14,10 @@ import (
 type Stats struct {
 	// Sockets is the number of open sockets.
 	Sockets int
-	// Frames is the number of data frames written to clients (control
-	// frames such as pings and closes are not counted).
+	// Frames is the number of data messages written to clients, each in
+	// a frame of its own or, for a client that announced batch in hello,
+	// possibly joined with others in one frame (control frames such as
+	// pings and closes are not counted).
 	Frames int64
 	// Writes is the number of writes to the clients' connections (each one
 	// system call). A socket's writer sends every frame queued for it in

@@ -223,7 +223,9 @@ func (c *client) subscribe(board uint) error {
 	const wait = 60 * time.Second
 	switch c.dialect {
 	case RxGorm:
-		if err := c.send(`{"type":"hello","v":1}`); err != nil {
+		// As the TypeScript runtime does, the client accepts several
+		// messages in one frame, one per line (docs/PROTOCOL.md).
+		if err := c.send(`{"type":"hello","v":1,"batch":true}`); err != nil {
 			return err
 		}
 		if err := c.readUntil(`"welcome"`, wait); err != nil {
@@ -267,16 +269,12 @@ func (c *client) read() {
 		data := buf.Bytes()
 		c.frames.Add(1)
 		c.bytes.Add(int64(len(data)))
-		if c.dialect == RxGorm {
-			c.handle(data, now)
-			continue
-		}
-		// Centrifuge's JSON protocol may put several replies in a frame,
-		// one per line; an empty object is a ping.
+		// Both protocols may put several messages in a frame, one per
+		// line; for centrifuge an empty object is a ping.
 		for len(data) > 0 {
 			line, rest, _ := bytes.Cut(data, []byte{'\n'})
 			data = rest
-			if string(line) == "{}" {
+			if c.dialect != RxGorm && string(line) == "{}" {
 				_ = c.send("{}")
 				continue
 			}
