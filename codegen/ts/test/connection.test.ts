@@ -53,7 +53,7 @@ describe("Connection", () => {
     sub.subscribe((s) => states.push(s));
 
     const sock = await srv.accept();
-    assert.deepEqual(await sock.handshake("7"), { type: "hello", v: 1, token: "tok" });
+    assert.deepEqual(await sock.handshake("7"), { type: "hello", v: 1, token: "tok", batch: true });
     assert.deepEqual(await sock.next("sub"), {
       type: "sub",
       id: sub.id,
@@ -85,7 +85,106 @@ describe("Connection", () => {
     const { srv, connect } = await setup(t);
     connect().subscribe("ChatChannel", {}, CHAT_MODEL);
     const sock = await srv.accept();
-    assert.deepEqual(await sock.next("hello"), { type: "hello", v: 1 });
+    assert.deepEqual(await sock.next("hello"), { type: "hello", v: 1, batch: true });
+  });
+
+  it("handles a frame of several messages as the same messages in separate frames", async (t) => {
+    // Two deltas of the stream (the second applies on top of the first:
+    // from 101) and the result of a call, in separate frames or in one.
+    const play = async (batch: boolean) => {
+      const { sub, sock } = await readyChat(t);
+      const titles: string[] = [];
+      sub.subscribe((s) => titles.push(s!.title));
+      let value: unknown = "unanswered";
+      void sub.call<number>("add", [1, 2]).then((v) => (value = v));
+      const c = await sock.next("call");
+      const messages = [
+        {
+          ...delta(101, [
+            row("Message", "51", { id: 51, chatId: 5, sender: 1, senderId: 1, text: "hi" }),
+            row("Chat", "5", { title: "t101", messages: [50, 51] }),
+          ]),
+          from: 100,
+        },
+        { ...delta(102, [row("Chat", "5", { title: "t102" })]), from: 101 },
+        { type: "result", id: c.id, value: 3 },
+      ];
+      if (batch) sock.sendBatch(messages);
+      else for (const m of messages) sock.send(m);
+      // overloaded makes the client resubscribe with the versions it holds,
+      // and marks the end: frames are handled in order.
+      sock.send({ type: "error", sub: sub.id, code: "overloaded", message: "marker" });
+      const resub = await sock.next("sub");
+      return { state: sub.getState(), since: resub.since, titles, value };
+    };
+    const separate = await play(false);
+    assert.deepEqual(separate.since, { "5": 102 });
+    assert.deepEqual(separate.titles, ["t101", "t102"]);
+    assert.equal(separate.value, 3);
+    const batched = await play(true);
+    assert.deepEqual(batched, separate);
+  });
+
+  it("handles each part of a frame apart: a malformed one does not stop the others", async (t) => {
+    const { conn, sub, sock } = await readyChat(t);
+    const reported: unknown[] = [];
+    const g = globalThis as { reportError?: (e: unknown) => void };
+    const reportError = g.reportError;
+    g.reportError = (e) => reported.push(e);
+    t.after(() => {
+      if (reportError) g.reportError = reportError;
+      else delete g.reportError;
+    });
+    const system: unknown[] = [];
+    conn.onSystem((m) => system.push(m));
+    let value: unknown = "unanswered";
+    void sub.call<number>("add", [1, 2]).then((v) => (value = v));
+    const c = await sock.next("call");
+
+    // Alone, a frame that is not a message is ignored.
+    sock.sendText("not json {");
+    sock.send({ type: "system", message: "after the bad frame" });
+    await waitFor(() => system.length === 1, "system");
+
+    sock.sendBatch([
+      delta(101, [row("Chat", "5", { title: "t101" })]),
+      "not json {", // ignored, as the frame above
+      '{"no":"type"}', // ignored: not a message
+      "", // ignored
+      // A message whose handling throws (instances is not a list): reported
+      // as an exception of an event listener, and the parts after it run.
+      { ...delta(102, []), instances: 5 },
+      { ...delta(102, [row("Chat", "5", { title: "t102" })]), from: 101 },
+      { type: "result", id: c.id, value: 3 },
+      { type: "system", message: "last part" },
+    ]);
+    await waitFor(() => system.length === 2, "the last part");
+    assert.deepEqual(system, ["after the bad frame", "last part"]);
+    assert.equal(sub.getState()!.title, "t102");
+    assert.equal(value, 3);
+    assert.equal(reported.length, 1);
+    assert.ok(reported[0] instanceof TypeError);
+    sock.send({ type: "error", sub: sub.id, code: "overloaded", message: "fell behind" });
+    assert.deepEqual((await sock.next("sub")).since, { "5": 102 });
+    assert.equal(conn.status, "open");
+  });
+
+  it("drops the rest of a frame once a part closed the connection", async (t) => {
+    const { conn, sub, sock } = await readyChat(t);
+    const system: unknown[] = [];
+    conn.onSystem((m) => {
+      system.push(m);
+      if (m === "close") conn.close();
+    });
+    sock.sendBatch([
+      { type: "system", message: "first" },
+      { type: "system", message: "close" },
+      { type: "system", message: "after close" },
+    ]);
+    await waitFor(() => system.length >= 2, "the parts");
+    assert.equal(await sock.closed, 1000);
+    assert.deepEqual(system, ["first", "close"]);
+    assert.equal(sub.status, "closed");
   });
 
   it("applies deltas to every subscription of the stream, once per version", async (t) => {

@@ -90,6 +90,16 @@ export class FakeSocket {
     this.ws.send(JSON.stringify(frame));
   }
 
+  /** Sends text as one text frame, as it is. */
+  sendText(text: string): void {
+    this.ws.send(text);
+  }
+
+  /** Sends messages (frames, or text sent as it is) in one frame, separated by "\n" (batch). */
+  sendBatch(messages: (Frame | string)[]): void {
+    this.sendText(messages.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join("\n"));
+  }
+
   /** Reads hello and answers welcome; returns the hello. */
   async handshake(user = "7"): Promise<Frame> {
     const hello = await this.next("hello");

@@ -10,3 +10,5 @@ export declare class Listeners<A extends unknown[]> {
     /** Removes every listener. */
     clear(): void;
 }
+/** Reports err asynchronously, as an exception thrown by an event listener is. */
+export declare function report(err: unknown): void;

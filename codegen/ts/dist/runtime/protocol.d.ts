@@ -16,6 +16,12 @@ export interface HelloFrame {
     readonly type: "hello";
     readonly v: number;
     readonly token?: string;
+    /**
+     * The client splits every frame on "\n": once it is welcomed, the
+     * server may put several messages in one frame, separated by "\n".
+     * This runtime always sets it.
+     */
+    readonly batch?: boolean;
 }
 export interface SubFrame {
     readonly type: "sub";
@@ -142,8 +148,9 @@ export interface SystemFrame {
 }
 export type ServerFrame = WelcomeFrame | SnapshotFrame | DoneFrame | DeltaFrame | AnchorsFrame | UnsubscribedFrame | ErrorFrame | ResultFrame | RuntimeFrame | PresenceFrame | SystemFrame;
 /**
- * Parses a server frame. It returns null for anything that is not a JSON
- * object with a string `type`; unknown types are returned as they are and
- * ignored by the connection (a newer server may add some).
+ * Parses a server message: a whole frame, or one part of a batched frame.
+ * It returns null for anything that is not a JSON object with a string
+ * `type`; unknown types are returned as they are and ignored by the
+ * connection (a newer server may add some).
  */
 export declare function parseServerFrame(data: unknown): ServerFrame | null;

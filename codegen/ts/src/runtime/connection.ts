@@ -21,10 +21,17 @@
 // ran. A call larger than the server's read limit (welcome's maxMessage)
 // rejects with "bad_request" instead of being sent, since the server would
 // answer it by closing the socket with 1009.
+//
+// Frames. The hello always carries `batch: true`: the server may then put
+// several messages in one text frame, separated by "\n" (JSON never holds a
+// raw newline). Each part is handled in order as if it had come in a frame
+// of its own: a part that is not a message is ignored, one whose handling
+// throws is reported (as an event listener's exception is) and the parts
+// after it are still handled, unless the socket was dropped meanwhile.
 
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from "./codes.js";
 import { RxError } from "./errors.js";
-import { Listeners } from "./listeners.js";
+import { Listeners, report } from "./listeners.js";
 import type { ChannelModel } from "./model.js";
 import {
   parseServerFrame,
@@ -375,11 +382,13 @@ export class Connection {
     ws.onopen = () => {
       if (this.#socket !== ws) return;
       this.#send(
-        this.token ? { type: "hello", v: PROTOCOL_VERSION, token: this.token } : { type: "hello", v: PROTOCOL_VERSION },
+        this.token
+          ? { type: "hello", v: PROTOCOL_VERSION, token: this.token, batch: true }
+          : { type: "hello", v: PROTOCOL_VERSION, batch: true },
       );
     };
     ws.onmessage = (ev: { data: unknown }) => {
-      if (this.#socket === ws) this.#onFrame(ev.data);
+      if (this.#socket === ws) this.#onFrame(ws, ev.data);
     };
     ws.onclose = (ev: { code: number; reason?: string }) => {
       if (this.#socket === ws) this.#onClose(ev.code, ev.reason ?? "");
@@ -493,8 +502,31 @@ export class Connection {
     }
   }
 
-  #onFrame(data: unknown): void {
-    const m = parseServerFrame(data);
+  // onFrame handles a frame of ws: one message or, separated by "\n",
+  // several (batch), each as if it had come alone.
+  #onFrame(ws: WebSocketLike, data: unknown): void {
+    const text = typeof data === "string" ? data : String(data);
+    let end = text.indexOf("\n");
+    if (end < 0) {
+      this.#onMessage(text); // the common case: one message
+      return;
+    }
+    for (let start = 0; ; ) {
+      try {
+        this.#onMessage(text.slice(start, end < 0 ? undefined : end));
+      } catch (err) {
+        report(err); // as if thrown by a frame's own event listener
+      }
+      // A part that dropped the socket (a listener closed the connection)
+      // ends the frame, as later frames would not be handled either.
+      if (end < 0 || this.#socket !== ws) return;
+      start = end + 1;
+      end = text.indexOf("\n", start);
+    }
+  }
+
+  #onMessage(text: string): void {
+    const m = parseServerFrame(text);
     if (!m) return;
     switch (m.type) {
       case "welcome":

@@ -42,7 +42,8 @@ export class Listeners<A extends unknown[]> {
   }
 }
 
-function report(err: unknown): void {
+/** Reports err asynchronously, as an exception thrown by an event listener is. */
+export function report(err: unknown): void {
   const g = globalThis as { reportError?: (e: unknown) => void };
   if (typeof g.reportError === "function") {
     g.reportError(err);

@@ -36,7 +36,8 @@ export class Listeners {
         this.#set.clear();
     }
 }
-function report(err) {
+/** Reports err asynchronously, as an exception thrown by an event listener is. */
+export function report(err) {
     const g = globalThis;
     if (typeof g.reportError === "function") {
         g.reportError(err);
