@@ -69,7 +69,7 @@ var (
 	descBacklog       = desc("engine_backlog", "Items waiting in the engine's queue: commits, subscriptions, loads.")
 	descDeltas        = desc("deltas_total", "Deltas made from commits, one per stream and version.")
 	descColdLoads     = desc("cold_loads_total", "Streams loaded from the database because they were cold.")
-	descFrames        = desc("frames_total", "Data frames written to sockets.")
+	descFrames        = desc("frames_total", "Data messages written to sockets (a joined frame counts each of its messages).")
 	descWrites        = desc("writes_total", "Writes (system calls) to the sockets' connections.")
 	descSentBytes     = desc("sent_bytes_total", "Bytes of data frames written to sockets (payloads, without framing).")
 	descQueuedFrames  = desc("queued_frames", "Frames waiting in the sockets' send queues.")
