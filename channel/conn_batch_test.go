@@ -36,21 +36,8 @@ func TestQueuedFramesOneWrite(t *testing.T) {
 			snapshots++
 		}
 	}
-	// Stop reading. A large post fills the socket's buffers and blocks the
-	// writer; one post per room then queues a frame per room behind it.
-	e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: strings.Repeat("x", 64<<10)})
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := e.hub.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before := e.srv.Stats()
-	for i := 1; i <= rooms; i++ {
-		e.db.Create(&Post{RoomID: uint(i), AuthorID: 1, Text: fmt.Sprint("post in ", i)})
-	}
-	if err := e.hub.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Stop reading: a frame per room queues behind a blocked write.
+	before := queueBehindBlockedWrite(t, e, rooms)
 	// Read the big delta, then one delta per room, each carrying its post.
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	seen := map[string]bool{}
@@ -131,19 +118,7 @@ func TestJoinedFrames(t *testing.T) {
 					}
 				}
 			}
-			// A large post blocks the writer; a post per room queues behind it.
-			e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: strings.Repeat("x", 64<<10)})
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			if err := e.hub.Wait(ctx); err != nil {
-				t.Fatal(err)
-			}
-			for i := 1; i <= rooms; i++ {
-				e.db.Create(&Post{RoomID: uint(i), AuthorID: 1, Text: fmt.Sprint("post in ", i)})
-			}
-			if err := e.hub.Wait(ctx); err != nil {
-				t.Fatal(err)
-			}
+			queueBehindBlockedWrite(t, e, rooms)
 			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 			frames, messages = 0, 0
 			seen := map[string]bool{}
@@ -172,4 +147,26 @@ func TestJoinedFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// queueBehindBlockedWrite creates a large post in room 1, which fills the
+// socket's buffers of a client that stopped reading and blocks its writer,
+// then one post "post in <i>" per room i, each queueing a frame behind
+// it; it returns the server's stats from between the two.
+func queueBehindBlockedWrite(t *testing.T, e *env, rooms int) channel.Stats {
+	t.Helper()
+	e.db.Create(&Post{RoomID: 1, AuthorID: 1, Text: strings.Repeat("x", 64<<10)})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := e.hub.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := e.srv.Stats()
+	for i := 1; i <= rooms; i++ {
+		e.db.Create(&Post{RoomID: uint(i), AuthorID: 1, Text: fmt.Sprint("post in ", i)})
+	}
+	if err := e.hub.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return before
 }
