@@ -524,6 +524,8 @@ func (s *session) writer() {
 			s.queue = nil
 			s.writing = false
 			s.gen++ // retire this writer's linger check
+			// and let it go, with its timer: an idle socket keeps neither.
+			s.check = nil
 			s.qmu.Unlock()
 			return
 		}
