@@ -17,16 +17,8 @@ import (
 // all of them arrive, in order, intact.
 func TestQueuedFramesOneWrite(t *testing.T) {
 	e := newEnv(t, openSQLite, channel.Options{})
-	e.smallBuffers()
 	const rooms = 40
-	for i := 0; i < rooms; i++ {
-		e.db.Create(&Room{Name: fmt.Sprint("room", i), Public: true})
-	}
-	conn := e.dialSmall()
-	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"hello","v":1,"token":%q}`, e.tokens["1"])))
-	for i := 1; i <= rooms; i++ {
-		conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"sub","id":%d,"channel":"RoomChannel","params":{"roomId":%d}}`, i, i)))
-	}
+	conn := subscribeRooms(e, rooms, false)
 	for snapshots := 0; snapshots < rooms; {
 		var m map[string]any
 		if err := conn.ReadJSON(&m); err != nil {
@@ -69,26 +61,14 @@ func TestQueuedFramesOneWrite(t *testing.T) {
 
 // TestJoinedFrames: for a client that announced batch in hello, the
 // messages queued behind a blocked write arrive joined in few frames, one
-// message per line, each whole and in order; a client that did not gets
+// message per line, each whole and once; a client that did not gets
 // one message per frame, as before.
 func TestJoinedFrames(t *testing.T) {
 	for _, batch := range []bool{true, false} {
 		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
 			e := newEnv(t, openSQLite, channel.Options{})
-			e.smallBuffers()
 			const rooms = 40
-			for i := 0; i < rooms; i++ {
-				e.db.Create(&Room{Name: fmt.Sprint("room", i), Public: true})
-			}
-			conn := e.dialSmall()
-			hello := fmt.Sprintf(`{"type":"hello","v":1,"token":%q}`, e.tokens["1"])
-			if batch {
-				hello = fmt.Sprintf(`{"type":"hello","v":1,"token":%q,"batch":true}`, e.tokens["1"])
-			}
-			conn.WriteMessage(websocket.TextMessage, []byte(hello))
-			for i := 1; i <= rooms; i++ {
-				conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"sub","id":%d,"channel":"RoomChannel","params":{"roomId":%d}}`, i, i)))
-			}
+			conn := subscribeRooms(e, rooms, batch)
 			frames, messages := 0, 0
 			// read returns the messages of the next frame.
 			read := func() []map[string]any {
@@ -169,4 +149,21 @@ func queueBehindBlockedWrite(t *testing.T, e *env, rooms int) channel.Stats {
 		t.Fatal(err)
 	}
 	return before
+}
+
+// subscribeRooms creates rooms public rooms and a socket with small
+// buffers (e.smallBuffers) that says hello as user 1, announcing batch or
+// not, and subscribes to each room (ids 1 to rooms); the snapshots are
+// left for the caller to read.
+func subscribeRooms(e *env, rooms int, batch bool) *websocket.Conn {
+	e.smallBuffers()
+	for i := 0; i < rooms; i++ {
+		e.db.Create(&Room{Name: fmt.Sprint("room", i), Public: true})
+	}
+	conn := e.dialSmall()
+	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"hello","v":1,"token":%q,"batch":%t}`, e.tokens["1"], batch)))
+	for i := 1; i <= rooms; i++ {
+		conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"sub","id":%d,"channel":"RoomChannel","params":{"roomId":%d}}`, i, i)))
+	}
+	return conn
 }
