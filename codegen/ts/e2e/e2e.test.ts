@@ -19,43 +19,41 @@ async function ctl(path: string): Promise<string> {
   return body;
 }
 
-// until resolves once pred holds for the channel's state.
-function until(ch: BoardChannel, pred: (s: Board) => boolean, what: string): Promise<Board> {
+// when resolves with get() once pred holds for it, checking now and on
+// every event listen reports; it fails after 10 s naming what it awaited.
+function when<T>(get: () => T, listen: (f: () => void) => () => void, pred: (v: T) => boolean, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
-      reject(new Error(`timeout waiting for ${what}: ${JSON.stringify(ch.getState())}`));
+      reject(new Error(`timeout waiting for ${what}: ${JSON.stringify(get())}`));
     }, 10000);
-    const check = (s: Board | null) => {
-      if (s && pred(s)) {
+    const check = () => {
+      const v = get();
+      if (pred(v)) {
         clearTimeout(timer);
         queueMicrotask(() => off());
-        resolve(s);
+        resolve(v);
       }
     };
-    const off = ch.subscribe(check);
-    check(ch.getState());
+    const off = listen(check);
+    check();
   });
+}
+
+// until resolves once pred holds for the channel's state.
+function until(ch: BoardChannel, pred: (s: Board) => boolean, what: string): Promise<Board> {
+  return when(() => ch.getState(), (f) => ch.subscribe(f), (s): s is Board => s !== null && pred(s), what) as Promise<Board>;
 }
 
 // untilRuntime resolves once pred holds for the channel's runtime state.
 function untilRuntime(ch: BoardChannel, pred: (r: ReturnType<BoardChannel["getRuntime"]>) => boolean, what: string): Promise<ReturnType<BoardChannel["getRuntime"]>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`timeout waiting for ${what}: ${JSON.stringify(ch.getRuntime())}`));
-    }, 10000);
-    const check = () => {
-      const r = ch.getRuntime();
-      if (pred(r)) {
-        clearTimeout(timer);
-        queueMicrotask(() => off());
-        resolve(r);
-      }
-    };
-    const off = ch.onRuntime(check);
-    check();
-  });
+  return when(() => ch.getRuntime(), (f) => ch.onRuntime(f), pred, what);
+}
+
+// untilPresent resolves once user is in the channel's presence list, which
+// the server sends after the snapshot (PROTOCOL.md, "Presence").
+function untilPresent(ch: BoardChannel, user: string): Promise<unknown> {
+  return when(() => ch.presence, (f) => ch.onPresence(f), (ps) => ps.some((p) => p.user === user), `user ${user} present`);
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string, notInMessage?: string): Promise<void> {
@@ -168,7 +166,7 @@ async function serverState(): Promise<string> {
 async function writes(ch: BoardChannel): Promise<void> {
   await until(ch, (b) => b.posts.length > 0, "the snapshot");
   assert.equal(JSON.stringify(ch.getState()), await serverState());
-  assert.ok(ch.presence.some((p) => p.user === "1"), `presence: ${JSON.stringify(ch.presence)}`);
+  await untilPresent(ch, "1");
   const first = ch.getState()!.posts[0]!;
 
   // save: confirmed.
