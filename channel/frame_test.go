@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -62,4 +63,13 @@ func TestTextFrame(t *testing.T) {
 // payload is n bytes of JSON-ish text.
 func payload(n int) []byte {
 	return bytes.Repeat([]byte("x"), n)
+}
+
+// TestSessionSize keeps the per-socket session struct in its size class:
+// every open socket holds one (docs/BENCHMARKS.md, idle sockets), and a
+// field added in the wrong place pads it into the next class.
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 240 {
+		t.Fatalf("session is %d bytes, over the 240-byte size class it was packed into", n)
+	}
 }

@@ -22,6 +22,9 @@ func (s *session) target(m *ClientMessage) (*subState, error) {
 	busy, n := s.calls[key], len(s.calls)
 	ok := !busy && st != nil && st.rs != nil && n < limit
 	if ok {
+		if s.calls == nil {
+			s.calls = map[string]bool{} // made at the first call: most sockets only subscribe
+		}
 		s.calls[key] = true
 	}
 	s.mu.Unlock()

@@ -21,43 +21,45 @@ import (
 // storage (a goroutine stack and a 1,024-slot channel were most of its
 // memory); its keepalive ping is a timer.
 type session struct {
+	// The fields are ordered so that the struct packs into a 240-byte
+	// size class (small fields together, no padding between them): every
+	// open socket holds one (docs/BENCHMARKS.md, idle sockets;
+	// TestSessionSize).
 	srv   *Server
 	conn  *websocket.Conn
 	token string // from the upgrade request
 	ctx   context.Context
 	stop  context.CancelFunc
-	once  sync.Once
 	ping  *time.Timer
-	start time.Time // the upgrade: the hello deadline counts from it
+	once  sync.Once
 	// ended is set when the session starts closing, before ctx ends: the
 	// hot paths read it instead of ctx.Err, which takes a lock.
 	ended atomic.Bool
 	// joinFrames: the client's hello announced batch, so the writer may
 	// join queued messages into one frame (frame.go).
 	joinFrames atomic.Bool
-
-	qmu     sync.Mutex
-	queue   []outItem // guarded by qmu: frames waiting for the writer
-	writing bool      // guarded by qmu: a writer goroutine is running
-	busy    bool      // guarded by qmu: the writer is writing frames
-	wrote   uint64    // guarded by qmu: batches the writer has taken
-	idle    bool      // guarded by qmu: the linger check found the writer idle
+	gen        uint32 // guarded by qmu: numbers writer goroutines, for their linger checks
+	qmu        sync.Mutex
+	mu         sync.Mutex
+	writing    bool      // guarded by qmu: a writer goroutine is running
+	busy       bool      // guarded by qmu: the writer is writing frames
+	idle       bool      // guarded by qmu: the linger check found the writer idle
+	authed     bool      // guarded by mu
+	wrote      uint32    // guarded by qmu: batches the writer has taken (compared, never summed)
+	queue      []outItem // guarded by qmu: frames waiting for the writer
 	// bytes is the size of the frames queued or being written; big is
 	// the size of the largest of them, which Options.SendBudget does not
 	// count (one frame may exceed the budget).
 	bytes int    // guarded by qmu
 	big   int    // guarded by qmu
-	gen   uint64 // guarded by qmu: numbers writer goroutines, for their linger checks
 	check func() // guarded by qmu: the running writer's linger check (tests run it)
 	// wake wakes the writer: a frame was queued, the session is closing,
 	// or the linger check found it idle.
 	wake chan struct{}
 
-	mu       sync.Mutex
 	user     rx.User              // set once at hello
-	authed   bool                 // guarded by mu
 	subs     map[string]*subState // guarded by mu; by sub id
-	calls    map[string]bool      // guarded by mu; ids of calls in progress
+	calls    map[string]bool      // guarded by mu; ids of calls in progress (nil before the first)
 	lastSent map[cache.Stream]uint64
 
 	// tokenHash is HashToken of the token of hello, for revocations
@@ -90,16 +92,17 @@ func dataItem(b []byte) outItem { return outItem{data: b, size: len(b)} }
 
 func newSession(srv *Server, conn *websocket.Conn, token string) *session {
 	ctx, stop := context.WithCancel(context.Background())
+	// The hello deadline is absolute, from the upgrade: no frame before
+	// hello (a pong included) extends it.
+	_ = conn.SetReadDeadline(time.Now().Add(srv.opts.HelloTimeout))
 	return &session{
 		srv:      srv,
-		start:    time.Now(),
 		conn:     conn,
 		token:    token,
 		ctx:      ctx,
 		stop:     stop,
 		wake:     make(chan struct{}, 1),
 		subs:     map[string]*subState{},
-		calls:    map[string]bool{},
 		lastSent: map[cache.Stream]uint64{},
 	}
 }
@@ -190,15 +193,13 @@ func (s *session) serve() {
 	s.ping = time.AfterFunc(time.Hour, s.keepalive)
 	s.ping.Reset(o.PingInterval)
 	defer s.teardown()
-	// The hello deadline is absolute, from the upgrade: no frame before
-	// hello (a pong included) extends it.
+	// Until hello the read deadline newSession set stands.
 	s.conn.SetPongHandler(func(string) error {
 		if !s.ready() {
 			return nil
 		}
 		return s.conn.SetReadDeadline(time.Now().Add(2 * o.PingInterval))
 	})
-	_ = s.conn.SetReadDeadline(s.start.Add(o.HelloTimeout))
 	errs := newErrBucket(o.MaxProtocolErrors, o.ProtocolErrorWindow)
 	for {
 		typ, data, err := s.conn.ReadMessage()
