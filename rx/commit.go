@@ -77,17 +77,24 @@ func (e *engine) newBatch(ts []touch) *batch {
 	b := &batch{
 		e:       e,
 		rowIDs:  map[*layer][]string{},
-		listIDs: map[*relation]map[string]bool{},
-		listed:  map[*layer]bool{},
 		changes: map[ikey]*change{},
 		imgs:    batchImages(ts),
 	}
+	// listIDs and listed stay nil until needed, and seenRow for a single
+	// touch: most commits write one row that no list channel holds, and
+	// each map is garbage (docs/BENCHMARKS.md, the collector's tail).
 	for def, subs := range e.lists {
 		if len(subs) > 0 {
+			if b.listed == nil {
+				b.listed = map[*layer]bool{}
+			}
 			b.listed[def.anchor] = true
 		}
 	}
-	seenRow := map[ikey]bool{}
+	var seenRow map[ikey]bool
+	if len(ts) > 1 {
+		seenRow = make(map[ikey]bool, len(ts))
+	}
 	for _, t := range ts {
 		if e.layerHot[t.l] == 0 && !(t.rel == nil && b.listed[t.l]) {
 			continue
@@ -98,7 +105,9 @@ func (e *engine) newBatch(ts []touch) *batch {
 		}
 		k := ikey{t.l, t.id}
 		if !seenRow[k] {
-			seenRow[k] = true
+			if seenRow != nil {
+				seenRow[k] = true
+			}
 			b.rowIDs[t.l] = append(b.rowIDs[t.l], t.id)
 		}
 	}
@@ -110,6 +119,9 @@ func (e *engine) newBatch(ts []touch) *batch {
 func (b *batch) addList(r *relation, id string) {
 	if b.e.layerHot[r.from] == 0 || id == "" {
 		return
+	}
+	if b.listIDs == nil {
+		b.listIDs = map[*relation]map[string]bool{}
 	}
 	if b.listIDs[r] == nil {
 		b.listIDs[r] = map[string]bool{}

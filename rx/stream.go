@@ -180,14 +180,21 @@ func (s *hotStream) put(k ikey, fr *fullRow) (insts []*cache.Instance, added []i
 		n = &node{owner: fr.row.owner}
 		s.nodes[k] = n
 	}
-	fields := make(map[string]json.RawMessage, len(fr.lists)+8)
+	var fields map[string]json.RawMessage
 	if fr.row != nil {
 		if n.owner != fr.row.owner {
 			insts = append(insts, &cache.Instance{Type: k.l.name, ID: k.id, Owner: n.owner, Deleted: true})
 			n.owner = fr.row.owner
 		}
-		for f, v := range fr.row.fields {
-			fields[f] = v
+		if len(fr.lists) == 0 {
+			// The row's own map, shared: rows are not changed once
+			// encoded, and stores copy what they keep.
+			fields = fr.row.fields
+		} else {
+			fields = make(map[string]json.RawMessage, len(fr.row.fields)+len(fr.lists))
+			for f, v := range fr.row.fields {
+				fields[f] = v
+			}
 		}
 		for r, target := range fr.row.belongs {
 			if !r.follow {
@@ -203,6 +210,9 @@ func (s *hotStream) put(k ikey, fr *fullRow) (insts []*cache.Instance, added []i
 	}
 	var overlays map[string]map[string]json.RawMessage
 	var gone []string
+	if fields == nil && len(fr.lists) > 0 {
+		fields = make(map[string]json.RawMessage, len(fr.lists))
+	}
 	for r, ms := range fr.lists {
 		fields[r.name] = listJSON(r, ms, "")
 		if r.to.owner != nil {
