@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,8 +25,12 @@ type engine struct {
 	mu     sync.Mutex
 	queue  []item // guarded by mu
 	closed bool   // guarded by mu
-	wake   chan struct{}
-	done   chan struct{}
+	// spare is the storage of the queue the loop drained last, cleared,
+	// given back to the queue at the next swap: commits then append to
+	// it instead of growing a new slice each time.
+	spare []item
+	wake  chan struct{}
+	done  chan struct{}
 
 	// Owned by the loop goroutine.
 	streams  map[cache.Stream]*hotStream
@@ -128,7 +133,7 @@ func (e *engine) run() {
 	for {
 		e.mu.Lock()
 		q := e.queue
-		e.queue = nil
+		e.queue, e.spare = e.spare, nil
 		closed := e.closed
 		e.mu.Unlock()
 		// Commits queued back to back are processed as one batch: their
@@ -140,7 +145,10 @@ func (e *engine) run() {
 		for _, it := range q {
 			if it.f == nil {
 				if len(batch) == 0 {
-					at = it.at
+					// One commit alone is processed from its own slice
+					// (clipped: a second one appends to a copy).
+					at, batch = it.at, slices.Clip(it.touches)
+					continue
 				}
 				batch = append(batch, it.touches...)
 				continue
@@ -156,6 +164,8 @@ func (e *engine) run() {
 			e.processAt(batch, at)
 		}
 		if len(q) > 0 {
+			clear(q) // drop the touches and functions it held
+			e.spare = q[:0]
 			continue
 		}
 		if closed {
