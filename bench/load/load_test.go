@@ -55,6 +55,10 @@ func TestFanoutSmoke(t *testing.T) {
 	if rep.Frames == 0 || rep.Frames > rep.Deliveries || rep.Latency.Max <= 0 || rep.DeliveriesPerSec <= 0 {
 		t.Fatalf("frames %d, latency %+v, deliveries/s %v", rep.Frames, rep.Latency, rep.DeliveriesPerSec)
 	}
+	// Each write is a GORM update and a delivery: the server allocates.
+	if rep.ServerAllocPerWrite <= 0 || rep.ServerGCCycles < 0 {
+		t.Fatalf("allocated per write %v B, %d collections", rep.ServerAllocPerWrite, rep.ServerGCCycles)
+	}
 }
 
 // TestIdleAndSnapshotSmoke checks the other two modes report what they

@@ -62,6 +62,12 @@ type Report struct {
 	// the run (0 when it is not a child process on Linux); per delivery it
 	// shows how well queued frames are merged into one write.
 	ServerWriteCalls int64 `json:"serverWriteCalls"`
+	// ServerGCCycles is the server process's garbage collections during
+	// the writes, and ServerAllocPerWrite the bytes it allocated then per
+	// write: its garbage brings the collections, which show in the
+	// latency's tail (docs/BENCHMARKS.md, "Latency under load, session 8").
+	ServerGCCycles      int64   `json:"serverGcCycles"`
+	ServerAllocPerWrite float64 `json:"serverAllocPerWriteBytes"`
 	// ClientCPU is the load tool's own CPU time during the run: the
 	// clients' (and, with -inproc, the server's too).
 	ClientCPU float64 `json:"clientCpuSeconds"`
@@ -316,6 +322,7 @@ func (r *Report) print(w io.Writer, _ string) {
 		fmt.Fprintf(w, "  server      CPU %.2f s = %.0f µs per write, peak RSS %.1f MiB, %d write calls = %.3f per delivery, %.3f per frame\n",
 			r.ServerCPU, r.ServerCPUPerWriteUs, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
+		fmt.Fprintf(w, "              %d garbage collections, %.1f KB allocated per write\n", r.ServerGCCycles, r.ServerAllocPerWrite/1000)
 		if r.DBCPU > 0 {
 			fmt.Fprintf(w, "  database    CPU %.2f s = %.0f µs per write (every postgres process on the machine)\n", r.DBCPU, r.DBCPUPerWriteUs)
 		}

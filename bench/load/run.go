@@ -454,12 +454,14 @@ func runFanout(ctx context.Context, t *target, cfg Config, payload int, p *progr
 	closeAll()
 	rep := &Report{Mode: "fanout", Server: t.dialect, Clients: cfg.Clients, Anchors: cfg.Anchors, Writes: len(res.Sent), Rate: cfg.Rate,
 		ServerCPU: (st1.CPU - st0.CPU).Seconds(), ServerMaxRSS: st1.MaxRSS,
-		ServerWriteCalls: st1.WriteCalls - st0.WriteCalls, ClientCPU: (loadctl.ProcessCPU() - cpu0).Seconds()}
+		ServerWriteCalls: st1.WriteCalls - st0.WriteCalls, ClientCPU: (loadctl.ProcessCPU() - cpu0).Seconds(),
+		ServerGCCycles: int64(st1.NumGC) - int64(st0.NumGC)}
 	if pg && dbOK {
 		rep.DBCPU = (db1 - db0).Seconds()
 	}
 	if len(res.Sent) > 0 {
 		rep.ServerCPUPerWriteUs = rep.ServerCPU / float64(len(res.Sent)) * 1e6
+		rep.ServerAllocPerWrite = float64(st1.TotalAlloc-st0.TotalAlloc) / float64(len(res.Sent))
 		rep.DBCPUPerWriteUs = rep.DBCPU / float64(len(res.Sent)) * 1e6
 	}
 	if t.dialect == RxGorm {

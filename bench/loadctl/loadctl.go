@@ -100,6 +100,11 @@ type Stats struct {
 	// WriteCalls is the number of write system calls the process has made
 	// (syscw of /proc/self/io, Linux; 0 elsewhere): a socket write is one.
 	WriteCalls int64 `json:"writeCalls"`
+	// NumGC is runtime.MemStats.NumGC: the collections completed so far.
+	NumGC uint32 `json:"numGC"`
+	// TotalAlloc is runtime.MemStats.TotalAlloc: the bytes allocated so
+	// far, freed or not.
+	TotalAlloc uint64 `json:"totalAlloc"`
 }
 
 // ReadStats returns the calling process's Stats; gc runs a garbage
@@ -110,7 +115,8 @@ func ReadStats(gc bool) Stats {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine(), RSS: currentRSS(), WriteCalls: WriteCalls()}
+	st := Stats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine(), RSS: currentRSS(), WriteCalls: WriteCalls(),
+		NumGC: ms.NumGC, TotalAlloc: ms.TotalAlloc}
 	st.CPU = ProcessCPU()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
