@@ -25,9 +25,10 @@ type engine struct {
 	mu     sync.Mutex
 	queue  []item // guarded by mu
 	closed bool   // guarded by mu
-	// spare is the storage of the queue the loop drained last, cleared,
-	// given back to the queue at the next swap: commits then append to
-	// it instead of growing a new slice each time.
+	// spare (owned by the loop goroutine) is the storage of the queue the
+	// loop drained last, cleared, given back to the queue at the next
+	// swap: commits then append to it instead of growing a new slice
+	// each time.
 	spare []item
 	wake  chan struct{}
 	done  chan struct{}
