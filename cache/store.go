@@ -51,7 +51,10 @@ type Store interface {
 	// delta: the changed instances carrying only their changed fields (new
 	// instances in full, tombstones for deletes), all stamped with the
 	// stream's next version. A write that changes nothing yields a Delta
-	// with no instances and the version unchanged. A write to a cold stream
+	// with no instances and the version unchanged: the stream's version
+	// once every write that had begun on it is over, so a writer that finds
+	// another's change already stored learns the version it came with. A
+	// write to a cold stream
 	// yields a Delta with Cold set and is otherwise ignored.
 	Apply(ctx context.Context, writes []Write) ([]Delta, error)
 

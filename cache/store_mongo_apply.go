@@ -141,14 +141,23 @@ func (m *MongoStore) applyColl(ctx context.Context, coll *mongo.Collection, writ
 			active = append(active, st)
 		}
 	}
-	var changed []*applyStream
+	var changed, same []*applyStream
 	for _, st := range active {
 		if err := m.merge(writes, out, st); err != nil {
 			return nil, err
 		}
 		if st.end != st.sd.Version {
 			changed = append(changed, st)
+		} else {
+			same = append(same, st)
 		}
+	}
+	if len(same) > 0 {
+		moved, err := m.movedSince(ctx, coll, same)
+		if err != nil {
+			return nil, fmt.Errorf("cache: mongo: apply to %s: read again: %w", same[0].s, err)
+		}
+		retry = append(retry, moved...)
 	}
 	if len(changed) == 0 {
 		return retry, nil
@@ -345,6 +354,46 @@ func writeModels(streams []*applyStream, token string) (markers, models []mongo.
 		want++
 	}
 	return markers, models, first, want
+}
+
+// movedSince returns, of streams whose writes changed nothing, those whose
+// stream document moved since readState read it, or is held by a write in
+// flight. A write that changes nothing reports the version read, but
+// readState reads the stream document and the instances with one query,
+// which is not a snapshot: it can find the instances another writer has
+// written before that writer's commit, and so the change already there
+// under a version the stream is leaving. A writer marks the stream
+// document before it writes any instance, so reading the document again
+// tells (a node that took the same change for its own would otherwise
+// report the old version, and its subscribers miss the new one: issue 20).
+func (m *MongoStore) movedSince(ctx context.Context, coll *mongo.Collection, streams []*applyStream) ([]*applyStream, error) {
+	byAnchor := make(map[string]*applyStream, len(streams))
+	ids := make([]string, 0, len(streams))
+	for _, st := range streams {
+		byAnchor[st.s.Anchor] = st
+		ids = append(ids, streamDocID(st.s.Anchor))
+	}
+	now := make(map[*applyStream]*streamDoc, len(streams))
+	err := findIDs(ctx, coll, ids, func(doc bson.Raw) error {
+		var sd streamDoc
+		if err := bson.Unmarshal(doc, &sd); err != nil {
+			return err
+		}
+		if st := byAnchor[sd.Anchor]; st != nil {
+			now[st] = &sd
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var moved []*applyStream
+	for _, st := range streams {
+		if sd := now[st]; !sameState(st.sd, sd) || sd.Pending != 0 {
+			moved = append(moved, st)
+		}
+	}
+	return moved, nil
 }
 
 // readState reads the stream documents of streams and the stored instances
