@@ -227,8 +227,8 @@ func (t *txPool) ExecContext(ctx context.Context, query string, args ...any) (sq
 
 func (t *txPool) savepoint(query string) {
 	q := strings.TrimSpace(query)
-	if len(q) < 9 {
-		return
+	if len(q) < 9 || !isSavepointVerb(q) {
+		return // most statements: checked without allocating
 	}
 	fields := strings.Fields(q)
 	up := func(i int) string {
@@ -266,6 +266,17 @@ func (t *txPool) savepoint(query string) {
 		}
 		delete(t.marks, n)
 	}
+}
+
+// isSavepointVerb reports whether q starts with a verb of a savepoint
+// statement: SAVEPOINT, ROLLBACK (TO) or RELEASE, in any case.
+func isSavepointVerb(q string) bool {
+	for _, v := range [...]string{"SAVEPOINT", "ROLLBACK", "RELEASE"} {
+		if len(q) >= len(v) && strings.EqualFold(q[:len(v)], v) {
+			return true
+		}
+	}
+	return false
 }
 
 // findTx returns the rx transaction behind a statement's pool, and whether

@@ -466,6 +466,7 @@ func (h *Hub) Close() error {
 		if h.wal != nil && h.wal.started.Load() {
 			<-h.wal.done // the replication connection is closed
 		}
+		h.model.closeStatements()
 	})
 	return nil
 }

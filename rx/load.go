@@ -101,12 +101,7 @@ func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map
 	defer func() {
 		db.Logger.Trace(ctx, start, func() (string, int64) { return db.Dialector.Explain(q, args...), 1 }, err)
 	}()
-	if hooks, ok := rowReadHooks.Load(db.Dialector); ok {
-		for _, hook := range hooks.([]rowReadHook) {
-			q = hook(ctx, l.schema.Table, q, args)
-		}
-	}
-	rows, err := db.Statement.ConnPool.QueryContext(ctx, q, args...)
+	rows, err := l.queryOne(ctx, db, q, args)
 	if err != nil {
 		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
 	}

@@ -108,3 +108,71 @@ func TestReadOneRowMatchesFind(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOneRowPrepared: the one-row read is prepared once per layer on
+// SQLite and MySQL (not on PostgreSQL, whose driver caches statements
+// itself), keeps reading the current row after the table gains a column
+// (on PostgreSQL the first read after it used to fail with "cached plan
+// must not change result type"), and after Hub.Close has closed the
+// statement reads unprepared.
+func TestReadOneRowPrepared(t *testing.T) {
+	for name, open := range map[string]func(testing.TB, ...string) *gorm.DB{
+		"sqlite": rxtest.SQLite, "postgres": rxtest.Postgres, "mysql": rxtest.MySQL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db := open(t)
+			if err := db.AutoMigrate(&lrOwner{}, &lrRow{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Create(&lrRow{ID: 1, Title: "first"}).Error; err != nil {
+				t.Fatal(err)
+			}
+			h, err := New(db, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := h.model.layerFor(reflect.TypeOf(lrRow{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func(want string) {
+				t.Helper()
+				rows, err := readRows(ctx, h.engine.db, l, []string{"1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := rows["1"]; r == nil || string(r.fields["title"]) != want {
+					t.Fatalf("row 1 read as %+v, want title %s", r, want)
+				}
+			}
+			read(`"first"`)
+			l.stmt.mu.Lock()
+			prepared := l.stmt.stmt != nil
+			l.stmt.mu.Unlock()
+			if prepared != (name != "postgres") {
+				t.Fatalf("prepared %v on %s", prepared, name)
+			}
+			if err := db.Exec("ALTER TABLE lr_rows ADD COLUMN extra INTEGER").Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Exec("UPDATE lr_rows SET title = 'second', extra = 4 WHERE id = 1").Error; err != nil {
+				t.Fatal(err)
+			}
+			read(`"second"`)
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l.stmt.mu.Lock()
+			left, closed := l.stmt.stmt, l.stmt.closed
+			l.stmt.mu.Unlock()
+			if left != nil || !closed {
+				t.Fatalf("after Close: statement %v, closed %v", left, closed)
+			}
+			if err := db.Exec("UPDATE lr_rows SET title = 'third' WHERE id = 1").Error; err != nil {
+				t.Fatal(err)
+			}
+			read(`"third"`)
+		})
+	}
+}

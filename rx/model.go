@@ -47,6 +47,8 @@ type layer struct {
 	// one builds oneSQL, the query reading one row by key (load.go).
 	one    sync.Once
 	oneSQL string
+	// stmt is oneSQL prepared on the hub's database (prepared.go).
+	stmt preparedRead
 }
 
 type scalarField struct {
