@@ -68,6 +68,9 @@ type Report struct {
 	// latency's tail (docs/BENCHMARKS.md, "Latency under load, session 8").
 	ServerGCCycles      int64   `json:"serverGcCycles"`
 	ServerAllocPerWrite float64 `json:"serverAllocPerWriteBytes"`
+	// ServerGOGC is -server-gogc: the GOGC the rxgorm server ran with
+	// when it was not the inherited one.
+	ServerGOGC string `json:"serverGogc,omitempty"`
 	// ClientCPU is the load tool's own CPU time during the run: the
 	// clients' (and, with -inproc, the server's too).
 	ClientCPU float64 `json:"clientCpuSeconds"`
@@ -323,6 +326,9 @@ func (r *Report) print(w io.Writer, _ string) {
 			r.ServerCPU, r.ServerCPUPerWriteUs, float64(r.ServerMaxRSS)/(1<<20),
 			r.ServerWriteCalls, float64(r.ServerWriteCalls)/max(1, float64(r.Deliveries)), float64(r.ServerWriteCalls)/max(1, float64(r.Frames)))
 		fmt.Fprintf(w, "              %d garbage collections, %.1f KB allocated per write\n", r.ServerGCCycles, r.ServerAllocPerWrite/1000)
+		if r.ServerGOGC != "" {
+			fmt.Fprintf(w, "              GOGC=%s for this server only (-server-gogc)\n", r.ServerGOGC)
+		}
 		if r.DBCPU > 0 {
 			fmt.Fprintf(w, "  database    CPU %.2f s = %.0f µs per write (every postgres process on the machine)\n", r.DBCPU, r.DBCPUPerWriteUs)
 		}

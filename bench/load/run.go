@@ -59,6 +59,11 @@ type Config struct {
 	Repeat int
 	// Hold keeps idle sockets open this long before measuring.
 	Hold time.Duration
+	// ServerGOGC, if set, is the GOGC of the rxgorm server's child
+	// process alone (the load tool and the other servers keep theirs): a
+	// diagnosis of how much of the tail is the server's collector, not a
+	// fair comparison.
+	ServerGOGC string
 	// Profile, if set, is the file prefix of the server's CPU and
 	// allocation profiles over the writes of a fan-out run
 	// (PREFIX-<server>.cpu, PREFIX-<server>.allocs), and of the load
@@ -99,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Bare, "bare", false, "fanout: also run the scenario against a bare server (no queues, no library): the machine's floor")
 	fs.IntVar(&cfg.Repeat, "repeat", 5, "subscriptions per case in snapshot mode")
 	fs.StringVar(&cfg.Profile, "profile", "", "fanout: write the server's CPU and allocs profiles over the writes to PREFIX-<server>.cpu/.allocs, and the load tool's CPU profile to PREFIX-<server>-clients.cpu")
+	fs.StringVar(&cfg.ServerGOGC, "server-gogc", "", "GOGC of the rxgorm server's child process only (a diagnosis of its collector's share of the tail: the other servers keep theirs)")
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "idle mode: how long the sockets stay open before measuring")
 	serve := fs.Bool("serve", false, "run only the rxgorm server (prints RXLOAD_ADDR=host:port)")
 	serveBare := fs.Bool("serve-bare", false, "run only the bare server (prints RXLOAD_ADDR=host:port)")
@@ -106,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.ServerGOGC != "" && (cfg.Connect != "" || cfg.InProc || cfg.Nodes > 1) {
+		return errors.New("rxload: -server-gogc needs the rxgorm server in a child process (not -connect, -inproc or -nodes)")
 	}
 	if *captures != "" {
 		cfg.Captures = strings.Split(*captures, ",")
@@ -268,6 +277,7 @@ func runRx(ctx context.Context, cfg Config, p *progress) (*Report, error) {
 	if cfg.Connect == "" {
 		rep.Capture = captureOf(cfg.Server.WAL)
 	}
+	rep.ServerGOGC = cfg.ServerGOGC
 	return rep, nil
 }
 
@@ -312,7 +322,11 @@ func startRx(ctx context.Context, cfg Config) (*target, error) {
 	if cfg.Server.WAL {
 		args = append(args, "-wal")
 	}
-	addr, stop, err := startChild(exec.Command(exe, args...), loadctl.AddrPrefix)
+	cmd := exec.Command(exe, args...)
+	if cfg.ServerGOGC != "" {
+		cmd.Env = append(os.Environ(), "GOGC="+cfg.ServerGOGC)
+	}
+	addr, stop, err := startChild(cmd, loadctl.AddrPrefix)
 	if err != nil {
 		return nil, err
 	}
