@@ -67,19 +67,40 @@ func (e *engine) processOnce(ctx context.Context, ts []touch) error {
 		e.resync(s)
 	}
 	// 7. List channels whose query the changes may have moved.
-	return e.updateLists(ctx, b.changes, b.listed)
+	if err := e.updateLists(ctx, b.changes, b.listed); err != nil {
+		return err
+	}
+	e.recycle(b)
+	return nil
+}
+
+// maxSpareBatch is the most rows and changes a batch may have held for its
+// maps to be kept for the next one: clearing costs their capacity, and a
+// burst's large maps would be kept for good.
+const maxSpareBatch = 64
+
+// recycle keeps b's maps for the next batch; nothing holds them once
+// processOnce is done (every step that reads them runs inside it).
+func (e *engine) recycle(b *batch) {
+	if len(b.changes) > maxSpareBatch || len(b.rowIDs) > maxSpareBatch {
+		return
+	}
+	clear(b.changes)
+	clear(b.rowIDs)
+	*b = batch{e: e, rowIDs: b.rowIDs, changes: b.changes}
+	e.spareBatch = b
 }
 
 // newBatch keeps, of the touches, each row and list that some hot stream
 // may contain once (a row of a list channel's anchor layer too, as it may
 // enter the list).
 func (e *engine) newBatch(ts []touch) *batch {
-	b := &batch{
-		e:       e,
-		rowIDs:  map[*layer][]string{},
-		changes: map[ikey]*change{},
-		imgs:    batchImages(ts),
+	b := e.spareBatch
+	e.spareBatch = nil
+	if b == nil {
+		b = &batch{e: e, rowIDs: map[*layer][]string{}, changes: map[ikey]*change{}}
 	}
+	b.imgs = batchImages(ts)
 	// listIDs and listed stay nil until needed, and seenRow for a single
 	// touch: most commits write one row that no list channel holds, and
 	// each map is garbage (docs/BENCHMARKS.md, the collector's tail).
@@ -160,10 +181,10 @@ func (b *batch) readRows(ctx context.Context) error {
 // its foreign key), for each relation into its layer.
 func (b *batch) moveParents(k ikey, r *row, known bool) {
 	e := b.e
-	for _, p := range k.l.parents {
+	for i, p := range k.l.parents {
 		newParent := ""
 		if r != nil {
-			newParent = r.fks[p]
+			newParent = r.fk(i)
 		}
 		var old []string
 		ownerMoved := false

@@ -30,6 +30,9 @@ type engine struct {
 	// swap: commits then append to it instead of growing a new slice
 	// each time.
 	spare []item
+	// spareBatch (engine goroutine only) is the last processed batch,
+	// whose maps the next batch reuses (commit.go).
+	spareBatch *batch
 	wake  chan struct{}
 	done  chan struct{}
 

@@ -26,7 +26,17 @@ type row struct {
 	fields  map[string]json.RawMessage
 	owner   string
 	belongs map[*relation]string // target id, "" for none
-	fks     map[*relation]string // for each parent relation: the parent id this row points at
+	fks     []string             // for each relation of layer.parents, in order: the parent id this row points at
+}
+
+// fk returns the parent id the row points at through its layer's i-th
+// parent relation; "" when none, or when the relation was registered after
+// the row was read.
+func (r *row) fk(i int) string {
+	if i < len(r.fks) {
+		return r.fks[i]
+	}
+	return ""
 }
 
 // member is one element of a relation list.
@@ -221,12 +231,11 @@ func encodeRow(ctx context.Context, l *layer, v reflect.Value) (*row, string, er
 			r.fields[rel.name] = json.RawMessage("null")
 		}
 	}
-	for _, p := range l.parents {
-		pid, _ := fkID(ctx, p, v)
-		if r.fks == nil {
-			r.fks = map[*relation]string{}
+	if len(l.parents) > 0 {
+		r.fks = make([]string, len(l.parents))
+		for i, p := range l.parents {
+			r.fks[i], _ = fkID(ctx, p, v)
 		}
-		r.fks[p] = pid
 	}
 	return r, id, nil
 }

@@ -197,12 +197,12 @@ func (s *Subscription) holdsRow(k ikey, r *row) bool {
 			return true
 		}
 		placed := false
-		for _, p := range k.l.parents {
+		for i, p := range k.l.parents {
 			if len(st.parentsVia(k, p)) == 0 {
 				continue
 			}
 			placed = true
-			if fk := r.fks[p]; fk != "" && st.nodes[ikey{p.from, fk}] != nil {
+			if fk := r.fk(i); fk != "" && st.nodes[ikey{p.from, fk}] != nil {
 				return true
 			}
 		}
