@@ -33,8 +33,8 @@ type engine struct {
 	// spareBatch (engine goroutine only) is the last processed batch,
 	// whose maps the next batch reuses (commit.go).
 	spareBatch *batch
-	wake  chan struct{}
-	done  chan struct{}
+	wake       chan struct{}
+	done       chan struct{}
 
 	// Owned by the loop goroutine.
 	streams  map[cache.Stream]*hotStream
