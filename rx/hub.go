@@ -453,7 +453,9 @@ func (h *Hub) anchorOf(op, channel string, anchorID any) (*channelDef, string, e
 }
 
 // Close stops the engine and ends every subscription. Writes committed
-// afterwards are no longer broadcast. Close is idempotent.
+// afterwards are no longer broadcast. It closes the statements the hub
+// prepared on the database (the engine's one-row reads on SQLite, MariaDB
+// and MySQL); the *gorm.DB stays open. Close is idempotent.
 func (h *Hub) Close() error {
 	h.once.Do(func() {
 		h.engine.close()
