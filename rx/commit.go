@@ -32,6 +32,7 @@ type batch struct {
 	listed  map[*layer]bool               // anchor layers of list channels with subscribers
 	changes map[ikey]*change
 	imgs    map[ikey]*walImage // the WAL's row images, which spare a re-read (wal.go)
+	rows    map[string]*row    // readRows' result for one layer at a time, reused
 }
 
 // processOnce turns a batch of touches into deltas, once; an error is a
@@ -82,12 +83,13 @@ const maxSpareBatch = 64
 // recycle keeps b's maps for the next batch; nothing holds them once
 // processOnce is done (every step that reads them runs inside it).
 func (e *engine) recycle(b *batch) {
-	if len(b.changes) > maxSpareBatch || len(b.rowIDs) > maxSpareBatch {
+	if len(b.changes) > maxSpareBatch || len(b.rowIDs) > maxSpareBatch || len(b.rows) > maxSpareBatch {
 		return
 	}
 	clear(b.changes)
 	clear(b.rowIDs)
-	*b = batch{e: e, rowIDs: b.rowIDs, changes: b.changes}
+	clear(b.rows)
+	*b = batch{e: e, rowIDs: b.rowIDs, changes: b.changes, rows: b.rows}
 	e.spareBatch = b
 }
 
@@ -152,8 +154,12 @@ func (b *batch) addList(r *relation, id string) {
 
 // readRows re-reads the batch's rows (or takes the WAL's images of them) and notes the lists they may move.
 func (b *batch) readRows(ctx context.Context) error {
+	if b.rows == nil {
+		b.rows = map[string]*row{}
+	}
 	for l, ids := range b.rowIDs {
-		rows, err := readRowsOrImages(ctx, b.e, l, ids, b.imgs)
+		clear(b.rows)
+		rows, err := readRowsOrImages(ctx, b.e, l, ids, b.imgs, b.rows)
 		if err != nil {
 			return err
 		}

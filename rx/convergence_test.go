@@ -230,13 +230,13 @@ func (w *watcher) stop() {
 // and the subscribers it dropped.
 func runConvergence(t *testing.T, db *gorm.DB, seed uint64, ops int) (faults, drops int) {
 	migrate(t, db)
-	// Engine reads fail while failing > 0: they run on the hub's context
-	// (cancellable), the writer's and the oracle's on context.Background.
+	// Engine reads fail while failing > 0: they run on the hub's context,
+	// the writer's and the oracle's on context.Background.
 	// The read names a table that does not exist, so the database itself
 	// fails it.
 	var failing, failed atomic.Int64
 	onQuery(t, db, "conv:fault", func(ctx context.Context, table string) string {
-		if ctx.Done() == nil || table == "" {
+		if !rx.HubContext(ctx) || table == "" {
 			return table
 		}
 		for {

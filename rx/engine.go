@@ -204,6 +204,11 @@ func (e *engine) close() {
 	<-e.done
 }
 
+// hubContextKey is the key under which the hub's context holds the hub:
+// work the hub starts on its own (the engine's reads among it) keeps it
+// when readContext drops the cancellation.
+type hubContextKey struct{}
+
 func (e *engine) ctx() context.Context { return e.h.ctx }
 
 func (e *engine) logf(format string, args ...any) {

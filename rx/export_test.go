@@ -98,6 +98,10 @@ func LeaseMoves(h *Hub) int64 {
 	return h.cluster.moved.Load()
 }
 
+// HubContext reports whether ctx is, or derives from, a hub's own context:
+// the engine's reads run on it, a writer's and a test's do not.
+func HubContext(ctx context.Context) bool { return ctx.Value(hubContextKey{}) != nil }
+
 // OnRowRead calls f for each one-row read the engine makes on db (or a
 // session of it) straight through the connection pool, which GORM's
 // callbacks do not see, until the test ends: f gets the read's context,

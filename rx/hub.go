@@ -148,7 +148,7 @@ func New(db *gorm.DB, cfg Config) (*Hub, error) {
 		model:    newModel(db),
 		channels: map[string]*channelDef{},
 	}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.ctx, h.cancel = context.WithCancel(context.WithValue(context.Background(), hubContextKey{}, h))
 	h.groups.hub = h
 	if cfg.WAL != nil {
 		w, err := newWALSource(h, *cfg.WAL)

@@ -39,21 +39,41 @@ func (r *row) fk(i int) string {
 	return ""
 }
 
+// readContext returns the context of the engine's reads of db: on SQLite,
+// ctx without its cancellation (its values stay). go-sqlite3 steps each row
+// of a query whose context can be cancelled on a goroutine of its own, to
+// interrupt it on cancellation, and database/sql starts one more per query
+// to close it: three goroutines and their channels for a one-row read, on
+// the path of every commit's delta. A read by key of a local file ends in
+// microseconds, and Hub.Close waits for it. On a server database a read
+// can wait on the network or a lock, and stays cancellable.
+func readContext(ctx context.Context, db *gorm.DB) context.Context {
+	if db.Dialector.Name() == "sqlite" {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // member is one element of a relation list.
 type member struct {
 	id    string
 	owner string
 }
 
-// readRows reads rows of l by primary key. Missing ids are absent from the
-// result (deleted, soft-deleted or never existed).
-func readRows(ctx context.Context, db *gorm.DB, l *layer, ids []string) (map[string]*row, error) {
+// readRows reads rows of l by primary key into out (nil: a new map) and
+// returns it. Missing ids are absent from it (deleted, soft-deleted or
+// never existed). The engine passes a map it reuses: a map per commit's
+// one-row read was a fifth of that read's garbage.
+func readRows(ctx context.Context, db *gorm.DB, l *layer, ids []string, out map[string]*row) (map[string]*row, error) {
+	ctx = readContext(ctx, db)
+	if out == nil {
+		out = make(map[string]*row, len(ids))
+	}
 	if len(ids) == 1 {
 		if q := l.oneRowSQL(db); q != "" {
-			return readOneRow(ctx, db, l, q, ids[0])
+			return out, readOneRow(ctx, db, l, q, ids[0], out)
 		}
 	}
-	out := make(map[string]*row, len(ids))
 	for start := 0; start < len(ids); start += chunkSize {
 		end := min(start+chunkSize, len(ids))
 		slice := reflect.New(reflect.SliceOf(l.typ))
@@ -105,7 +125,7 @@ func (l *layer) oneRowSQL(db *gorm.DB) string {
 // The query goes to the connection pool past GORM's callbacks (so plugins
 // that trace queries through callbacks do not see it), but GORM's logger
 // is told of it as of any query: slow ones are logged.
-func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map[string]*row, err error) {
+func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string, out map[string]*row) (err error) {
 	args := keyArgs(l.pk, []string{id})
 	start := time.Now()
 	defer func() {
@@ -113,12 +133,12 @@ func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map
 	}()
 	rows, err := l.queryOne(ctx, db, q, args)
 	if err != nil {
-		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+		return fmt.Errorf("rx: read %s rows: %w", l.name, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+		return fmt.Errorf("rx: read %s rows: %w", l.name, err)
 	}
 	fields := make([]*schema.Field, len(cols))
 	values := make([]any, len(cols))
@@ -127,7 +147,6 @@ func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map
 			fields[i] = f
 		}
 	}
-	out := make(map[string]*row, 1)
 	for rows.Next() {
 		v := reflect.New(l.typ).Elem()
 		for i, f := range fields {
@@ -138,7 +157,7 @@ func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map
 			}
 		}
 		if err := rows.Scan(values...); err != nil {
-			return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+			return fmt.Errorf("rx: read %s rows: %w", l.name, err)
 		}
 		for i, f := range fields {
 			if f == nil {
@@ -147,19 +166,19 @@ func readOneRow(ctx context.Context, db *gorm.DB, l *layer, q, id string) (_ map
 			err := f.Set(ctx, v, values[i])
 			f.NewValuePool.Put(values[i])
 			if err != nil {
-				return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+				return fmt.Errorf("rx: read %s rows: %w", l.name, err)
 			}
 		}
 		r, rid, err := encodeRow(ctx, l, v)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out[rid] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rx: read %s rows: %w", l.name, err)
+		return fmt.Errorf("rx: read %s rows: %w", l.name, err)
 	}
-	return out, nil
+	return nil
 }
 
 // rowReadHooks holds, by a database's Dialector (which its sessions
@@ -251,6 +270,7 @@ func fkID(ctx context.Context, r *relation, v reflect.Value) (string, bool) {
 // with owners when the target layer has per-user rows. Parents without
 // members are present with an empty list.
 func readLists(ctx context.Context, db *gorm.DB, r *relation, parents []string) (map[string][]member, error) {
+	ctx = readContext(ctx, db)
 	out := make(map[string][]member, len(parents))
 	for _, p := range parents {
 		out[p] = nil

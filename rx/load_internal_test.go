@@ -73,12 +73,12 @@ func TestReadOneRowMatchesFind(t *testing.T) {
 			t.Fatal("no one-row query was built")
 		}
 		for _, id := range []string{"1", "2", "3", "4"} {
-			one, err := readRows(ctx, s, l, []string{id})
+			one, err := readRows(ctx, s, l, []string{id}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Two ids take GORM's Find.
-			found, err := readRows(ctx, s, l, []string{id, "99"})
+			found, err := readRows(ctx, s, l, []string{id, "99"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestReadOneRowPrepared(t *testing.T) {
 		}
 		read := func(want string) {
 			t.Helper()
-			rows, err := readRows(ctx, h.engine.db, l, []string{"1"})
+			rows, err := readRows(ctx, h.engine.db, l, []string{"1"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

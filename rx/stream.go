@@ -416,7 +416,7 @@ func (e *engine) expand(ctx context.Context, s *hotStream, frontier []ikey) ([]*
 		frontier = nil
 		for _, l := range orderedLayers(byLayer) {
 			ids := byLayer[l]
-			rows, err := readRows(ctx, e.db, l, ids)
+			rows, err := readRows(ctx, e.db, l, ids, nil)
 			if err != nil {
 				return nil, err
 			}

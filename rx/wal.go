@@ -1122,21 +1122,24 @@ type walImage struct {
 	deleted bool
 }
 
-// readRowsOrImages reads rows of l by primary key, except those whose
+// readRowsOrImages reads rows of l by primary key into out (as readRows),
+// except those whose
 // every touch in the batch carries a WAL image: the last image stands for
 // them (deleted rows are absent from the result, as with readRows).
 //
 // Only a re-read waits for the WAL transactions handed over to be visible
 // (engine.ready): rows taken from their images read nothing.
-func readRowsOrImages(ctx context.Context, e *engine, l *layer, ids []string, imgs map[ikey]*walImage) (map[string]*row, error) {
+func readRowsOrImages(ctx context.Context, e *engine, l *layer, ids []string, imgs map[ikey]*walImage, out map[string]*row) (map[string]*row, error) {
 	if len(imgs) == 0 {
 		if err := e.ready(ctx); err != nil {
 			return nil, err
 		}
-		return readRows(ctx, e.db, l, ids)
+		return readRows(ctx, e.db, l, ids, out)
 	}
 	var reread []string
-	out := map[string]*row{}
+	if out == nil {
+		out = map[string]*row{}
+	}
 	for _, id := range ids {
 		img, ok := imgs[ikey{l, id}]
 		switch {
@@ -1150,12 +1153,8 @@ func readRowsOrImages(ctx context.Context, e *engine, l *layer, ids []string, im
 		if err := e.ready(ctx); err != nil {
 			return nil, err
 		}
-		rows, err := readRows(ctx, e.db, l, reread)
-		if err != nil {
+		if _, err := readRows(ctx, e.db, l, reread, out); err != nil {
 			return nil, err
-		}
-		for id, r := range rows {
-			out[id] = r
 		}
 	}
 	return out, nil
